@@ -1,0 +1,43 @@
+# seglake — `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+ARGS   ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test test-slow lint bench package clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed ## create .venv, install seglake + dev tools, cache the Delta jars (idempotent)
+	$(PY) -m seglake.session --resolve
+
+run: setup ## run the pipeline on the local lake (./lake), generating a sample lake first if empty
+	$(PY) -m jobs.run $(ARGS)
+
+test: setup ## run the test suite (pytest, one local Spark session)
+	$(PY) -m pytest -q $(ARGS)
+
+test-slow: setup ## also run the slow tests (whole real data sets)
+	$(PY) -m pytest -q -m slow $(ARGS)
+
+lint: setup ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check seglake jobs transforms tests bench
+
+bench: setup ## benchmarks: throughput vs. an independent engine; writes BENCHMARKS.md
+	$(PY) -m bench.run $(ARGS)
+
+package: setup ## wheel + a zip for spark-submit --py-files, in dist/
+	$(PY) -m pip wheel --quiet --no-deps -w dist .
+	rm -f dist/seglake-pyfiles.zip && zip -qr dist/seglake-pyfiles.zip seglake jobs transforms -x '*__pycache__*'
+
+clean: ## remove the local lake, reports, caches and build output (keeps .venv)
+	rm -rf lake reports build dist bench/out .pytest_cache .ruff_cache spark-warehouse *.egg-info

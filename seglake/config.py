@@ -1,0 +1,274 @@
+"""Configuration: YAML file + ``--set`` overrides + ``${ENV}`` expansion, validated by pydantic.
+
+Every problem becomes a :class:`ConfigError` with one line naming the file (or the
+``--set`` flag), the dotted key and what was expected, raised before Spark starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from seglake.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = PROJECT_ROOT / "conf" / "local.yaml"
+
+DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class LakeConfig(_Section):
+    root: str = Field(
+        "./lake", description="Lake root: a folder, or any Hadoop URI (s3a://, abfss://)."
+    )
+
+
+class SparkConfig(_Section):
+    app_name: str = "seglake"
+    master: str | None = Field(
+        None, description="Spark master. Null: spark-submit's, else local[*]."
+    )
+    timezone: str = Field("UTC", description="spark.sql.session.timeZone")
+    console_progress: Literal["auto", "on", "off"] = "auto"
+    log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "WARN"
+    delta_package: str = Field(DELTA_PACKAGE, description="Maven coordinate of the Delta jar.")
+    jars_dir: str | None = Field(
+        None,
+        description="Folder holding resolved Delta jars (filled by `make setup`). "
+        "Null: $SEGLAKE_JARS_DIR or ~/.cache/seglake/jars.",
+    )
+    conf: dict[str, str] = Field(default_factory=dict, description="Extra Spark settings.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise_yaml_scalars(cls, data: Any) -> Any:
+        """YAML reads on/off/true as booleans; Spark settings are strings."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if isinstance(data.get("console_progress"), bool):
+            data["console_progress"] = "on" if data["console_progress"] else "off"
+        if isinstance(data.get("conf"), dict):
+            data["conf"] = {
+                str(k): (str(v).lower() if isinstance(v, bool) else str(v))
+                for k, v in data["conf"].items()
+            }
+        return data
+
+
+class DefectRates(_Section):
+    """Share of generated receipts given each defect (each kind on its own)."""
+
+    null_customer: float = Field(0.003, ge=0, le=0.2)
+    customer_id_variant: float = Field(0.003, ge=0, le=0.2)
+    duplicate_row: float = Field(0.003, ge=0, le=0.2)
+    reused_receipt_id: float = Field(0.002, ge=0, le=0.2)
+    future_timestamp: float = Field(0.001, ge=0, le=0.2)
+    before_business_start: float = Field(0.001, ge=0, le=0.2)
+    zero_amount: float = Field(0.002, ge=0, le=0.2)
+    outlier_amount: float = Field(0.001, ge=0, le=0.2)
+    unknown_currency: float = Field(0.002, ge=0, le=0.2)
+    unknown_channel: float = Field(0.002, ge=0, le=0.2)
+
+    @model_validator(mode="after")
+    def _total_below_one(self) -> DefectRates:
+        if sum(self.model_dump().values()) >= 0.5:
+            raise ValueError("defect rates add up to 0.5 or more")
+        return self
+
+
+class GenerateConfig(_Section):
+    customers: int = Field(200_000, ge=1)
+    receipts: int = Field(2_000_000, ge=1, description="Target receipts (met in expectation).")
+    start_date: dt.date = dt.date(2022, 1, 1)
+    end_date: dt.date = dt.date(2024, 12, 31)
+    seed: int = 42
+    dirty: bool = Field(True, description="Inject defects at `defect_rates`.")
+    defect_rates: DefectRates = Field(default_factory=DefectRates)
+    partitions: int | None = Field(
+        None,
+        ge=1,
+        description="Customer partitions. Null: one per 2M receipts, at least 2 per core.",
+    )
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> GenerateConfig:
+        if self.end_date <= self.start_date:
+            raise ValueError("end_date must be after start_date")
+        if self.receipts < self.customers:
+            raise ValueError("receipts must be at least customers (every customer buys once)")
+        return self
+
+
+class CurrencyConfig(_Section):
+    base: str = Field("EUR", description="Base currency of silver and gold amounts.")
+    rates: dict[str, float] = Field(
+        default_factory=lambda: {"EUR": 1.0, "USD": 0.92, "GBP": 1.17},
+        description="Value of one unit of each source currency in the base currency.",
+    )
+
+    @model_validator(mode="after")
+    def _base_has_rate_one(self) -> CurrencyConfig:
+        if self.rates.get(self.base) != 1.0:
+            raise ValueError(f"rates must give the base currency {self.base} the rate 1.0")
+        if any(rate <= 0 for rate in self.rates.values()):
+            raise ValueError("every rate must be positive")
+        return self
+
+
+class FeaturesConfig(_Section):
+    window_days: int = Field(365, ge=1, description="Review window W in days.")
+
+
+class RfmConfig(_Section):
+    tiles: int = Field(4, ge=2, le=10)
+    relative_error: float = Field(0.001, gt=0, lt=1)
+
+
+class SeglakeConfig(_Section):
+    lake: LakeConfig = Field(default_factory=LakeConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    currency: CurrencyConfig = Field(default_factory=CurrencyConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    rfm: RfmConfig = Field(default_factory=RfmConfig)
+
+    # Where the config came from; not a key users set.
+    source: str = Field("<defaults>", exclude=True)
+
+    def digest(self) -> str:
+        """Stable hash of the effective config, recorded in ops/runs."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text, so pydantic validates them (and names the key)."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_YamlLoader)
+
+
+_ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: Any, source: str, path: tuple[str, ...]) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand_env(v, source, (*path, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v, source, (*path, str(i))) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(
+                    f"{source}: {'.'.join(path)}: environment variable {name} is not set"
+                )
+            return os.environ[name]
+
+        return _ENV_PATTERN.sub(substitute, value)
+    return value
+
+
+def _apply_override(data: dict[str, Any], assignment: str) -> tuple[str, ...]:
+    key, sep, raw = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {assignment}: expected dotted.key=value")
+    parts = tuple(key.split("."))
+    try:
+        value = _load_yaml(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {part} is not a section")
+        node = child
+    # Spark settings are flat keys with dots (spark.conf.spark.sql.x=1).
+    if parts[:2] == ("spark", "conf") and len(parts) > 2:
+        conf = data.setdefault("spark", {}).setdefault("conf", {})
+        conf[".".join(parts[2:])] = raw
+        return parts
+    node[parts[-1]] = value
+    return parts
+
+
+def _describe(error: dict[str, Any]) -> str:
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    message = message.removeprefix("Value error, ")
+    if "input" in error and error["type"] not in ("missing",):
+        shown = error["input"]
+        if not isinstance(shown, dict | list):
+            message += f" (got {shown!r})"
+    return message
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None
+) -> SeglakeConfig:
+    """Read ``path`` (default ``conf/local.yaml``), apply ``overrides``, validate."""
+    config_path = Path(path) if path else DEFAULT_CONFIG
+    source = str(path) if path else str(config_path.relative_to(PROJECT_ROOT))
+    if not config_path.is_file():
+        raise ConfigError(f"{source}: config file not found")
+    try:
+        data = _load_yaml(config_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(
+            f"{source}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections at the top level")
+    data = _expand_env(data, source, ())
+    overridden: set[tuple[str, ...]] = set()
+    for assignment in overrides or []:
+        overridden.add(_apply_override(data, assignment))
+    try:
+        config = SeglakeConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(str(p) for p in first["loc"])
+        key = ".".join(loc) or "<top>"
+        from_flag = any(loc[: len(o)] == o for o in overridden)
+        origin = f"--set {key}" if from_flag else f"{source}: {key}"
+        raise ConfigError(f"{origin}: {_describe(dict(first))}") from None
+    config.source = source
+    return config
+
+
+def parse_as_of(value: str | None) -> dt.date | None:
+    """``--as-of YYYY-MM-DD``; a clear error otherwise."""
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--as-of {value}: not a date, expected YYYY-MM-DD") from None

@@ -1,0 +1,102 @@
+"""``ops/runs``: one row per job run, succeeded or failed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+import seglake
+from seglake import tables
+from seglake.config import PROJECT_ROOT, SeglakeConfig
+
+RUNS_SCHEMA = (
+    "run_id string, job string, as_of_date date, status string, started_at timestamp, "
+    "ended_at timestamp, rows_in long, rows_out long, tables_read map<string,long>, "
+    "tables_written map<string,long>, config_hash string, config_source string, "
+    "code_version string, error string, details string"
+)
+
+
+@cache
+def code_version() -> str:
+    """``<package version>+<git commit>`` when run from a checkout, else the version."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{seglake.__version__}+{commit}" if commit else seglake.__version__
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class Run:
+    """What one job run did; jobs read and write tables through it so it can tell."""
+
+    job: str
+    config: SeglakeConfig
+    as_of: dt.date | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    started_at: dt.datetime = field(default_factory=_utc_now)
+    rows_in: int | None = None
+    rows_out: int | None = None
+    tables_read: dict[str, int] = field(default_factory=dict)
+    tables_written: dict[str, int] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def log(self, message: str) -> None:
+        """One progress line on stderr, timestamped."""
+        stamp = dt.datetime.now().strftime("%H:%M:%S")
+        print(f"[{stamp}] {self.job}: {message}", file=sys.stderr, flush=True)
+
+    def read(self, spark: SparkSession, table: str, *, hint: str = "") -> DataFrame:
+        """Read ``table`` pinned at its current version, and remember that version."""
+        path = tables.require_table(spark, self.config, table, hint=hint)
+        version = tables.table_version(spark, path)
+        self.tables_read[table] = version
+        return spark.read.format("delta").option("versionAsOf", version).load(path)
+
+    def wrote(self, spark: SparkSession, table: str) -> int:
+        """Record the version just committed to ``table``."""
+        version = tables.table_version(spark, tables.table_path(self.config, table))
+        self.tables_written[table] = version
+        return version
+
+    def record(self, spark: SparkSession, status: str, error: str | None = None) -> None:
+        """Append this run's row to ``ops/runs``."""
+        row = (
+            self.run_id,
+            self.job,
+            self.as_of,
+            status,
+            self.started_at,
+            _utc_now(),
+            self.rows_in,
+            self.rows_out,
+            self.tables_read,
+            self.tables_written,
+            self.config.digest(),
+            self.config.source,
+            code_version(),
+            error,
+            json.dumps(self.details, sort_keys=True, default=str) if self.details else None,
+        )
+        frame = spark.createDataFrame([row], RUNS_SCHEMA)
+        tables.write_table(frame, self.config, "ops/runs", mode="append")

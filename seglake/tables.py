@@ -1,0 +1,167 @@
+"""Lake table paths, column comments and Delta reads/writes.
+
+Every output column carries a comment (Delta schema metadata ``comment``), which
+delta-rs, DuckDB, Trino and BI tools show. The comments live here, one registry for
+all tables, and :func:`write_table` refuses a column that has none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from delta.tables import DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from seglake.config import SeglakeConfig
+from seglake.errors import UserError
+
+LINEAGE_COMMENTS = {
+    "source_file": "File (or generator) the row came from.",
+    "row_key": "Unique key of the source row within the lake (lineage).",
+    "ingested_at": "UTC time the row was written to bronze.",
+}
+
+RECEIPT_COMMENTS = {
+    "receipt_id": "Receipt (basket, invoice) identifier as delivered.",
+    "customer_id": "Customer identifier as delivered (not yet trimmed or case-normalised).",
+    "receipt_ts": "Time of the receipt (session time zone, UTC by default).",
+    "amount": "Receipt total in `currency`; negative for a return.",
+    "currency": "ISO 4217 code of `amount` as delivered.",
+    "channel": "Sales channel as delivered (store, online, app, or a source's own word).",
+    "store_id": "Store identifier; online and app receipts use the region's web store.",
+    "region": "Sales region of the store.",
+    "category": "Product category with the largest amount on the receipt.",
+    "item_count": "Number of items on the receipt.",
+    "discount_amount": "Total discount granted on the receipt, in `currency`, >= 0.",
+    "coupon_used": "True if a coupon was redeemed on the receipt.",
+}
+
+COMMENTS: dict[str, dict[str, str]] = {
+    "bronze/receipts": {
+        **RECEIPT_COMMENTS,
+        **LINEAGE_COMMENTS,
+        "raw_record": "Source row as text when it could not be parsed; null otherwise.",
+        "receipt_month": "Partition: calendar month of receipt_ts (YYYY-MM), 'unknown' if null.",
+    },
+    "bronze/customers": {
+        "customer_id": "Customer identifier as delivered.",
+        "signup_date": "Date the customer account was created.",
+        "birth_year": "Year of birth; null when unknown.",
+        "gender": "Gender as delivered (F, M, X); null when unknown.",
+        "region": "Home region of the customer.",
+        "is_loyalty_member": "True if the customer is in the loyalty programme.",
+        "has_email_opt_in": "True if the customer agreed to marketing e-mail.",
+        **LINEAGE_COMMENTS,
+    },
+    "bronze/_generator_truth": {
+        "row_key": "bronze/receipts.row_key of the row the generator made defective.",
+        "defect": "Injected defect kind (e.g. null_customer, duplicate_row).",
+        "expected_outcome": "What cleansing must do: the reject reason code, or 'normalised'.",
+    },
+    "ops/runs": {
+        "run_id": "Unique id of the job run.",
+        "job": "Job name (generate, ingest, cleanse, features, ...).",
+        "as_of_date": "As-of date the run computed for; null for jobs without one.",
+        "status": "succeeded or failed.",
+        "started_at": "UTC start time of the run.",
+        "ended_at": "UTC end time of the run.",
+        "rows_in": "Rows read from the run's main input table.",
+        "rows_out": "Rows written to the run's main output table.",
+        "tables_read": "Delta table -> version read, so a run can be replayed.",
+        "tables_written": "Delta table -> version committed by this run.",
+        "config_hash": "Hash of the effective configuration.",
+        "config_source": "Config file (or defaults) the run used.",
+        "code_version": "seglake version and git commit.",
+        "error": "One-line error for a failed run; null when it succeeded.",
+        "details": "Job-specific figures as JSON (e.g. generate throughput).",
+    },
+}
+
+
+def lake_root(config: SeglakeConfig) -> str:
+    """Absolute lake root; URIs (s3a://, abfss://, file:/) pass through."""
+    root = config.lake.root
+    if "://" in root or root.startswith("file:"):
+        return root.rstrip("/")
+    return str(Path(root).expanduser().resolve())
+
+
+def table_path(config: SeglakeConfig, table: str) -> str:
+    """Path of ``table`` (e.g. ``silver/receipts``) under the lake root."""
+    return f"{lake_root(config)}/{table}"
+
+
+def with_comments(frame: DataFrame, table: str) -> DataFrame:
+    """Attach the registry comment to each column; fail on a column without one."""
+    comments = COMMENTS.get(table, {})
+    missing = [c for c in frame.columns if c not in comments]
+    if missing:
+        raise ValueError(f"{table}: no column comment registered for {', '.join(missing)}")
+    columns: list[Column] = [
+        F.col(name).alias(name, metadata={"comment": comments[name]}) for name in frame.columns
+    ]
+    return frame.select(*columns)
+
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    return DeltaTable.isDeltaTable(spark, path)
+
+
+def table_version(spark: SparkSession, path: str) -> int:
+    """Latest committed version of the Delta table at ``path``."""
+    return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
+
+
+def write_table(
+    frame: DataFrame,
+    config: SeglakeConfig,
+    table: str,
+    *,
+    mode: str = "append",
+    partition_by: list[str] | None = None,
+    replace_where: str | None = None,
+) -> str:
+    """Write ``frame`` to ``table`` as one Delta commit, with column comments.
+
+    ``replace_where`` atomically replaces just the rows matching the predicate (one
+    partition, typically), so reruns are idempotent and the rest of history stays.
+    """
+    path = table_path(config, table)
+    writer = with_comments(frame, table).write.format("delta").mode(mode)
+    if partition_by:
+        writer = writer.partitionBy(*partition_by)
+    if replace_where is not None:
+        writer = writer.option("replaceWhere", replace_where)
+    if mode == "overwrite" and replace_where is None:
+        writer = writer.option("overwriteSchema", "true")
+    writer.save(path)
+    return path
+
+
+def replace_as_of(frame: DataFrame, config: SeglakeConfig, table: str, as_of: dt.date) -> str:
+    """Replace the ``as_of_date`` partition of ``table`` with ``frame`` in one commit."""
+    return write_table(
+        frame,
+        config,
+        table,
+        mode="overwrite",
+        partition_by=["as_of_date"],
+        replace_where=f"as_of_date = DATE'{as_of.isoformat()}'",
+    )
+
+
+def require_table(spark: SparkSession, config: SeglakeConfig, table: str, *, hint: str = "") -> str:
+    """Path of ``table``; a missing table is a user error naming the path and what to run."""
+    path = table_path(config, table)
+    if not table_exists(spark, path):
+        what = f" ({hint})" if hint else ""
+        raise UserError(f"table {table} not found at {path}{what}")
+    return path
+
+
+def last_commit_rows(spark: SparkSession, path: str) -> int:
+    """Rows written by the latest commit (Delta operation metrics; no recount)."""
+    metrics = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").first()[0]
+    return int((metrics or {}).get("numOutputRows", 0))

@@ -1,0 +1,66 @@
+"""Every job answers --help three ways; a config mistake is one line, exit 2, no Spark."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("job", ["generate", "run"])
+def test_python_module_help(job: str) -> None:
+    result = run(sys.executable, "-m", f"jobs.{job}", "--help")
+    assert result.returncode == 0
+    assert "--as-of" in result.stdout and "--config" in result.stdout and "--set" in result.stdout
+
+
+def test_console_script_lists_jobs_and_forwards_help() -> None:
+    listing = run(str(BIN / "seglake"), "--help")
+    assert listing.returncode == 0 and "generate" in listing.stdout and "run" in listing.stdout
+    job_help = run(str(BIN / "seglake"), "generate", "--help")
+    assert job_help.returncode == 0 and "--receipts" in job_help.stdout
+
+
+def test_unknown_job_is_one_line() -> None:
+    result = run(str(BIN / "seglake"), "segmentize")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "seglake segmentize: error: unknown job; choose one of generate, run"
+    ]
+
+
+def test_bad_override_stops_before_spark_with_one_line() -> None:
+    result = run(sys.executable, "-m", "jobs.generate", "--set", "generate.customers=many")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("seglake generate: error: --set generate.customers: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_as_of_is_one_line() -> None:
+    result = run(str(BIN / "seglake"), "run", "--as-of", "2024-13-01")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "seglake run: error: --as-of 2024-13-01: not a date, expected YYYY-MM-DD"
+    )
+
+
+def test_spark_submit_runs_the_job_file() -> None:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    result = subprocess.run(
+        [str(BIN / "spark-submit"), "jobs/generate.py", "--help"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage: seglake generate" in result.stdout

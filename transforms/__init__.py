@@ -1,0 +1,1 @@
+"""Pure DataFrame -> DataFrame transforms: no sessions, no I/O, no config parsing."""
