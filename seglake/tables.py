@@ -43,16 +43,20 @@ COMMENTS: dict[str, dict[str, str]] = {
         **RECEIPT_COMMENTS,
         **LINEAGE_COMMENTS,
         "raw_record": "Source row as text when it could not be parsed; null otherwise.",
+        "parse_errors": "Canonical columns whose source value did not parse (comma-separated); "
+        "null when the row parsed cleanly.",
         "receipt_month": "Partition: calendar month of receipt_ts (YYYY-MM), 'unknown' if null.",
     },
     "bronze/customers": {
         "customer_id": "Customer identifier as delivered.",
         "signup_date": "Date the customer account was created.",
         "birth_year": "Year of birth; null when unknown.",
+        "age_band": "Age band as delivered (e.g. 35-44); null when unknown.",
         "gender": "Gender as delivered (F, M, X); null when unknown.",
         "region": "Home region of the customer.",
         "is_loyalty_member": "True if the customer is in the loyalty programme.",
         "has_email_opt_in": "True if the customer agreed to marketing e-mail.",
+        "attributes": "Other source attributes (name -> value as text), e.g. income band.",
         **LINEAGE_COMMENTS,
     },
     "bronze/_generator_truth": {

@@ -189,14 +189,21 @@ def calibrate_theta(target_receipts: int, customers: int, exposure: float) -> fl
 def to_customer_dimension(customers: DataFrame, params: GeneratorParams) -> DataFrame:
     """``bronze/customers`` rows (lineage included)."""
     signup = F.date_sub("join_date", F.floor(uniform(params.seed, "signup", "id") * 30).cast("int"))
+    age = params.end_date.year - F.col("birth_year")
+    age_band = (
+        F.when(age < 25, "19-24").when(age < 35, "25-34").when(age < 45, "35-44")
+        .when(age < 55, "45-54").when(age < 65, "55-64").otherwise("65+")
+    )  # fmt: skip
     return customers.select(
         "customer_id",
         signup.alias("signup_date"),
         "birth_year",
+        age_band.alias("age_band"),
         F.when(F.col("gender") != "unknown", F.col("gender")).alias("gender"),
         "region",
         "is_loyalty_member",
         "has_email_opt_in",
+        F.create_map().cast("map<string,string>").alias("attributes"),
         F.lit(f"generate:seed={params.seed}").alias("source_file"),
         F.format_string("gen-c-%d", "id").alias("row_key"),
         F.lit(params.ingested_at).alias("ingested_at"),
@@ -412,6 +419,7 @@ def to_bronze_receipts(receipts: DataFrame) -> DataFrame:
         "region", "category", "item_count", "discount_amount", "coupon_used",
         "source_file", "row_key", "ingested_at",
         F.lit(None).cast("string").alias("raw_record"),
+        F.lit(None).cast("string").alias("parse_errors"),
         F.coalesce(F.date_format("receipt_ts", "yyyy-MM"), F.lit("unknown")).alias("receipt_month"),
     )  # fmt: skip
 
