@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-slow lint bench package clean
+.PHONY: help setup run test test-slow lint bench package docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,3 +41,6 @@ package: setup ## wheel + a zip for spark-submit --py-files, in dist/
 
 clean: ## remove the local lake, reports, caches and build output (keeps .venv)
 	rm -rf lake reports build dist bench/out .pytest_cache .ruff_cache spark-warehouse *.egg-info
+
+docs: setup ## rewrite the README's table reference from the column comments
+	$(PY) -m seglake.docs --readme

@@ -84,6 +84,16 @@ COMMENTS: dict[str, dict[str, str]] = {
 }
 
 
+# table -> (grain, partition columns, writing job); the README's table reference
+TABLE_INFO: dict[str, tuple[str, str, str]] = {
+    "bronze/receipts": ("one row per source row (line sources: per receipt), as delivered",
+                        "`receipt_month`", "`generate`, `ingest`"),
+    "bronze/customers": ("one row per customer", "none", "`generate`, `ingest`"),
+    "bronze/_generator_truth": ("one row per defective generated row", "none", "`generate`"),
+    "ops/runs": ("one row per job run", "none", "every job"),
+}  # fmt: skip
+
+
 def lake_root(config: SeglakeConfig) -> str:
     """Absolute lake root; URIs (s3a://, abfss://, file:/) pass through."""
     root = config.lake.root
