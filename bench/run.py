@@ -106,9 +106,7 @@ def bench_generate(sizes: list[int], spark_overrides: list[str]) -> str:
         bronze = spark.read.format("delta").load(f"{lake}/bronze/receipts")
         spark_s = timed(
             lambda bronze=bronze, lake=lake: (
-                bronze.write.format("delta")
-                .partitionBy("receipt_month")
-                .save(f"{lake}/rewrite-spark")
+                bronze.write.format("delta").partitionBy("receipt_month").save(f"{lake}/rewrite-spark")
             )
         )
         files = [f.removeprefix("file:") for f in bronze.inputFiles()]
@@ -145,18 +143,10 @@ DEFAULT_SIZES = {"generate": "1M,10M"}
 
 
 def write_section(name: str, body: str, header: str) -> None:
-    text = (
-        REPORT.read_text()
-        if REPORT.exists()
-        else "# Benchmarks\n\n`make bench` rewrites the sections below.\n"
-    )
+    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n\n`make bench` rewrites the sections below.\n"
     block = f"<!-- bench:{name} -->\n## {name}\n\n{header}\n\n{body}\n<!-- /bench:{name} -->"
     pattern = re.compile(rf"<!-- bench:{name} -->.*?<!-- /bench:{name} -->", re.S)
-    text = (
-        pattern.sub(lambda _m: block, text)
-        if pattern.search(text)
-        else text.rstrip() + "\n\n" + block + "\n"
-    )
+    text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     REPORT.write_text(text)
 
 

@@ -43,8 +43,7 @@ FLAG_KEYS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = job_parser(
         "generate",
-        "Write synthetic bronze/receipts, bronze/customers and "
-        "bronze/_generator_truth (replacing what is there).",
+        "Write synthetic bronze/receipts, bronze/customers and bronze/_generator_truth (replacing what is there).",
     )
     parser.add_argument("--customers", type=int, help="number of customers")
     parser.add_argument("--receipts", type=int, help="target number of receipts (in expectation)")
@@ -62,9 +61,7 @@ def generate(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         start_date=config.start_date,
         end_date=config.end_date,
         seed=config.seed,
-        defect_rates={}
-        if (getattr(args, "clean", False) or not config.dirty)
-        else config.defect_rates.model_dump(),
+        defect_rates={} if (getattr(args, "clean", False) or not config.dirty) else config.defect_rates.model_dump(),
         currency_rates=run.config.currency.rates,
         base_currency=run.config.currency.base,
     )
@@ -93,13 +90,9 @@ def generate(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     seconds = time.perf_counter() - started
     written = tables.last_commit_rows(spark, path)
     run.wrote(spark, "bronze/receipts")
-    run.log(
-        f"bronze/receipts: {written:,} rows in {seconds:.1f}s ({written / seconds:,.0f} receipts/s)"
-    )
+    run.log(f"bronze/receipts: {written:,} rows in {seconds:.1f}s ({written / seconds:,.0f} receipts/s)")
 
-    tables.write_table(
-        to_customer_dimension(customers, params), run.config, "bronze/customers", mode="overwrite"
-    )
+    tables.write_table(to_customer_dimension(customers, params), run.config, "bronze/customers", mode="overwrite")
     run.wrote(spark, "bronze/customers")
     truth_path = tables.write_table(
         to_generator_truth(receipts), run.config, "bronze/_generator_truth", mode="overwrite"

@@ -26,9 +26,7 @@ STAGES: tuple[str, ...] = ()
 
 def build_parser() -> argparse.ArgumentParser:
     parser = job_parser("run", "Run the pipeline stages for one as-of date.")
-    parser.add_argument(
-        "--stages", help=f"comma-separated subset of: {', '.join(STAGES) or '(none yet)'}"
-    )
+    parser.add_argument("--stages", help=f"comma-separated subset of: {', '.join(STAGES) or '(none yet)'}")
     return parser
 
 

@@ -17,6 +17,8 @@ from seglake.session import build_session
 
 JOBS = {
     "generate": "synthetic receipts and customers into bronze (demo, tests, benchmarks)",
+    "cleanse": "bronze/receipts -> silver/receipts + quarantine, with books that balance",
+    "ingest": "a receipt source into bronze/receipts (and bronze/customers) by a column mapping",
     "run": "the whole pipeline for one as-of date (generates a sample lake if there is none)",
 }
 

@@ -30,16 +30,12 @@ class _Section(BaseModel):
 
 
 class LakeConfig(_Section):
-    root: str = Field(
-        "./lake", description="Lake root: a folder, or any Hadoop URI (s3a://, abfss://)."
-    )
+    root: str = Field("./lake", description="Lake root: a folder, or any Hadoop URI (s3a://, abfss://).")
 
 
 class SparkConfig(_Section):
     app_name: str = "seglake"
-    master: str | None = Field(
-        None, description="Spark master. Null: spark-submit's, else local[*]."
-    )
+    master: str | None = Field(None, description="Spark master. Null: spark-submit's, else local[*].")
     timezone: str = Field("UTC", description="spark.sql.session.timeZone")
     console_progress: Literal["auto", "on", "off"] = "auto"
     log_level: Literal["ERROR", "WARN", "INFO", "DEBUG"] = "WARN"
@@ -62,8 +58,7 @@ class SparkConfig(_Section):
             data["console_progress"] = "on" if data["console_progress"] else "off"
         if isinstance(data.get("conf"), dict):
             data["conf"] = {
-                str(k): (str(v).lower() if isinstance(v, bool) else str(v))
-                for k, v in data["conf"].items()
+                str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in data["conf"].items()
             }
         return data
 
@@ -128,6 +123,34 @@ class CurrencyConfig(_Section):
         return self
 
 
+class CleanseConfig(_Section):
+    business_start: dt.date = Field(dt.date(2000, 1, 1), description="Receipts before this day are rejected.")
+    future_tolerance_hours: float = Field(24.0, ge=0, description="Slack for receipts stamped after their ingestion.")
+    outlier_amount: float = Field(
+        1_000_000.0, gt=0, description="Receipts with |amount| in base currency above are rejected."
+    )
+    excluded_customers: list[str] = Field(
+        default_factory=list, description="Test or staff accounts (compared after normalising)."
+    )
+    customer_id_case: Literal["upper", "lower"] = "upper"
+    channels: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "store": ["store", "shop", "instore", "in-store", "pos", "retail"],
+            "online": ["online", "web", "ecommerce", "e-commerce", "www", "internet"],
+            "app": ["app", "mobile", "ios", "android", "mobile_app"],
+        },
+        description="Canonical channel -> source words (compared trimmed, lower case).",
+    )
+    profile_sample_rows: int = Field(1_000_000, ge=1000, description="Rows sampled for the top values in ops/profile.")
+
+    @model_validator(mode="after")
+    def _channels_are_canonical(self) -> CleanseConfig:
+        unknown = set(self.channels) - {"store", "online", "app"}
+        if unknown:
+            raise ValueError(f"unknown canonical channel {sorted(unknown)[0]} (store, online, app)")
+        return self
+
+
 class FeaturesConfig(_Section):
     window_days: int = Field(365, ge=1, description="Review window W in days.")
 
@@ -142,6 +165,7 @@ class SeglakeConfig(_Section):
     spark: SparkConfig = Field(default_factory=SparkConfig)
     currency: CurrencyConfig = Field(default_factory=CurrencyConfig)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    cleanse: CleanseConfig = Field(default_factory=CleanseConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     rfm: RfmConfig = Field(default_factory=RfmConfig)
 
@@ -181,9 +205,7 @@ def _expand_env(value: Any, source: str, path: tuple[str, ...]) -> Any:
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in os.environ:
-                raise ConfigError(
-                    f"{source}: {'.'.join(path)}: environment variable {name} is not set"
-                )
+                raise ConfigError(f"{source}: {'.'.join(path)}: environment variable {name} is not set")
             return os.environ[name]
 
         return _ENV_PATTERN.sub(substitute, value)
@@ -229,9 +251,7 @@ def _describe(error: dict[str, Any]) -> str:
     return message
 
 
-def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None
-) -> SeglakeConfig:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> SeglakeConfig:
     """Read ``path`` (default ``conf/local.yaml``), apply ``overrides``, validate."""
     config_path = Path(path) if path else DEFAULT_CONFIG
     source = str(path) if path else str(config_path.relative_to(PROJECT_ROOT))
@@ -242,9 +262,7 @@ def load_config(
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(
-            f"{source}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
-        ) from None
+        raise ConfigError(f"{source}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level")
     data = _expand_env(data, source, ())

@@ -20,9 +20,7 @@ def tables_markdown() -> str:
         if table.startswith("test/"):
             continue
         grain, partition, writer = TABLE_INFO[table]
-        parts.append(
-            f"### `{table}`\n\nGrain: {grain}. Partitioned by: {partition}. Written by: {writer}.\n"
-        )
+        parts.append(f"### `{table}`\n\nGrain: {grain}. Partitioned by: {partition}. Written by: {writer}.\n")
         parts.append("| column | meaning |\n|---|---|")
         parts.extend(f"| `{name}` | {text.replace('|', '/')} |" for name, text in comments.items())
         parts.append("")
@@ -32,9 +30,7 @@ def tables_markdown() -> str:
 def rewrite_readme(readme: Path) -> None:
     text = readme.read_text()
     block = f"{BEGIN}\n{tables_markdown()}{END}"
-    readme.write_text(
-        re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _m: block, text, flags=re.S)
-    )
+    readme.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _m: block, text, flags=re.S))
 
 
 if __name__ == "__main__":

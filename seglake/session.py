@@ -68,16 +68,12 @@ def _console_progress(setting: str) -> bool:
     return sys.stderr.isatty() and "PYTEST_CURRENT_TEST" not in os.environ
 
 
-def configure_builder(
-    builder: SparkSession.Builder, spark_config: SparkConfig
-) -> SparkSession.Builder:
+def configure_builder(builder: SparkSession.Builder, spark_config: SparkConfig) -> SparkSession.Builder:
     """Delta extension + catalog, AQE, time zone, console progress, extra settings."""
     builder = (
         builder.appName(spark_config.app_name)
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config(
-            "spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog"
-        )
+        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.sql.adaptive.enabled", "true")
         .config("spark.sql.session.timeZone", spark_config.timezone)
         .config(
@@ -100,9 +96,7 @@ def configure_builder(
     return builder
 
 
-def _with_packages(
-    builder: SparkSession.Builder, package: str, target: Path
-) -> SparkSession.Builder:
+def _with_packages(builder: SparkSession.Builder, package: str, target: Path) -> SparkSession.Builder:
     return (
         builder.config("spark.jars.packages", package)
         .config("spark.jars.excludes", ",".join(_SPARK_PROVIDED))

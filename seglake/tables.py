@@ -64,6 +64,64 @@ COMMENTS: dict[str, dict[str, str]] = {
         "defect": "Injected defect kind (e.g. null_customer, duplicate_row).",
         "expected_outcome": "What cleansing must do: the reject reason code, or 'normalised'.",
     },
+    "silver/receipts": {
+        "receipt_id": "Receipt identifier, unique in the table.",
+        "customer_id": "Customer identifier, trimmed and case-normalised.",
+        "receipt_ts": "Time of the receipt (UTC).",
+        "amount": "Receipt total in the base currency (currency.base); negative for a return.",
+        "currency": "Currency the source delivered the amount in (ISO 4217).",
+        "channel": "Sales channel: store, online or app.",
+        "store_id": "Store identifier.",
+        "region": "Sales region of the store.",
+        "category": "Product category with the largest amount on the receipt.",
+        "item_count": "Number of items on the receipt.",
+        "discount_amount": "Total discount on the receipt in the base currency, >= 0.",
+        "coupon_used": "True if a coupon was redeemed on the receipt.",
+        "source_file": "File (or generator) the receipt came from.",
+        "row_key": "bronze/receipts.row_key of the source row (lineage).",
+        "ingested_at": "UTC time the source row was written to bronze.",
+        "cleanse_run_id": "ops/runs.run_id of the cleanse run that accepted the receipt.",
+        "receipt_month": "Partition: calendar month of receipt_ts (YYYY-MM).",
+    },
+    "silver/receipts_quarantine": {
+        **{name: f"As in bronze/receipts: {text}" for name, text in RECEIPT_COMMENTS.items()},
+        **LINEAGE_COMMENTS,
+        "raw_record": "Source row as text when it could not be parsed; null otherwise.",
+        "parse_errors": "Canonical columns whose source value did not parse (comma-separated).",
+        "receipt_month": "Calendar month of receipt_ts in bronze (YYYY-MM or 'unknown').",
+        "reject_reason": "Why the row was rejected: a reason code (see README, Cleansing).",
+        "reject_detail": "The offending value or the row kept instead, in words.",
+        "cleanse_run_id": "ops/runs.run_id of the cleanse run that rejected the row.",
+        "quarantined_at": "UTC time of that run.",
+    },
+    "ops/data_quality": {
+        "run_id": "ops/runs.run_id of the checking run.",
+        "job": "Job that ran the check.",
+        "checked_at": "UTC time of the check.",
+        "table_name": "Table whose rows were checked.",
+        "check_name": "Rule (a reject reason code) or books_balance.",
+        "rows_checked": "Rows the check looked at.",
+        "rows_flagged": "Rows the rule rejected; for books_balance, rows unaccounted for.",
+        "passed": "For books_balance: rows in = clean + quarantined. For rules: always true.",
+        "detail": "What the rule means, or the book figures.",
+    },
+    "ops/profile": {
+        "run_id": "ops/runs.run_id of the profiling run.",
+        "profiled_at": "UTC time of the profile.",
+        "table_name": "Profiled table (the rows that run read).",
+        "column_name": "Profiled column.",
+        "data_type": "Spark type of the column.",
+        "rows": "Rows profiled.",
+        "null_count": "Rows where the column is null.",
+        "null_rate": "null_count / rows.",
+        "approx_distinct": "Approximate distinct values (HyperLogLog++).",
+        "min_value": "Smallest value, as text.",
+        "max_value": "Largest value, as text.",
+        "p25": "Approximate first quartile (numbers, dates, timestamps), as text.",
+        "p50": "Approximate median, as text.",
+        "p75": "Approximate third quartile, as text.",
+        "top_values": "Most frequent values with their counts, counted on a sample.",
+    },
     "ops/runs": {
         "run_id": "Unique id of the job run.",
         "job": "Job name (generate, ingest, cleanse, features, ...).",
@@ -90,6 +148,10 @@ TABLE_INFO: dict[str, tuple[str, str, str]] = {
                         "`receipt_month`", "`generate`, `ingest`"),
     "bronze/customers": ("one row per customer", "none", "`generate`, `ingest`"),
     "bronze/_generator_truth": ("one row per defective generated row", "none", "`generate`"),
+    "silver/receipts": ("one row per valid receipt", "`receipt_month`", "`cleanse`"),
+    "silver/receipts_quarantine": ("one row per rejected source row", "none", "`cleanse`"),
+    "ops/data_quality": ("rule x run", "none", "`cleanse`"),
+    "ops/profile": ("source column x run", "none", "`cleanse`"),
     "ops/runs": ("one row per job run", "none", "every job"),
 }  # fmt: skip
 
@@ -113,9 +175,7 @@ def with_comments(frame: DataFrame, table: str) -> DataFrame:
     missing = [c for c in frame.columns if c not in comments]
     if missing:
         raise ValueError(f"{table}: no column comment registered for {', '.join(missing)}")
-    columns: list[Column] = [
-        F.col(name).alias(name, metadata={"comment": comments[name]}) for name in frame.columns
-    ]
+    columns: list[Column] = [F.col(name).alias(name, metadata={"comment": comments[name]}) for name in frame.columns]
     return frame.select(*columns)
 
 

@@ -34,9 +34,7 @@ def test_console_script_lists_jobs_and_forwards_help() -> None:
 def test_unknown_job_is_one_line() -> None:
     result = run(str(BIN / "seglake"), "segmentize")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "seglake segmentize: error: unknown job; choose one of generate, run"
-    ]
+    assert result.stderr.strip().splitlines() == ["seglake segmentize: error: unknown job; choose one of generate, run"]
 
 
 def test_bad_override_stops_before_spark_with_one_line() -> None:
@@ -51,9 +49,7 @@ def test_bad_override_stops_before_spark_with_one_line() -> None:
 def test_bad_as_of_is_one_line() -> None:
     result = run(str(BIN / "seglake"), "run", "--as-of", "2024-13-01")
     assert result.returncode == 2
-    assert result.stderr.strip() == (
-        "seglake run: error: --as-of 2024-13-01: not a date, expected YYYY-MM-DD"
-    )
+    assert result.stderr.strip() == ("seglake run: error: --as-of 2024-13-01: not a date, expected YYYY-MM-DD")
 
 
 def test_spark_submit_runs_the_job_file() -> None:

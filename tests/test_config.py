@@ -27,9 +27,7 @@ def test_embedded_default_loads_with_documented_values() -> None:
 
 
 def test_set_overrides_are_typed_from_yaml_scalars() -> None:
-    config = load_config(
-        None, ["rfm.tiles=5", "generate.start_date=2021-03-01", "spark.conf.spark.x.y=7"]
-    )
+    config = load_config(None, ["rfm.tiles=5", "generate.start_date=2021-03-01", "spark.conf.spark.x.y=7"])
     assert config.rfm.tiles == 5
     assert config.generate.start_date == dt.date(2021, 3, 1)
     assert config.spark.conf["spark.x.y"] == "7"
@@ -75,9 +73,7 @@ def test_env_variables_are_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert load_config(path).lake.root == "s3a://bucket-7/lake"
 
 
-def test_missing_env_variable_names_key_and_variable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_env_variable_names_key_and_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SEGLAKE_NOT_SET", raising=False)
     path = write(tmp_path, "lake:\n  root: ${SEGLAKE_NOT_SET}\n")
     with pytest.raises(ConfigError) as error:

@@ -60,12 +60,7 @@ def test_same_seed_same_rows_whatever_the_partitioning(spark: SparkSession) -> N
 def test_another_seed_gives_other_rows(spark: SparkSession) -> None:
     first = make_receipts(spark, 500, 5_000, seed=11)
     second = make_receipts(spark, 500, 5_000, seed=12)
-    assert (
-        first.select("receipt_ts", "amount")
-        .exceptAll(second.select("receipt_ts", "amount"))
-        .count()
-        > 4_000
-    )
+    assert first.select("receipt_ts", "amount").exceptAll(second.select("receipt_ts", "amount")).count() > 4_000
 
 
 def test_receipt_count_meets_the_target_in_expectation(dirty: DataFrame) -> None:
@@ -75,10 +70,7 @@ def test_receipt_count_meets_the_target_in_expectation(dirty: DataFrame) -> None
 
 def test_each_defect_rate_is_within_20_percent_of_configured(dirty: DataFrame) -> None:
     clean_rows = dirty.where(~F.col("row_key").contains("~")).count()
-    counts = {
-        r["defect"]: r["count"]
-        for r in to_generator_truth(dirty).groupBy("defect").count().collect()
-    }
+    counts = {r["defect"]: r["count"] for r in to_generator_truth(dirty).groupBy("defect").count().collect()}
     assert set(counts) == set(DEFECT_OUTCOMES)
     for kind, rate in RATES.items():
         measured = counts[kind] / clean_rows
@@ -100,9 +92,7 @@ def test_every_recorded_defect_is_visible_in_its_row(dirty: DataFrame) -> None:
     content = [c for c in dirty.columns if c not in ("row_key", "_defect")]
     same_content = dirty.groupBy(*content).count().where("count > 1")
     ids_with_variants = (
-        dirty.groupBy("receipt_id")
-        .agg(F.countDistinct(*content).alias("versions"))
-        .where("versions > 1")
+        dirty.groupBy("receipt_id").agg(F.countDistinct(*content).alias("versions")).where("versions > 1")
     )
     checks = {
         "null_customer": F.trim(F.coalesce("customer_id", F.lit(""))) == "",
@@ -147,9 +137,7 @@ def test_shape_single_purchasers_returns_and_seasonal_cohorts(spark: SparkSessio
     assert 0.25 <= single <= 0.45, single
     assert 0.02 <= returns <= 0.04, returns
     # returns never come first: every customer's first receipt is a purchase
-    first = receipts.groupBy("customer_id").agg(
-        F.min_by("amount", "receipt_ts").alias("first_amount")
-    )
+    first = receipts.groupBy("customer_id").agg(F.min_by("amount", "receipt_ts").alias("first_amount"))
     assert first.where("first_amount < 0").count() == 0
     # seasonal acquisition: Nov-Dec cohorts are clearly bigger than the other months
     cohorts = receipts.groupBy("customer_id").agg(F.month(F.min("receipt_ts")).alias("month"))
@@ -163,9 +151,7 @@ def test_shape_single_purchasers_returns_and_seasonal_cohorts(spark: SparkSessio
     receipts.unpersist()
 
 
-def test_generate_job_writes_bronze_truth_customers_and_a_run(
-    spark: SparkSession, lake: Path
-) -> None:
+def test_generate_job_writes_bronze_truth_customers_and_a_run(spark: SparkSession, lake: Path) -> None:
     code = generate_job.main(
         ["--set", f"lake.root={lake}", "--customers", "1000", "--receipts", "10000", "--seed", "3"]
     )
@@ -176,9 +162,7 @@ def test_generate_job_writes_bronze_truth_customers_and_a_run(
     assert customers.count() == 1000
     assert customers.select("customer_id").distinct().count() == 1000
     assert bronze.columns[-1] == "receipt_month"
-    assert (
-        bronze.where(F.col("receipt_month") != F.date_format("receipt_ts", "yyyy-MM")).count() == 0
-    )
+    assert bronze.where(F.col("receipt_month") != F.date_format("receipt_ts", "yyyy-MM")).count() == 0
     assert truth.join(bronze, "row_key", "left_anti").count() == 0
     assert set(truth.columns) == {"row_key", "defect", "expected_outcome"}
     run = spark.read.format("delta").load(f"{lake}/ops/runs").where("job = 'generate'").first()

@@ -32,9 +32,7 @@ def test_succeeded_and_failed_runs_are_recorded(spark: SparkSession, lake: Path,
 
     argv = ["--set", f"lake.root={lake}", "--as-of", "2024-12-31"]
     ok = run_job("unit-ok", job_parser("unit-ok", ""), argv, writes_a_table, spark=spark)
-    failed = run_job(
-        "unit-fail", job_parser("unit-fail", ""), argv, stops_on_missing_table, spark=spark
-    )
+    failed = run_job("unit-fail", job_parser("unit-fail", ""), argv, stops_on_missing_table, spark=spark)
 
     assert (ok, failed) == (0, 2)
     err = capsys.readouterr().err.strip().splitlines()
@@ -57,9 +55,7 @@ def test_a_bug_is_recorded_as_failed_with_its_type(spark: SparkSession, lake: Pa
     def crashes(_session: SparkSession, _run: Run, _args) -> None:
         raise ZeroDivisionError("division by zero")
 
-    code = run_job(
-        "unit-bug", job_parser("unit-bug", ""), ["--set", f"lake.root={lake}"], crashes, spark=spark
-    )
+    code = run_job("unit-bug", job_parser("unit-bug", ""), ["--set", f"lake.root={lake}"], crashes, spark=spark)
     assert code == 2
     assert runs_of(spark, lake)["unit-bug"]["error"] == "ZeroDivisionError: division by zero"
 

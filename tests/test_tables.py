@@ -21,9 +21,7 @@ def config(lake: Path):
     return load_config(None, [f"lake.root={lake}"])
 
 
-def test_written_table_reopens_in_delta_rs_with_rows_and_comments(
-    spark: SparkSession, config
-) -> None:
+def test_written_table_reopens_in_delta_rs_with_rows_and_comments(spark: SparkSession, config) -> None:
     rows = [
         ("gen-1-0", "zero_amount", "zero_amount"),
         ("gen-2-3~dup", "duplicate_row", "duplicate_row"),
@@ -53,9 +51,7 @@ def test_a_column_without_comment_is_refused(spark: SparkSession, config) -> Non
         tables.write_table(frame, config, THRESHOLDS_LIKE, mode="overwrite")
 
 
-def test_replace_as_of_rewrites_one_partition_and_keeps_the_others(
-    spark: SparkSession, config
-) -> None:
+def test_replace_as_of_rewrites_one_partition_and_keeps_the_others(spark: SparkSession, config) -> None:
     tables.COMMENTS["test/as_of"] = {
         "as_of_date": "partition",
         "customer_id": "id",
@@ -63,9 +59,7 @@ def test_replace_as_of_rewrites_one_partition_and_keeps_the_others(
     }
     schema = "as_of_date date, customer_id string, score int"
     jan, feb = dt.date(2024, 1, 31), dt.date(2024, 2, 29)
-    tables.replace_as_of(
-        spark.createDataFrame([(jan, "a", 1), (jan, "b", 2)], schema), config, "test/as_of", jan
-    )
+    tables.replace_as_of(spark.createDataFrame([(jan, "a", 1), (jan, "b", 2)], schema), config, "test/as_of", jan)
     tables.replace_as_of(spark.createDataFrame([(feb, "a", 3)], schema), config, "test/as_of", feb)
     # rerun January with different rows: January replaced, February untouched, no duplicates
     tables.replace_as_of(spark.createDataFrame([(jan, "c", 9)], schema), config, "test/as_of", jan)
@@ -86,9 +80,7 @@ def test_replace_as_of_refuses_rows_of_another_date(spark: SparkSession, config)
     tables.COMMENTS["test/as_of_guard"] = {"as_of_date": "partition", "customer_id": "id"}
     schema = "as_of_date date, customer_id string"
     jan = dt.date(2024, 1, 31)
-    tables.replace_as_of(
-        spark.createDataFrame([(jan, "a")], schema), config, "test/as_of_guard", jan
-    )
+    tables.replace_as_of(spark.createDataFrame([(jan, "a")], schema), config, "test/as_of_guard", jan)
     wrong = spark.createDataFrame([(dt.date(2024, 2, 1), "b")], schema)
     with pytest.raises(Exception, match=r"(?i)replaceWhere|DELTA_REPLACE_WHERE_MISMATCH|condition"):
         tables.replace_as_of(wrong, config, "test/as_of_guard", jan)
@@ -97,10 +89,5 @@ def test_replace_as_of_refuses_rows_of_another_date(spark: SparkSession, config)
 
 
 def test_lake_root_resolves_relative_paths_and_keeps_uris(tmp_path: Path) -> None:
-    assert (
-        tables.lake_root(load_config(None, [f"lake.root={tmp_path}/x/../lake"]))
-        == f"{tmp_path}/lake"
-    )
-    assert (
-        tables.lake_root(load_config(None, ["lake.root=s3a://bucket/lake/"])) == "s3a://bucket/lake"
-    )
+    assert tables.lake_root(load_config(None, [f"lake.root={tmp_path}/x/../lake"])) == f"{tmp_path}/lake"
+    assert tables.lake_root(load_config(None, ["lake.root=s3a://bucket/lake/"])) == "s3a://bucket/lake"

@@ -134,9 +134,7 @@ def to_customers(customer_ids: DataFrame, params: GeneratorParams) -> DataFrame:
         F.floor(u("holiday") * 61).cast("int"),
     )
     join_date = F.when(
-        (u("is_holiday") < 0.3)
-        & (holiday_join <= F.lit(params.end_date))
-        & (holiday_join >= start),
+        (u("is_holiday") < 0.3) & (holiday_join <= F.lit(params.end_date)) & (holiday_join >= start),
         holiday_join,
     ).otherwise(natural_join)
     lifetime_days = -F.log(u("lifetime")) * params.mean_lifetime_days
@@ -150,17 +148,13 @@ def to_customers(customer_ids: DataFrame, params: GeneratorParams) -> DataFrame:
         (F.log(F.lit(35.0)) + 0.7 * normal(seed, "spend", "id")).alias("log_spend"),
         _pick(u("channel"), CHANNELS, (0.55, 0.30, 0.15)).alias("preferred_channel"),
         F.element_at(F.array(*[F.lit(r) for r in REGIONS]), region_index + 1).alias("region"),
-        F.format_string("S%03d", region_index * 10 + F.floor(u("store") * 10).cast("int")).alias(
-            "home_store_id"
-        ),
+        F.format_string("S%03d", region_index * 10 + F.floor(u("store") * 10).cast("int")).alias("home_store_id"),
         F.format_string("W%02d", region_index).alias("web_store_id"),
         _pick(u("category"), CATEGORIES).alias("favourite_category"),
         (F.pow(u("coupon"), 3.0) * 0.6).alias("coupon_propensity"),
         F.when(
             u("seasonal") < 0.08,
-            F.element_at(
-                F.array(F.lit(3), F.lit(6), F.lit(11)), F.floor(u("season") * 3).cast("int") + 1
-            ),
+            F.element_at(F.array(F.lit(3), F.lit(6), F.lit(11)), F.floor(u("season") * 3).cast("int") + 1),
         ).alias("season_start_month"),
         (1940 + F.floor(u("birth") * 67)).cast("int").alias("birth_year"),
         _pick(u("gender"), ("F", "M", "X", "unknown"), (0.50, 0.46, 0.02, 0.02)).alias("gender"),
@@ -168,9 +162,7 @@ def to_customers(customer_ids: DataFrame, params: GeneratorParams) -> DataFrame:
         (u("optin") < 0.55).alias("has_email_opt_in"),
     ).withColumn(
         "active_days",
-        F.least(
-            F.col("lifetime_days"), F.datediff(F.lit(params.end_date), "join_date").cast("double")
-        ),
+        F.least(F.col("lifetime_days"), F.datediff(F.lit(params.end_date), "join_date").cast("double")),
     )
 
 
@@ -222,9 +214,7 @@ def to_receipts(customers: DataFrame, params: GeneratorParams, theta: float) -> 
         F.when(
             mean_repeats > 1e-9,
             F.least(
-                F.floor(
-                    F.log(uniform(seed, "count", "id")) / F.log(mean_repeats / (mean_repeats + 1))
-                ),
+                F.floor(F.log(uniform(seed, "count", "id")) / F.log(mean_repeats / (mean_repeats + 1))),
                 F.lit(MAX_REPEAT_PURCHASES),
             ),
         )
@@ -269,25 +259,17 @@ def to_receipts(customers: DataFrame, params: GeneratorParams, theta: float) -> 
         receipt_date.alias("receipt_date"),
         base_amount.alias("base_amount"),
         # a return comes on a later day than the first purchase
-        (is_repeat & (F.col("u_return") < 0.03) & (receipt_date > F.col("join_date"))).alias(
-            "is_return"
-        ),
-        _pick(F.col("u_currency"), (params.base_currency, "USD", "GBP"), (0.88, 0.08, 0.04)).alias(
-            "currency"
-        ),
+        (is_repeat & (F.col("u_return") < 0.03) & (receipt_date > F.col("join_date"))).alias("is_return"),
+        _pick(F.col("u_currency"), (params.base_currency, "USD", "GBP"), (0.88, 0.08, 0.04)).alias("currency"),
         channel.alias("channel"),
     )
 
     is_return = F.col("is_return")
-    receipt_ts = (F.unix_timestamp(F.col("receipt_date").cast("timestamp")) + seconds_of_day).cast(
-        "timestamp"
+    receipt_ts = (F.unix_timestamp(F.col("receipt_date").cast("timestamp")) + seconds_of_day).cast("timestamp")
+    amount_base = F.when(is_return, -F.col("base_amount") * (0.2 + 0.8 * F.col("u_return_share"))).otherwise(
+        F.col("base_amount")
     )
-    amount_base = F.when(
-        is_return, -F.col("base_amount") * (0.2 + 0.8 * F.col("u_return_share"))
-    ).otherwise(F.col("base_amount"))
-    rates = F.create_map(
-        *[x for c, r in params.currency_rates.items() for x in (F.lit(c), F.lit(r))]
-    )
+    rates = F.create_map(*[x for c, r in params.currency_rates.items() for x in (F.lit(c), F.lit(r))])
     amount = F.round(amount_base / F.coalesce(rates[F.col("currency")], F.lit(1.0)), 2)
     category = F.when(F.col("u_category_keep") < 0.5, F.col("favourite_category")).otherwise(
         _pick(F.col("u_category"), CATEGORIES)
@@ -305,9 +287,7 @@ def to_receipts(customers: DataFrame, params: GeneratorParams, theta: float) -> 
         amount.cast("decimal(18,2)").alias("amount"),
         "currency",
         "channel",
-        F.when(F.col("channel") == "store", F.col("home_store_id"))
-        .otherwise(F.col("web_store_id"))
-        .alias("store_id"),
+        F.when(F.col("channel") == "store", F.col("home_store_id")).otherwise(F.col("web_store_id")).alias("store_id"),
         "region",
         category.alias("category"),
         item_count.cast("int").alias("item_count"),
@@ -342,11 +322,9 @@ def with_defects(receipts: DataFrame, params: GeneratorParams) -> DataFrame:
     defect = F.col("_defect")
     copies = receipts.select(
         "*",
-        F.explode(
-            F.when(defect.isin(*COPY_DEFECTS), F.array(F.lit(0), F.lit(1))).otherwise(
-                F.array(F.lit(0))
-            )
-        ).alias("_copy"),
+        F.explode(F.when(defect.isin(*COPY_DEFECTS), F.array(F.lit(0), F.lit(1))).otherwise(F.array(F.lit(0)))).alias(
+            "_copy"
+        ),
     )
     is_copy = F.col("_copy") == 1
     kind = F.when(is_copy | ~defect.isin(*COPY_DEFECTS), defect)
@@ -354,15 +332,11 @@ def with_defects(receipts: DataFrame, params: GeneratorParams) -> DataFrame:
     def u(salt: str) -> Column:
         return uniform(seed, salt, "row_key")
 
-    blank_or_null = F.element_at(
-        F.array(F.lit(None), F.lit(""), F.lit("   ")), F.floor(u("blank") * 3).cast("int") + 1
-    )
+    blank_or_null = F.element_at(F.array(F.lit(None), F.lit(""), F.lit("   ")), F.floor(u("blank") * 3).cast("int") + 1)
     variant_id = F.when(u("variant") < 0.5, F.lower("customer_id")).otherwise(
         F.concat(F.lit("  "), F.col("customer_id"), F.lit(" "))
     )
-    future_ts = (
-        F.unix_timestamp(F.lit(params.ingested_at)) + F.floor(1 + u("future") * 400 * 86400)
-    ).cast("timestamp")
+    future_ts = (F.unix_timestamp(F.lit(params.ingested_at)) + F.floor(1 + u("future") * 400 * 86400)).cast("timestamp")
     ancient_ts = F.make_timestamp(
         1990 + F.floor(u("ancient") * 9).cast("int"),
         F.lit(6),

@@ -1,0 +1,182 @@
+"""``cleanse``: bronze/receipts -> silver/receipts + silver/receipts_quarantine.
+
+Incremental by default: only bronze rows whose ``row_key`` is in neither silver nor
+the quarantine are processed, so a rerun adds nothing and a run that died between
+its two commits is completed by the next one. ``--full`` reprocesses all of bronze
+and replaces both tables. The books must balance (rows in = clean + quarantined)
+before anything is written; the counts per rule go to ``ops/data_quality`` and a
+profile of the rows read to ``ops/profile``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+
+if __package__ in (None, ""):  # run as a file: spark-submit jobs/cleanse.py
+    import _bootstrap  # noqa: F401
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from seglake import tables
+from seglake.cli import job_parser, run_job
+from seglake.config import SeglakeConfig
+from seglake.runlog import Run
+from transforms.cleanse import (
+    REASONS,
+    CleanseRules,
+    to_quarantine,
+    to_reason_counts,
+    to_silver_receipts,
+    with_duplicate_reasons,
+    with_normalised_values,
+    with_reject_reason,
+)
+from transforms.quality import to_column_profile
+
+DQ_SCHEMA = (
+    "run_id string, job string, checked_at timestamp, table_name string, check_name string, "
+    "rows_checked long, rows_flagged long, passed boolean, detail string"
+)
+
+
+class UnbalancedBooksError(RuntimeError):
+    """Rows were lost or doubled by the cleansing logic: a bug, never written."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = job_parser("cleanse", "Validate bronze receipts into silver; quarantine the rest.")
+    parser.add_argument("--full", action="store_true", help="reprocess all of bronze, replacing silver")
+    parser.add_argument("--no-profile", action="store_true", help="skip ops/profile")
+    return parser
+
+
+def rules_from(config: SeglakeConfig) -> CleanseRules:
+    cleanse = config.cleanse
+    return CleanseRules(
+        business_start=cleanse.business_start,
+        future_tolerance_hours=cleanse.future_tolerance_hours,
+        outlier_amount=cleanse.outlier_amount,
+        currency_rates=config.currency.rates,
+        channels=cleanse.channels,
+        excluded_customers=tuple(cleanse.excluded_customers),
+        customer_id_case=cleanse.customer_id_case,
+    )
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def cleanse(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
+    config = run.config
+    bronze = run.read(spark, "bronze/receipts", hint="run `seglake generate` or `seglake ingest` first")
+    silver_path = tables.table_path(config, "silver/receipts")
+    quarantine_path = tables.table_path(config, "silver/receipts_quarantine")
+    full = bool(getattr(args, "full", False)) or not tables.table_exists(spark, silver_path)
+    kept: DataFrame | None = None
+    todo = bronze
+    if not full:
+        kept = run.read(spark, "silver/receipts")
+        done = kept.select("row_key")
+        if tables.table_exists(spark, quarantine_path):
+            done = done.unionByName(run.read(spark, "silver/receipts_quarantine").select("row_key"))
+        todo = bronze.join(done, "row_key", "left_anti")
+    run.log(f"{'full' if full else 'incremental'} run over bronze/receipts v{run.tables_read['bronze/receipts']}")
+
+    checked = with_reject_reason(with_normalised_values(todo, rules_from(config)), rules_from(config))
+    classified = with_duplicate_reasons(checked, kept).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts = {r["reject_reason"]: int(r["rows"]) for r in to_reason_counts(classified).collect()}
+        rows_in = todo.count()
+        clean = counts.pop(None, 0)
+        quarantined = sum(counts.values())
+        checked_at = _utc_now()
+        write_data_quality(spark, run, rows_in, clean, counts, checked_at)
+        if rows_in != clean + quarantined:
+            raise UnbalancedBooksError(
+                f"books do not balance: {rows_in:,} rows in, {clean:,} clean + {quarantined:,} "
+                "quarantined; nothing written"
+            )
+        mode = "overwrite" if full else "append"
+        tables.write_table(
+            to_quarantine(classified, bronze.columns, run.run_id, checked_at),
+            config, "silver/receipts_quarantine", mode=mode,
+        )  # fmt: skip
+        run.wrote(spark, "silver/receipts_quarantine")
+        tables.write_table(
+            to_silver_receipts(classified, run.run_id), config, "silver/receipts",
+            mode=mode, partition_by=["receipt_month"],
+        )  # fmt: skip
+        run.wrote(spark, "silver/receipts")
+    finally:
+        classified.unpersist()
+
+    run.rows_in, run.rows_out = rows_in, clean
+    run.details.update(rows_in=rows_in, clean=clean, quarantined=quarantined, full=full,
+                       reasons=dict(sorted(counts.items())))  # fmt: skip
+    run.log(f"books balance: {rows_in:,} in = {clean:,} clean + {quarantined:,} quarantined")
+    for reason, rows in sorted(counts.items(), key=lambda kv: -kv[1]):
+        run.log(f"  {reason:<24} {rows:>12,}")
+    if rows_in and not getattr(args, "no_profile", False):
+        write_profile(spark, run, todo, rows_in)
+
+
+def write_data_quality(
+    spark: SparkSession, run: Run, rows_in: int, clean: int, counts: dict[str, int], at: dt.datetime
+) -> None:
+    quarantined = sum(counts.values())
+    rows = [
+        (
+            run.run_id,
+            run.job,
+            at,
+            "bronze/receipts",
+            reason,
+            rows_in,
+            counts.get(reason, 0),
+            True,
+            meaning,
+        )
+        for reason, meaning in REASONS.items()
+    ]
+    unaccounted = rows_in - clean - quarantined
+    rows.append((
+        run.run_id, run.job, at, "bronze/receipts", "books_balance", rows_in, abs(unaccounted),
+        unaccounted == 0, f"in={rows_in} clean={clean} quarantined={quarantined}",
+    ))  # fmt: skip
+    tables.write_table(spark.createDataFrame(rows, DQ_SCHEMA), run.config, "ops/data_quality")
+
+
+def write_profile(spark: SparkSession, run: Run, rows: DataFrame, rows_in: int) -> None:
+    """Profile the source columns of the rows read; print it as a table."""
+    columns = [c for c in rows.columns if c not in ("row_key", "raw_record")]
+    fraction = min(1.0, run.config.cleanse.profile_sample_rows / max(rows_in, 1))
+    profile = to_column_profile(rows, columns, fraction).select(
+        F.lit(run.run_id).alias("run_id"),
+        F.lit(_utc_now()).alias("profiled_at"),
+        F.lit("bronze/receipts").alias("table_name"),
+        "*",
+    )
+    path = tables.write_table(profile, run.config, "ops/profile")
+    run.wrote(spark, "ops/profile")
+    written = spark.read.format("delta").load(path).where(F.col("run_id") == run.run_id)
+    lines = [f"{'column':<16} {'nulls':>7} {'distinct':>10}  {'min':<20} {'max':<20} top values"]
+    for r in written.orderBy("column_name").collect():  # one row per column: small
+        top = ", ".join(f"{t['value']} ({t['rows']})" for t in (r["top_values"] or [])[:3])
+        lines.append(
+            f"{r['column_name']:<16} {r['null_rate'] or 0:>7.2%} {r['approx_distinct']:>10,}  "
+            f"{str(r['min_value'])[:20]:<20} {str(r['max_value'])[:20]:<20} {top[:60]}"
+        )
+    run.log("profile of the rows read (ops/profile):\n" + "\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_job("cleanse", build_parser(), argv, cleanse)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""Cleansing: one outcome per row, the right reason, normalised silver, books that balance."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import cleanse as cleanse_job
+from jobs import generate as generate_job
+from seglake import tables
+from seglake.config import load_config
+from transforms.cleanse import (
+    CleanseRules,
+    to_silver_receipts,
+    with_duplicate_reasons,
+    with_normalised_values,
+    with_reject_reason,
+)
+
+BRONZE = (
+    "receipt_id string, customer_id string, receipt_ts timestamp, amount decimal(18,2), "
+    "currency string, channel string, store_id string, region string, category string, "
+    "item_count int, discount_amount decimal(18,2), coupon_used boolean, source_file string, "
+    "row_key string, ingested_at timestamp, raw_record string, parse_errors string, "
+    "receipt_month string"
+)
+RULES = CleanseRules(
+    business_start=dt.date(2000, 1, 1),
+    future_tolerance_hours=24,
+    outlier_amount=1_000_000,
+    currency_rates={"EUR": 1.0, "USD": 0.92, "GBP": 1.17},
+    channels={"store": ["shop"], "online": ["web"], "app": ["mobile"]},
+    excluded_customers=("staff-1",),
+)
+INGESTED = dt.datetime(2024, 3, 1, 6, 0)
+
+
+def receipt(row_key: str, **values: object) -> tuple:
+    """A valid bronze row, changed by ``values``."""
+    row = {
+        "receipt_id": f"R-{row_key}", "customer_id": "C1", "receipt_ts": dt.datetime(2024, 2, 29, 23, 30),
+        "amount": Decimal("10.00"), "currency": "EUR", "channel": "store", "store_id": "S1",
+        "region": "North", "category": "fresh", "item_count": 2, "discount_amount": Decimal("0.00"),
+        "coupon_used": False, "source_file": "test.csv", "row_key": row_key, "ingested_at": INGESTED,
+        "raw_record": None, "parse_errors": None, "receipt_month": "2024-02",
+    }  # fmt: skip
+    row.update(values)
+    return tuple(row.values())
+
+
+def classify(spark: SparkSession, rows: list[tuple], kept: DataFrame | None = None) -> dict[str, str | None]:
+    bronze = spark.createDataFrame(rows, BRONZE)
+    checked = with_reject_reason(with_normalised_values(bronze, RULES), RULES)
+    classified = with_duplicate_reasons(checked, kept)
+    return {r["row_key"]: r["reject_reason"] for r in classified.collect()}
+
+
+def test_each_rule_names_its_reason_and_valid_rows_pass(spark: SparkSession) -> None:
+    rows = [
+        receipt("ok"),
+        receipt("return", amount=Decimal("-4.50")),  # a return is a valid receipt
+        receipt("padded", customer_id="  c1 ", channel=" Web"),
+        receipt("bad-ts", receipt_ts=None, parse_errors="receipt_ts", raw_record="R,C1,31/02/2024,1"),
+        receipt("bad-amount", amount=None, parse_errors="amount", raw_record="R,C1,2024-01-01,ten"),
+        receipt("bad-count", parse_errors="item_count", raw_record="R,C1,2024-01-01,1,x"),
+        receipt("no-id", receipt_id="  "),
+        receipt("null-customer", customer_id=None),
+        receipt("blank-customer", customer_id="   "),
+        receipt("staff", customer_id=" Staff-1"),
+        receipt("no-ts", receipt_ts=None),
+        receipt("no-amount", amount=None),
+        receipt("future", receipt_ts=INGESTED + dt.timedelta(hours=24, seconds=1)),
+        receipt("future-within-tolerance", receipt_ts=INGESTED + dt.timedelta(hours=24)),
+        receipt("ancient", receipt_ts=dt.datetime(1999, 12, 31, 23, 59, 59)),
+        receipt("first-day", receipt_ts=dt.datetime(2000, 1, 1)),
+        receipt("currency", currency="ZZZ"),
+        receipt("currency-lower", currency=" usd "),
+        receipt("zero", amount=Decimal("0.00")),
+        receipt("outlier", amount=Decimal("1000000.01")),
+        receipt("at-bound", amount=Decimal("1000000.00")),
+        receipt("outlier-after-conversion", amount=Decimal("900000.00"), currency="GBP"),
+        receipt("channel", channel="fax"),
+        receipt("channel-null", channel=None),
+        receipt("two-defects", customer_id=None, amount=Decimal("0")),  # first rule wins
+    ]
+    assert classify(spark, rows) == {
+        "ok": None, "return": None, "padded": None,
+        "bad-ts": "unparseable_timestamp", "bad-amount": "unparseable_amount",
+        "bad-count": "malformed_row", "no-id": "missing_receipt_id",
+        "null-customer": "missing_customer", "blank-customer": "missing_customer",
+        "staff": "excluded_account", "no-ts": "missing_timestamp", "no-amount": "missing_amount",
+        "future": "future_timestamp", "future-within-tolerance": None,
+        "ancient": "before_business_start", "first-day": None,
+        "currency": "unknown_currency", "currency-lower": None, "zero": "zero_amount",
+        "outlier": "outlier_amount", "at-bound": None, "outlier-after-conversion": "outlier_amount",
+        "channel": "unknown_channel", "channel-null": "unknown_channel",
+        "two-defects": "missing_customer",
+    }  # fmt: skip
+
+
+def test_silver_values_are_normalised_and_converted(spark: SparkSession) -> None:
+    rows = [
+        receipt("usd", customer_id="  c1 ", channel=" Web", currency="usd", amount=Decimal("10.00"),
+                discount_amount=Decimal("1.05"), coupon_used=None, store_id=" S9 "),
+        receipt("gbp-return", channel="MOBILE", currency="GBP", amount=Decimal("-3.33"), discount_amount=None),
+    ]  # fmt: skip
+    bronze = spark.createDataFrame(rows, BRONZE)
+    checked = with_reject_reason(with_normalised_values(bronze, RULES), RULES)
+    silver = {r["row_key"]: r for r in to_silver_receipts(with_duplicate_reasons(checked, None), "run-1").collect()}
+    usd, gbp = silver["usd"], silver["gbp-return"]
+    # 10.00 USD x 0.92 = 9.20 EUR; 1.05 x 0.92 = 0.966 -> 0.97; -3.33 GBP x 1.17 = -3.8961 -> -3.90
+    assert (usd["customer_id"], usd["channel"], usd["currency"]) == ("C1", "online", "USD")
+    assert (usd["amount"], usd["discount_amount"], usd["coupon_used"], usd["store_id"]) == (
+        Decimal("9.20"), Decimal("0.97"), False, "S9")  # fmt: skip
+    assert (gbp["channel"], gbp["amount"], gbp["discount_amount"]) == (
+        "app",
+        Decimal("-3.90"),
+        Decimal("0.00"),
+    )
+    assert usd["receipt_month"] == "2024-02" and usd["cleanse_run_id"] == "run-1"
+
+
+def test_duplicates_and_conflicts_keep_the_first_ingested_row(spark: SparkSession) -> None:
+    later = INGESTED + dt.timedelta(days=1)
+    rows = [
+        receipt("b-dup", receipt_id="R1"),  # same ingested_at as a-orig: the smaller row_key wins
+        receipt("a-orig", receipt_id="R1"),
+        receipt("c-conflict", receipt_id="R1", amount=Decimal("11.00")),
+        receipt("d-case", receipt_id="R1", customer_id=" c1"),  # same receipt after normalising
+        receipt("z-first", receipt_id="R2", ingested_at=INGESTED),
+        receipt("a-late", receipt_id="R2", amount=Decimal("12.00"), ingested_at=later),
+        receipt("x-invalid-first", receipt_id="R3", amount=Decimal("0")),  # rejected: not a winner
+        receipt("y-valid", receipt_id="R3", amount=Decimal("5.00")),
+    ]
+    assert classify(spark, rows) == {
+        "a-orig": None, "b-dup": "duplicate_row", "c-conflict": "receipt_id_conflict",
+        "d-case": "duplicate_row", "z-first": None, "a-late": "receipt_id_conflict",
+        "x-invalid-first": "zero_amount", "y-valid": None,
+    }  # fmt: skip
+
+
+def test_receipts_already_in_silver_win(spark: SparkSession) -> None:
+    bronze = spark.createDataFrame([receipt("kept", receipt_id="R1", ingested_at=INGESTED)], BRONZE)
+    checked = with_reject_reason(with_normalised_values(bronze, RULES), RULES)
+    silver = to_silver_receipts(with_duplicate_reasons(checked, None), "run-0")
+    rows = [
+        receipt("a-again", receipt_id="R1", ingested_at=INGESTED - dt.timedelta(days=1)),
+        receipt("a-other", receipt_id="R1", amount=Decimal("99.00"), ingested_at=INGESTED - dt.timedelta(days=1)),
+    ]  # fmt: skip
+    assert classify(spark, rows, kept=silver) == {
+        "a-again": "duplicate_row",
+        "a-other": "receipt_id_conflict",
+    }
+
+
+@pytest.fixture(scope="module")
+def generated_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    lake = tmp_path_factory.mktemp("cleanse") / "lake"
+    rates = [f"--set=generate.defect_rates.{kind}=0.01" for kind in (
+        "null_customer", "customer_id_variant", "duplicate_row", "reused_receipt_id",
+        "future_timestamp", "before_business_start", "zero_amount", "outlier_amount",
+        "unknown_currency", "unknown_channel")]  # fmt: skip
+    assert generate_job.main([f"--set=lake.root={lake}", "--customers=1000", "--receipts=10000", *rates]) == 0
+    assert cleanse_job.main([f"--set=lake.root={lake}"]) == 0
+    return lake
+
+
+def load(spark: SparkSession, lake: Path, table: str) -> DataFrame:
+    return spark.read.format("delta").load(f"{lake}/{table}")
+
+
+def test_every_generated_defect_is_caught_with_its_reason(spark: SparkSession, generated_lake: Path) -> None:
+    truth = load(spark, generated_lake, "bronze/_generator_truth")
+    quarantine = load(spark, generated_lake, "silver/receipts_quarantine")
+    silver = load(spark, generated_lake, "silver/receipts")
+    rejected = truth.where("expected_outcome != 'normalised'")
+    outcome = rejected.join(quarantine.select("row_key", "reject_reason"), "row_key", "left")
+    wrong = outcome.where(F.col("reject_reason").isNull() | (F.col("reject_reason") != F.col("expected_outcome")))
+    assert rejected.count() > 500
+    assert wrong.count() == 0, wrong.limit(5).collect()
+    # nothing else is quarantined
+    assert quarantine.join(truth, "row_key", "left_anti").count() == 0
+    # case/whitespace variants are kept, normalised
+    variants = truth.where("expected_outcome = 'normalised'").join(silver, "row_key")
+    assert variants.count() > 50
+    assert variants.where(~F.col("customer_id").rlike(r"^C\d{9}$")).count() == 0
+
+
+def test_books_balance_and_are_recorded(spark: SparkSession, generated_lake: Path) -> None:
+    bronze = load(spark, generated_lake, "bronze/receipts").count()
+    silver = load(spark, generated_lake, "silver/receipts")
+    quarantine = load(spark, generated_lake, "silver/receipts_quarantine")
+    assert silver.count() + quarantine.count() == bronze
+    assert silver.select("receipt_id").distinct().count() == silver.count()
+    quality = {r["check_name"]: r for r in load(spark, generated_lake, "ops/data_quality").collect()}
+    assert quality["books_balance"]["passed"] is True
+    assert quality["books_balance"]["rows_checked"] == bronze
+    by_reason = {r["reject_reason"]: r["count"] for r in quarantine.groupBy("reject_reason").count().collect()}
+    for reason, count in by_reason.items():
+        assert quality[reason]["rows_flagged"] == count
+    assert quality["missing_timestamp"]["rows_flagged"] == 0
+
+
+def test_profile_describes_each_source_column(spark: SparkSession, generated_lake: Path) -> None:
+    profile = {r["column_name"]: r for r in load(spark, generated_lake, "ops/profile").collect()}
+    bronze = load(spark, generated_lake, "bronze/receipts")
+    assert set(profile) == set(bronze.columns) - {"row_key", "raw_record"}
+    nulls = bronze.where(F.col("customer_id").isNull()).count()
+    assert profile["customer_id"]["null_count"] == nulls
+    assert profile["channel"]["top_values"][0]["value"] == "store"
+    assert profile["amount"]["p25"] is not None and profile["category"]["p25"] is None
+
+
+def test_rerun_adds_nothing_and_new_bronze_rows_are_processed(spark: SparkSession, generated_lake: Path) -> None:
+    config = load_config(None, [f"lake.root={generated_lake}"])
+    before = load(spark, generated_lake, "silver/receipts").count()
+    assert cleanse_job.main([f"--set=lake.root={generated_lake}"]) == 0
+    assert load(spark, generated_lake, "silver/receipts").count() == before
+    existing = load(spark, generated_lake, "silver/receipts").orderBy("row_key").first()
+    late = spark.createDataFrame(
+        [
+            receipt("late-new", receipt_id="R-late", ingested_at=dt.datetime(2025, 2, 1)),
+            receipt("late-dup", receipt_id=existing["receipt_id"], customer_id=existing["customer_id"],
+                    receipt_ts=existing["receipt_ts"], amount=existing["amount"], currency="EUR",
+                    channel=existing["channel"], store_id=existing["store_id"], region=existing["region"],
+                    category=existing["category"], item_count=existing["item_count"],
+                    discount_amount=existing["discount_amount"], coupon_used=existing["coupon_used"],
+                    ingested_at=dt.datetime(2025, 2, 1)),
+            receipt("late-conflict", receipt_id=existing["receipt_id"], amount=Decimal("1.00"),
+                    ingested_at=dt.datetime(2025, 2, 1)),
+        ],
+        BRONZE,
+    )  # fmt: skip
+    tables.write_table(late, config, "bronze/receipts", mode="append", partition_by=["receipt_month"])
+    assert cleanse_job.main([f"--set=lake.root={generated_lake}"]) == 0
+    silver = load(spark, generated_lake, "silver/receipts")
+    quarantine = load(spark, generated_lake, "silver/receipts_quarantine")
+    assert silver.count() == before + 1
+    late_reasons = {r["row_key"]: r["reject_reason"] for r in quarantine.where("row_key like 'late-%'").collect()}
+    assert late_reasons == {"late-dup": "duplicate_row", "late-conflict": "receipt_id_conflict"}
+    last = load(spark, generated_lake, "ops/runs").where("job = 'cleanse'").orderBy(F.desc("started_at")).first()
+    assert (last["rows_in"], last["rows_out"]) == (3, 1)
+
+
+def test_books_that_do_not_balance_write_nothing(
+    spark: SparkSession, lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert generate_job.main([f"--set=lake.root={lake}", "--customers=50", "--receipts=500"]) == 0
+
+    def loses_a_row(checked: DataFrame, kept: DataFrame | None) -> DataFrame:
+        return with_duplicate_reasons(checked, kept).orderBy("row_key").offset(1)
+
+    monkeypatch.setattr(cleanse_job, "with_duplicate_reasons", loses_a_row)
+    assert cleanse_job.main([f"--set=lake.root={lake}"]) == 2
+    assert not tables.table_exists(spark, f"{lake}/silver/receipts")
+    assert not tables.table_exists(spark, f"{lake}/silver/receipts_quarantine")
+    books = load(spark, lake, "ops/data_quality").where("check_name = 'books_balance'").first()
+    assert (books["passed"], books["rows_flagged"]) == (False, 1)
+    run = load(spark, lake, "ops/runs").where("job = 'cleanse'").first()
+    assert run["status"] == "failed" and run["error"].startswith("UnbalancedBooksError: books do not balance")

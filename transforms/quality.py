@@ -1,0 +1,76 @@
+"""Data quality: a per-column profile of a source table (ops/profile)."""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+
+def _quartiles(column: str, data_type: T.DataType) -> Column:
+    if isinstance(data_type, T.NumericType) and not isinstance(data_type, T.BooleanType):
+        value = F.col(column).cast("double")
+    elif isinstance(data_type, T.DateType | T.TimestampType | T.TimestampNTZType):
+        value = F.col(column)
+    else:
+        return F.array().cast("array<string>")
+    return F.percentile_approx(value, [0.25, 0.5, 0.75], 1000).cast("array<string>")
+
+
+def to_column_profile(frame: DataFrame, columns: list[str], sample_fraction: float, top: int = 5) -> DataFrame:
+    """One row per column: rows, nulls, approximate distinct count, min, max, quartiles and
+    the ``top`` most frequent values (counted on a ``sample_fraction`` sample).
+
+    Statistics come from one aggregation over ``frame``; top values from a sample, so the
+    cost stays one pass plus a small sample whatever the size of the table.
+    """
+    types = {f.name: f.dataType for f in frame.schema.fields}
+    stats = frame.agg(
+        F.count(F.lit(1)).alias("rows"),
+        *[
+            F.struct(
+                F.lit(name).alias("column_name"),
+                F.lit(types[name].simpleString()).alias("data_type"),
+                F.count_if(F.col(name).isNull()).alias("null_count"),
+                F.approx_count_distinct(name).alias("approx_distinct"),
+                F.min(name).cast("string").alias("min_value"),
+                F.max(name).cast("string").alias("max_value"),
+                _quartiles(name, types[name]).alias("quartiles"),
+            ).alias(f"_s{i}")
+            for i, name in enumerate(columns)
+        ],
+    )
+    long = stats.select("rows", F.explode(F.array(*[f"_s{i}" for i in range(len(columns))])).alias("s"))
+    sample = frame.sample(fraction=min(sample_fraction, 1.0), seed=17) if sample_fraction < 1 else frame
+    value_counts = sample.select(
+        F.explode(F.array(*[
+            F.struct(F.lit(name).alias("column_name"), F.col(name).cast("string").alias("value"))
+            for name in columns
+        ])).alias("cell")
+    ).groupBy("cell.column_name", "cell.value").agg(F.count("*").alias("rows"))  # fmt: skip
+    ranked = value_counts.withColumn(
+        "_rank",
+        F.row_number().over(Window.partitionBy("column_name").orderBy(F.desc("rows"), F.asc_nulls_last("value"))),
+    ).where(F.col("_rank") <= top)
+    top_values = ranked.groupBy("column_name").agg(
+        F.sort_array(F.collect_list(F.struct(F.col("_rank"), "value", "rows"))).alias("_top")
+    )
+    return (
+        long.select("rows", "s.*")
+        .join(top_values, "column_name", "left")
+        .select(
+            "column_name",
+            "data_type",
+            "rows",
+            "null_count",
+            F.when(F.col("rows") > 0, F.col("null_count") / F.col("rows")).alias("null_rate"),
+            "approx_distinct",
+            "min_value",
+            "max_value",
+            F.get("quartiles", 0).alias("p25"),
+            F.get("quartiles", 1).alias("p50"),
+            F.get("quartiles", 2).alias("p75"),
+            F.transform("_top", lambda t: F.struct(
+                t["value"].alias("value"), t["rows"].alias("rows"))).alias("top_values"),
+        )
+    )  # fmt: skip
