@@ -10,8 +10,16 @@ import sys
 from pathlib import Path
 
 from seglake.tables import COMMENTS, TABLE_INFO
+from transforms.cleanse import REASONS
 
 BEGIN, END = "<!-- tables:begin -->", "<!-- tables:end -->"
+REASONS_BEGIN, REASONS_END = "<!-- reasons:begin -->", "<!-- reasons:end -->"
+
+
+def reasons_markdown() -> str:
+    rows = ["| reason code | meaning |", "|---|---|"]
+    rows += [f"| `{code}` | {meaning} |" for code, meaning in REASONS.items()]
+    return "\n".join(rows) + "\n"
 
 
 def tables_markdown() -> str:
@@ -27,10 +35,14 @@ def tables_markdown() -> str:
     return "\n".join(parts).rstrip() + "\n"
 
 
+def _replace(text: str, begin: str, end: str, body: str) -> str:
+    block = f"{begin}\n{body}{end}"
+    return re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _m: block, text, flags=re.S)
+
+
 def rewrite_readme(readme: Path) -> None:
-    text = readme.read_text()
-    block = f"{BEGIN}\n{tables_markdown()}{END}"
-    readme.write_text(re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _m: block, text, flags=re.S))
+    text = _replace(readme.read_text(), BEGIN, END, tables_markdown())
+    readme.write_text(_replace(text, REASONS_BEGIN, REASONS_END, reasons_markdown()))
 
 
 if __name__ == "__main__":

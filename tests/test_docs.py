@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from seglake.cli import JOBS
-from seglake.docs import BEGIN, END, tables_markdown
+from seglake.docs import BEGIN, END, REASONS_BEGIN, REASONS_END, reasons_markdown, tables_markdown
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -14,6 +14,12 @@ def test_readme_table_reference_matches_the_column_comments() -> None:
     text = README.read_text()
     block = text[text.index(BEGIN) + len(BEGIN) : text.index(END)].strip()
     assert block == tables_markdown().strip(), "run `make docs` to refresh the README"
+
+
+def test_readme_reason_codes_match_the_cleansing_rules() -> None:
+    text = README.read_text()
+    block = text[text.index(REASONS_BEGIN) + len(REASONS_BEGIN) : text.index(REASONS_END)].strip()
+    assert block == reasons_markdown().strip(), "run `make docs` to refresh the README"
 
 
 def test_every_job_is_in_the_readme() -> None:
