@@ -1,0 +1,211 @@
+"""``ingest``: a receipt source (CSV, Parquet, JSON lines, Delta) into bronze, by a mapping.
+
+seglake ingest --mapping online_retail --source '../shared/data/online_retail/by_day/*.csv.gz'
+seglake ingest --mapping complete_journey --customers-source demographics.csv.gz
+spark-submit jobs/ingest.py --mapping conf/mappings/my_pos.yaml --mode overwrite
+
+Every source column is read as text; malformed rows and values that do not parse are
+kept (``raw_record``, ``parse_errors``) for cleansing to quarantine. Row keys already in
+bronze are skipped, so ingesting the same files again adds nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+if __package__ in (None, ""):  # run as a file: spark-submit jobs/ingest.py
+    import _bootstrap  # noqa: F401
+
+from pyspark import StorageLevel
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from seglake import tables
+from seglake.cli import job_parser, run_job
+from seglake.mapping import (
+    CORRUPT_COLUMN,
+    ColumnSpec,
+    Mapping,
+    MappingError,
+    SourceSpec,
+    check_columns,
+    load_mapping,
+)
+from seglake.runlog import Run
+from transforms.ingest import (
+    SOURCE_FILE,
+    filter_new,
+    ingest_summary,
+    to_bronze_customers,
+    to_bronze_receipts,
+    to_parsed_lines,
+    to_receipts,
+    with_lookup,
+    with_raw_text,
+)
+
+RECEIPTS, CUSTOMERS = "bronze/receipts", "bronze/customers"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = job_parser(
+        "ingest",
+        "Read a receipt source through a column mapping into bronze/receipts "
+        "(and bronze/customers); rows already in bronze are skipped.",
+    )
+    parser.add_argument(
+        "--mapping",
+        required=True,
+        metavar="NAME_OR_PATH",
+        help="mapping name (conf/mappings/NAME.yaml) or path to a mapping YAML",
+    )
+    parser.add_argument("--source", metavar="PATH_OR_GLOB", help="source files or table (overrides source.path)")
+    parser.add_argument(
+        "--customers-source",
+        metavar="PATH",
+        help="customer dimension source (overrides customers.source.path)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("append", "overwrite"),
+        default="append",
+        help="append new rows (default) or replace the bronze tables with this source",
+    )
+    return parser
+
+
+def read_source(spark: SparkSession, spec: SourceSpec, path: str, *, where: str) -> DataFrame:
+    """Source columns as text (CSV, JSON) or as stored (Parquet, Delta), plus
+    ``_corrupt_record`` (rows the reader could not split) and ``_source_file``."""
+    try:
+        if spec.format == "csv":
+            options = {"header": "true", **spec.options, "inferSchema": "false"}
+            names = spark.read.options(**options).csv(path).columns
+            schema = ", ".join(f"`{n}` string" for n in [*names, CORRUPT_COLUMN])
+            frame = (
+                spark.read.options(**options)
+                .option("mode", "PERMISSIVE")
+                .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
+                .schema(schema)
+                .csv(path)
+            )
+        elif spec.format == "json":
+            frame = (
+                spark.read.options(**spec.options)
+                .option("primitivesAsString", "true")
+                .option("mode", "PERMISSIVE")
+                .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
+                .json(path)
+            )
+        else:
+            frame = spark.read.options(**spec.options).format(spec.format).load(path)
+    except AnalysisException as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise MappingError(f"{where}: cannot read {spec.format} at {path}: {reason}") from None
+    if CORRUPT_COLUMN not in frame.columns:
+        frame = frame.withColumn(CORRUPT_COLUMN, F.lit(None).cast("string"))
+    source_file = F.lit(path) if spec.format == "delta" else F.col("_metadata.file_path")
+    return frame.withColumn(SOURCE_FILE, source_file)
+
+
+def _source_path(mapping: Mapping, key: str, spec: SourceSpec, override: str | None) -> str:
+    path = override or spec.path
+    if not path:
+        raise MappingError(f"{mapping.file}: {key}.path: not set; give it or pass the option")
+    return path
+
+
+def read_lines(spark: SparkSession, mapping: Mapping, path: str) -> DataFrame:
+    """Read the source and its lookups, check the mapping against them (analysis only)."""
+    source = read_source(spark, mapping.source, path, where=f"{mapping.file}: source")
+    lines = with_raw_text(source, text_format=mapping.source.format)
+    for index, lookup in enumerate(mapping.lookups):
+        key = f"lookups.{index}"
+        table = read_source(spark, lookup.source, str(lookup.source.path), where=f"{mapping.file}: {key}")
+        wanted = {"key": ColumnSpec(column=lookup.key)}
+        wanted.update({f"columns.{c}": ColumnSpec(column=c) for c in lookup.columns})
+        check_columns(table, wanted, file=mapping.file, section=key)
+        check_columns(lines, {"key": wanted["key"]}, file=mapping.file, section=key)
+        clash = [c for c in lookup.columns if c in lines.columns]
+        if clash:
+            raise MappingError(f"{mapping.file}: {key}.columns: {clash[0]!r} is already a source column")
+        lines = with_lookup(lines, table, key=lookup.key, columns=lookup.columns)
+    extra = {"exclude_lines": mapping.exclude_lines} if mapping.exclude_lines else {}
+    check_columns(lines, mapping.columns, file=mapping.file, section="columns", extra=extra)
+    return lines
+
+
+def existing_keys(spark: SparkSession, run: Run, table: str) -> DataFrame | None:
+    if not tables.table_exists(spark, tables.table_path(run.config, table)):
+        return None
+    return run.read(spark, table).select("row_key")
+
+
+def write_new(
+    spark: SparkSession,
+    run: Run,
+    rows: DataFrame,
+    table: str,
+    mode: str,
+    partition_by: list[str] | None = None,
+) -> int:
+    """Append the rows not yet in ``table`` (or replace it); rows written."""
+    keys = existing_keys(spark, run, table) if mode == "append" else None
+    before = run.tables_read.get(table, -1)
+    new_rows = rows if keys is None else filter_new(rows, keys)
+    path = tables.write_table(new_rows, run.config, table, mode=mode, partition_by=partition_by)
+    # Delta may skip the commit of an empty append: then nothing was written
+    return tables.last_commit_rows(spark, path) if run.wrote(spark, table) != before else 0
+
+
+def ingest(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
+    mapping = load_mapping(args.mapping)
+    path = _source_path(mapping, "source", mapping.source, args.source)
+    if args.customers_source and mapping.customers is None:
+        raise MappingError(f"{mapping.file}: customers: not set, so --customers-source is unused")
+    lines = read_lines(spark, mapping, path)
+    customers = None
+    if mapping.customers is not None and (args.customers_source or mapping.customers.source.path):
+        spec = mapping.customers
+        where = "customers.source"
+        customers_path = _source_path(mapping, where, spec.source, args.customers_source)
+        raw = read_source(spark, spec.source, customers_path, where=f"{mapping.file}: {where}")
+        check_columns(raw, spec.columns, file=mapping.file, section="customers.columns")
+        customers = with_raw_text(raw, text_format=spec.source.format)
+    run.log(f"mapping {mapping.file} ({mapping.grain} grain), source {path}")
+
+    ingested_at = run.started_at.replace(microsecond=0)
+    receipts = to_receipts(to_parsed_lines(lines, mapping), mapping)
+    receipts = receipts.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        summary = ingest_summary(receipts).first().asDict()  # type: ignore[union-attr]
+        summary = {k: int(v or 0) for k, v in summary.items()}
+        bronze = to_bronze_receipts(receipts, ingested_at=ingested_at)
+        written = write_new(spark, run, bronze, RECEIPTS, args.mode, ["receipt_month"])
+    finally:
+        receipts.unpersist()
+    summary["receipts_already_in_bronze"] = summary["receipts_built"] - written
+    summary["receipts_written"] = written
+    run.rows_in, run.rows_out = summary["lines_read"], written
+    run.details.update(mapping=mapping.name, source=path, grain=mapping.grain, mode=args.mode)
+    run.details.update(summary)
+    for key, value in summary.items():
+        run.log(f"{key.replace('_', ' ')}: {value:,}")
+    if customers is not None and mapping.customers is not None:
+        dimension = to_bronze_customers(
+            customers, mapping.customers, mapping_name=mapping.name, ingested_at=ingested_at
+        )
+        customers_written = write_new(spark, run, dimension, CUSTOMERS, args.mode)
+        run.details["customers_written"] = customers_written
+        run.log(f"customers written: {customers_written:,}")
+    run.log(f"lake: {tables.lake_root(run.config)}")
+
+
+def main(argv: list[str] | None = None, *, spark: SparkSession | None = None) -> int:
+    return run_job("ingest", build_parser(), argv, ingest, spark=spark)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
