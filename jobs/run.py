@@ -8,25 +8,27 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/run.py
     import _bootstrap  # noqa: F401
 
 from pyspark.sql import SparkSession
 
-from jobs import generate
+from jobs import cleanse, generate
 from seglake import tables
 from seglake.cli import job_parser, run_job
 from seglake.errors import UserError
 from seglake.runlog import Run
 
-# Pipeline stages in order; each is a job module with a ``stage(spark, run, args)``.
-STAGES: tuple[str, ...] = ()
+# Pipeline stages in order: name -> the job body that runs it.
+STAGES = {"cleanse": cleanse.cleanse}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = job_parser("run", "Run the pipeline stages for one as-of date.")
-    parser.add_argument("--stages", help=f"comma-separated subset of: {', '.join(STAGES) or '(none yet)'}")
+    parser.add_argument("--stages", help=f"comma-separated subset of: {', '.join(STAGES)}")
+    parser.add_argument("--full", action="store_true", help="cleanse: reprocess all of bronze")
     return parser
 
 
@@ -39,10 +41,21 @@ def run_pipeline(spark: SparkSession, run: Run, args: argparse.Namespace) -> Non
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
         raise UserError(f"--stages: unknown stage {unknown[0]}; choose from {', '.join(STAGES)}")
-    for stage in wanted:
-        run.log(f"stage {stage}: not built yet")
+    for name in wanted:
+        stage = Run(job=name, config=run.config, as_of=run.as_of)
+        started = time.perf_counter()
+        stage.log("started")
+        try:
+            STAGES[name](spark, stage, args)
+        except Exception as exc:
+            stage.record(spark, "failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
+            raise UserError(f"stage {name} failed: {str(exc).splitlines()[0]}") from exc
+        stage.record(spark, "succeeded")
+        run.tables_written.update(stage.tables_written)
+        stage.log(f"done in {time.perf_counter() - started:.1f}s: {stage.rows_in or 0:,} rows in, "
+                  f"{stage.rows_out or 0:,} rows out")  # fmt: skip
     run.log(f"outputs under {tables.lake_root(run.config)}:")
-    for table in ("bronze/receipts", "bronze/customers", "bronze/_generator_truth", "ops/runs"):
+    for table in tables.TABLE_INFO:
         path = tables.table_path(run.config, table)
         if tables.table_exists(spark, path):
             run.log(f"  {table:<28} {path}")
