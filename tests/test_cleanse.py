@@ -191,6 +191,21 @@ def test_every_generated_defect_is_caught_with_its_reason(spark: SparkSession, g
     assert variants.where(~F.col("customer_id").rlike(r"^C\d{9}$")).count() == 0
 
 
+def test_outcomes_equal_an_independent_duckdb_implementation(spark: SparkSession, generated_lake: Path) -> None:
+    from bench.reference import cleanse_classification_sql, connect
+
+    files = [f.removeprefix("file:") for f in load(spark, generated_lake, "bronze/receipts").inputFiles()]
+    rules = cleanse_job.rules_from(load_config(None, [f"lake.root={generated_lake}"]))
+    expected = dict(connect().execute(cleanse_classification_sql("$files", rules), {"files": files}).fetchall())
+    kept = {r["row_key"]: None for r in load(spark, generated_lake, "silver/receipts").select("row_key").collect()}
+    rejected = {
+        r["row_key"]: r["reject_reason"]
+        for r in load(spark, generated_lake, "silver/receipts_quarantine").select("row_key", "reject_reason").collect()
+    }
+    assert len(expected) > 10_000
+    assert {**kept, **rejected} == expected
+
+
 def test_books_balance_and_are_recorded(spark: SparkSession, generated_lake: Path) -> None:
     bronze = load(spark, generated_lake, "bronze/receipts").count()
     silver = load(spark, generated_lake, "silver/receipts")
