@@ -37,6 +37,7 @@ FLAG_KEYS = {
     "start": "generate.start_date",
     "end": "generate.end_date",
     "partitions": "generate.partitions",
+    "dirty_rate": "generate.dirty_rate",
 }
 
 
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--start", metavar="YYYY-MM-DD", help="first day of receipts")
     parser.add_argument("--end", metavar="YYYY-MM-DD", help="last day of receipts")
     parser.add_argument("--partitions", type=int, help="customer partitions (tasks)")
+    parser.add_argument("--dirty-rate", type=float, help="share of defective rows, e.g. 0.02 (kinds in proportion)")
     parser.add_argument("--clean", action="store_true", help="inject no defects")
     return parser
 
@@ -61,7 +63,7 @@ def generate(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         start_date=config.start_date,
         end_date=config.end_date,
         seed=config.seed,
-        defect_rates={} if (getattr(args, "clean", False) or not config.dirty) else config.defect_rates.model_dump(),
+        defect_rates={} if getattr(args, "clean", False) else config.effective_defect_rates(),
         currency_rates=run.config.currency.rates,
         base_currency=run.config.currency.base,
     )

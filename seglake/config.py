@@ -91,12 +91,25 @@ class GenerateConfig(_Section):
     end_date: dt.date = dt.date(2024, 12, 31)
     seed: int = 42
     dirty: bool = Field(True, description="Inject defects at `defect_rates`.")
+    dirty_rate: float | None = Field(
+        None, ge=0, lt=0.5, description="Total defect share; scales `defect_rates` to add up to it."
+    )
     defect_rates: DefectRates = Field(default_factory=DefectRates)
     partitions: int | None = Field(
         None,
         ge=1,
         description="Customer partitions. Null: one per 2M receipts, at least 2 per core.",
     )
+
+    def effective_defect_rates(self) -> dict[str, float]:
+        """Per-kind defect rates, scaled to ``dirty_rate`` when set; empty when not dirty."""
+        rates = self.defect_rates.model_dump()
+        if not self.dirty or self.dirty_rate == 0:
+            return {}
+        if self.dirty_rate is not None:
+            total = sum(rates.values()) or 1.0
+            rates = {kind: rate * self.dirty_rate / total for kind, rate in rates.items()}
+        return rates
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> GenerateConfig:

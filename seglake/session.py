@@ -17,7 +17,9 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from seglake.config import DELTA_PACKAGE, SparkConfig
+from seglake.config import DELTA_PACKAGE, PROJECT_ROOT, SparkConfig
+
+LOG4J_CONFIG = PROJECT_ROOT / "conf" / "log4j2.properties"
 
 # Transitive jars of delta-spark that Spark already ships in a newer version; loading
 # the older copies next to Spark's own invites class clashes.
@@ -83,8 +85,12 @@ def configure_builder(builder: SparkSession.Builder, spark_config: SparkConfig) 
         # Keep tables readable by delta-rs, DuckDB, Trino: no deletion vectors etc.
         .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "false")
     )
+    extra_java = spark_config.conf.get("spark.driver.extraJavaOptions", "")
     if not under_spark_submit():
         builder = builder.master(spark_config.master or "local[*]")
+        if "log4j2.configurationFile" not in extra_java and LOG4J_CONFIG.is_file():
+            extra_java = f"{extra_java} -Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}".strip()
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         resolved = jars_dir(spark_config)
         jars = sorted(resolved.glob("*.jar")) if resolved.is_dir() else []
         if jars:
@@ -93,6 +99,8 @@ def configure_builder(builder: SparkSession.Builder, spark_config: SparkConfig) 
             builder = _with_packages(builder, spark_config.delta_package, resolved)
     for key, value in spark_config.conf.items():
         builder = builder.config(key, value)
+    if extra_java:
+        builder = builder.config("spark.driver.extraJavaOptions", extra_java)
     return builder
 
 

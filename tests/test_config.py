@@ -106,3 +106,13 @@ def test_as_of_parses_iso_dates_and_rejects_others() -> None:
 def test_digest_changes_with_config() -> None:
     assert load_config().digest() == load_config().digest()
     assert load_config().digest() != load_config(None, ["rfm.tiles=5"]).digest()
+
+
+def test_dirty_rate_scales_the_defect_mix_and_dirty_false_disables_it() -> None:
+    scaled = load_config(None, ["generate.dirty_rate=0.1"]).generate.effective_defect_rates()
+    default = load_config().generate.effective_defect_rates()
+    assert abs(sum(scaled.values()) - 0.1) < 1e-12
+    assert (
+        abs(scaled["null_customer"] / scaled["zero_amount"] - default["null_customer"] / default["zero_amount"]) < 1e-12
+    )
+    assert load_config(None, ["generate.dirty=false"]).generate.effective_defect_rates() == {}
