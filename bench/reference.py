@@ -45,8 +45,9 @@ def cleanse_classification_sql(files_param: str, rules: CleanseRules) -> str:
     ),
     checked AS (
         SELECT *, CASE
+            WHEN {has_error("receipt_id")} THEN 'malformed_row'
             WHEN {has_error("receipt_ts")} THEN 'unparseable_timestamp'
-            WHEN {has_error("amount")} THEN 'unparseable_amount'
+            WHEN {has_error("amount")} OR {has_error("discount_amount")} THEN 'unparseable_amount'
             WHEN parse_errors IS NOT NULL THEN 'malformed_row'
             WHEN coalesce(trim(receipt_id), '') = '' THEN 'missing_receipt_id'
             WHEN n_customer IS NULL THEN 'missing_customer'

@@ -19,9 +19,10 @@ from pyspark.sql import functions as F
 
 # reason code -> what it means (also the ops/data_quality check names), in rule order
 REASONS: dict[str, str] = {
+    "malformed_row": "the source row did not parse: wrong column count, or a bad value other than "
+    "the timestamp and amounts (checked first for a wrong column count, last otherwise)",
     "unparseable_timestamp": "the source timestamp did not parse",
-    "unparseable_amount": "the source amount did not parse",
-    "malformed_row": "the source row did not parse (wrong column count or another bad value)",
+    "unparseable_amount": "the source amount or discount did not parse",
     "missing_receipt_id": "no receipt id",
     "missing_customer": "no customer id (null, empty or blank)",
     "excluded_account": "customer id on the configured exclusion list (test/staff)",
@@ -97,14 +98,15 @@ def with_reject_reason(normalised: DataFrame, rules: CleanseRules) -> DataFrame:
                 for e in rules.excluded_customers]  # fmt: skip
     text = F.coalesce  # short alias for details
 
+    malformed = F.concat(F.lit("did not parse: "), F.col("parse_errors"), F.lit(" in "), text("raw_record", F.lit("?")))
     checks: list[tuple[str, Column, Column]] = [
+        # ingest lists receipt_id (a text column) only when the row had the wrong column count
+        ("malformed_row", _has_parse_error("receipt_id"), malformed),
         ("unparseable_timestamp", _has_parse_error("receipt_ts"),
          F.concat(F.lit("receipt_ts did not parse: "), text("raw_record", F.lit("?")))),
-        ("unparseable_amount", _has_parse_error("amount"),
+        ("unparseable_amount", _has_parse_error("amount") | _has_parse_error("discount_amount"),
          F.concat(F.lit("amount did not parse: "), text("raw_record", F.lit("?")))),
-        ("malformed_row", F.col("parse_errors").isNotNull(),
-         F.concat(F.lit("did not parse: "), F.col("parse_errors"), F.lit(" in "),
-                  text("raw_record", F.lit("?")))),
+        ("malformed_row", F.col("parse_errors").isNotNull(), malformed),
         ("missing_receipt_id", F.trim(text("receipt_id", F.lit(""))) == "", F.lit("receipt_id is empty")),
         ("missing_customer", F.col("_customer_id").isNull(), F.lit("customer_id is null or blank")),
         ("excluded_account", F.col("_customer_id").isin(*excluded) if excluded else F.lit(False),
