@@ -287,3 +287,39 @@ def test_books_that_do_not_balance_write_nothing(
     assert (books["passed"], books["rows_flagged"]) == (False, 1)
     run = load(spark, lake, "ops/runs").where("job = 'cleanse'").first()
     assert run["status"] == "failed" and run["error"].startswith("UnbalancedBooksError: books do not balance")
+
+
+def test_ingested_bad_rows_reach_quarantine_with_their_reason(spark: SparkSession, lake: Path, tmp_path: Path) -> None:
+    from jobs import ingest as ingest_job
+
+    source = tmp_path / "pos.csv"
+    source.write_text(
+        "bon,kunde,zeit,betrag\n"
+        "B1,k1,2024-03-01 10:00:00,12.50\n"
+        "B2,k2,2024-03-31 23:59:59,-2.00\n"  # a return
+        "B3,k3,not a date,5.00\n"
+        "B4,k4,2024-03-02 09:00:00,five\n"
+        "B5,k5\n"  # too few fields
+        "B6,,2024-03-02 09:00:00,1.00\n"
+    )
+    mapping = tmp_path / "pos.yaml"
+    mapping.write_text(
+        "source: {format: csv, path: " + str(source) + "}\n"
+        "grain: receipt\n"
+        "timestamp: {format: 'yyyy-MM-dd HH:mm:ss', time_zone: UTC}\n"
+        "columns: {receipt_id: bon, customer_id: kunde, receipt_ts: zeit, amount: betrag}\n"
+        "constants: {currency: EUR, channel: store}\n"
+    )
+    assert ingest_job.main([f"--set=lake.root={lake}", "--mapping", str(mapping)]) == 0
+    assert cleanse_job.main([f"--set=lake.root={lake}"]) == 0
+    silver = {r["receipt_id"]: r["amount"] for r in load(spark, lake, "silver/receipts").collect()}
+    quarantine = {
+        r["receipt_id"]: r["reject_reason"] for r in load(spark, lake, "silver/receipts_quarantine").collect()
+    }
+    assert silver == {"B1": Decimal("12.50"), "B2": Decimal("-2.00")}
+    assert quarantine == {
+        "B3": "unparseable_timestamp",
+        "B4": "unparseable_amount",
+        "B5": "malformed_row",
+        "B6": "missing_customer",
+    }
