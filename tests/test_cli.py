@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from seglake.cli import JOBS
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -17,7 +19,7 @@ def run(*command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("job", ["generate", "run"])
+@pytest.mark.parametrize("job", list(JOBS))
 def test_python_module_help(job: str) -> None:
     result = run(sys.executable, "-m", f"jobs.{job}", "--help")
     assert result.returncode == 0
@@ -34,7 +36,8 @@ def test_console_script_lists_jobs_and_forwards_help() -> None:
 def test_unknown_job_is_one_line() -> None:
     result = run(str(BIN / "seglake"), "segmentize")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["seglake segmentize: error: unknown job; choose one of generate, run"]
+    choices = ", ".join(JOBS)
+    assert result.stderr.strip().splitlines() == [f"seglake segmentize: error: unknown job; choose one of {choices}"]
 
 
 def test_bad_override_stops_before_spark_with_one_line() -> None:
@@ -50,6 +53,12 @@ def test_bad_as_of_is_one_line() -> None:
     result = run(str(BIN / "seglake"), "run", "--as-of", "2024-13-01")
     assert result.returncode == 2
     assert result.stderr.strip() == ("seglake run: error: --as-of 2024-13-01: not a date, expected YYYY-MM-DD")
+
+
+@pytest.mark.parametrize("job", list(JOBS))
+def test_console_script_runs_every_job_help(job: str) -> None:
+    result = run(str(BIN / "seglake"), job, "--help")
+    assert result.returncode == 0 and f"usage: seglake {job}" in result.stdout
 
 
 def test_spark_submit_runs_the_job_file() -> None:
