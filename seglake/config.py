@@ -205,6 +205,19 @@ def _load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_YamlLoader)
 
 
+def read_yaml_dict(path: Path, shown: str, error: type[Exception]) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; ``error`` names ``shown`` and the line."""
+    try:
+        data = _load_yaml(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise error(f"{shown}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise error(f"{shown}: expected a mapping of keys at the top level")
+    return data
+
+
 _ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -270,14 +283,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     source = str(path) if path else str(config_path.relative_to(PROJECT_ROOT))
     if not config_path.is_file():
         raise ConfigError(f"{source}: config file not found")
-    try:
-        data = _load_yaml(config_path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{source}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping of sections at the top level")
+    data = read_yaml_dict(config_path, source, ConfigError)
     data = _expand_env(data, source, ())
     overridden: set[tuple[str, ...]] = set()
     for assignment in overrides or []:

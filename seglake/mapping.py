@@ -14,13 +14,12 @@ import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pyspark.errors import AnalysisException, ParseException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from seglake.config import PROJECT_ROOT
+from seglake.config import PROJECT_ROOT, read_yaml_dict
 from seglake.errors import UserError
 
 MAPPINGS_DIR = PROJECT_ROOT / "conf" / "mappings"
@@ -227,14 +226,7 @@ def load_mapping(name_or_path: str) -> Mapping:
     shown = str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
     if not path.is_file():
         raise MappingError(f"{shown}: mapping not found (shipped mappings: {', '.join(available_mappings())})")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise MappingError(f"{shown}:{where}: not valid YAML") from None
-    if not isinstance(data, dict):
-        raise MappingError(f"{shown}: expected a mapping of keys at the top level")
+    data = read_yaml_dict(path, shown, MappingError)
     try:
         mapping = Mapping.model_validate(data)
     except ValidationError as exc:
