@@ -166,12 +166,19 @@ def write_profile(spark: SparkSession, run: Run, rows: DataFrame, rows_in: int) 
     written = spark.read.format("delta").load(path).where(F.col("run_id") == run.run_id)
     lines = [f"{'column':<16} {'nulls':>7} {'distinct':>10}  {'min':<20} {'max':<20} top values"]
     for r in written.orderBy("column_name").collect():  # one row per column: small
-        top = ", ".join(f"{t['value']} ({t['rows']})" for t in (r["top_values"] or [])[:3])
+        top = ", ".join(f"{_shown(t['value'])} ({t['rows']})" for t in (r["top_values"] or [])[:3])
         lines.append(
             f"{r['column_name']:<16} {r['null_rate'] or 0:>7.2%} {r['approx_distinct']:>10,}  "
             f"{str(r['min_value'])[:20]:<20} {str(r['max_value'])[:20]:<20} {top[:60]}"
         )
     run.log("profile of the rows read (ops/profile):\n" + "\n".join(lines))
+
+
+def _shown(value: str | None) -> str:
+    """Values as a person can tell them apart: blanks quoted, null as null."""
+    if value is None:
+        return "null"
+    return repr(value) if value.strip() != value or not value else value
 
 
 def main(argv: list[str] | None = None) -> int:

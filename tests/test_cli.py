@@ -61,6 +61,21 @@ def test_console_script_runs_every_job_help(job: str) -> None:
     assert result.returncode == 0 and f"usage: seglake {job}" in result.stdout
 
 
+def test_spark_submit_runs_a_job_end_to_end(tmp_path: Path) -> None:
+    from seglake.config import load_config
+    from seglake.session import jars_dir
+
+    jars = ",".join(str(j) for j in sorted(jars_dir(load_config().spark).glob("*.jar")))
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    lake = tmp_path / "lake"
+    command = [str(BIN / "spark-submit"), "--master", "local[1]", "--jars", jars, "jobs/generate.py",
+               "--set", f"lake.root={lake}", "--customers", "50", "--receipts", "500"]  # fmt: skip
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (lake / "bronze" / "receipts" / "_delta_log").is_dir()
+    assert (lake / "ops" / "runs" / "_delta_log").is_dir()
+
+
 def test_spark_submit_runs_the_job_file() -> None:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
     result = subprocess.run(
