@@ -139,6 +139,20 @@ def bench_generate(sizes: list[int], spark_overrides: list[str]) -> str:
     )
 
 
+VERSUS_HEADER = (
+    "| rows | Spark s | rows/s | DuckDB s | rows/s | Spark / DuckDB |",
+    "|---:|---:|---:|---:|---:|---:|",
+)
+
+
+def versus_row(rows: int, spark_s: float, duck_s: float) -> str:
+    """One table row: both engines' time and throughput on the same rows, and the ratio."""
+    cells = [f"{rows:,}", f"{spark_s:.1f}", f"{rows / spark_s:,.0f}", f"{duck_s:.1f}", f"{rows / duck_s:,.0f}"]
+    row = "| " + " | ".join([*cells, f"{spark_s / duck_s:.1f}x"]) + " |"
+    print(row, flush=True)
+    return row
+
+
 def ensure_lake(size: int, spark_overrides: list[str]) -> Path:
     """A generated lake of ``size`` receipts under bench/out (made once, then reused)."""
     from jobs import generate as generate_job
@@ -155,10 +169,7 @@ def bench_cleanse(sizes: list[int], spark_overrides: list[str]) -> str:
     from bench.reference import cleanse_classification_sql, connect
     from jobs import cleanse as cleanse_job
 
-    rows = [
-        "| bronze rows | Spark cleanse s | rows/s | DuckDB s | rows/s | Spark / DuckDB |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
+    rows = list(VERSUS_HEADER)
     for size in sizes:
         lake = ensure_lake(size, spark_overrides)
         argv = ["--set", f"lake.root={lake}", "--full", "--no-profile"]
@@ -189,11 +200,7 @@ def bench_cleanse(sizes: list[int], spark_overrides: list[str]) -> str:
                 )
 
         duck_s = timed(duckdb_cleanse)
-        rows.append(
-            f"| {rows_in:,} | {spark_s:.1f} | {rows_in / spark_s:,.0f} | {duck_s:.1f} | "
-            f"{rows_in / duck_s:,.0f} | {spark_s / duck_s:.1f}x |"
-        )
-        print(rows[-1], flush=True)
+        rows.append(versus_row(rows_in, spark_s, duck_s))
     return "\n".join(
         [
             "`cleanse --full --no-profile` (Spark, Delta in and out, books checked, silver",
@@ -218,10 +225,7 @@ def bench_ingest(sizes: list[int], spark_overrides: list[str]) -> str:
     from bench.reference import connect
     from jobs import ingest as ingest_job
 
-    rows = [
-        "| CSV rows | Spark ingest s | rows/s | DuckDB s | rows/s | Spark / DuckDB |",
-        "|---:|---:|---:|---:|---:|---:|",
-    ]
+    rows = list(VERSUS_HEADER)
     for size in sizes:
         lake = ensure_lake(size, spark_overrides)
         spark = build_session(load_config(None, spark_overrides).spark)
@@ -252,11 +256,7 @@ def bench_ingest(sizes: list[int], spark_overrides: list[str]) -> str:
             )
 
         duck_s = timed(duckdb_ingest)
-        rows.append(
-            f"| {written:,} | {spark_s:.1f} | {written / spark_s:,.0f} | {duck_s:.1f} | "
-            f"{written / duck_s:,.0f} | {spark_s / duck_s:.1f}x |"
-        )
-        print(rows[-1], flush=True)
+        rows.append(versus_row(written, spark_s, duck_s))
     return "\n".join(
         [
             "`ingest --mapping canonical_csv` of the generated receipts exported as gzip CSV",
