@@ -168,6 +168,10 @@ class FeaturesConfig(_Section):
     window_days: int = Field(365, ge=1, description="Review window W in days.")
 
 
+class CohortsConfig(_Section):
+    period: Literal["day", "week", "month", "year"] = Field("month", description="Cohort and activity period.")
+
+
 class RfmConfig(_Section):
     tiles: int = Field(4, ge=2, le=10)
     relative_error: float = Field(0.001, gt=0, lt=1)
@@ -180,6 +184,7 @@ class SeglakeConfig(_Section):
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     cleanse: CleanseConfig = Field(default_factory=CleanseConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    cohorts: CohortsConfig = Field(default_factory=CohortsConfig)
     rfm: RfmConfig = Field(default_factory=RfmConfig)
 
     # Where the config came from; not a key users set.

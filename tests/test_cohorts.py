@@ -1,0 +1,170 @@
+"""Cohort retention, worked out by hand: month/year edges, a leap day, returns, after-D data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs import cleanse as cleanse_job
+from jobs import cohorts as cohorts_job
+from jobs import generate as generate_job
+from transforms.cohorts import to_cohort_retention, to_customer_periods
+
+SCHEMA = "customer_id string, receipt_id string, receipt_ts timestamp, amount decimal(18,2), channel string"
+T = dt.datetime
+D = dt.date(2024, 3, 15)  # a Friday in the middle of March
+ROWS = [
+    ("A", "a1", T(2024, 1, 5, 10), Decimal("10.00"), "store"),
+    ("A", "a2", T(2024, 1, 20, 12), Decimal("20.00"), "online"),
+    ("A", "a3", T(2024, 2, 10, 9), Decimal("-5.00"), "store"),  # a return: Feb not active, revenue -5
+    ("A", "a4", T(2024, 3, 2, 15), Decimal("30.00"), "app"),
+    ("B", "b1", T(2023, 12, 31, 23, 59, 59), Decimal("7.00"), "online"),  # year edge
+    ("B", "b2", T(2024, 1, 1, 0, 0, 0), Decimal("3.00"), "store"),
+    ("C", "c1", T(2024, 2, 29, 12), Decimal("11.00"), "app"),  # leap day
+    ("C", "c2", T(2024, 3, 20, 12), Decimal("50.00"), "app"),  # after D: ignored
+    ("D", "d1", T(2024, 3, 16, 8), Decimal("9.00"), "store"),  # only purchase after D: absent
+    ("E", "e1", T(2024, 1, 10, 8), Decimal("-3.00"), "store"),  # a return only: no cohort
+    ("F", "f1", T(2024, 1, 31, 9), Decimal("10.00"), "app"),  # two purchases on one day
+    ("F", "f2", T(2024, 1, 31, 18), Decimal("20.00"), "store"),
+]
+
+
+def retention(spark: SparkSession, period: str, as_of: dt.date = D, by: tuple[str, ...] = ()) -> DataFrame:
+    receipts = spark.createDataFrame(ROWS, SCHEMA)
+    return to_cohort_retention(to_customer_periods(receipts, as_of, period), as_of, period, by=by)
+
+
+def table(frame: DataFrame, *extra: str) -> list[tuple]:
+    columns = ["cohort", *extra, "period_offset", "cohort_size", "active_customers", "orders", "revenue_amount",
+               "avg_receipt_amount", "is_partial_period"]  # fmt: skip
+    return sorted(tuple(r) for r in frame.select(*columns).collect())
+
+
+def test_monthly_matrix_by_hand(spark: SparkSession) -> None:
+    n = None
+    assert table(retention(spark, "month")) == [
+        # cohort, offset, size, active, orders, revenue, avg receipt, partial
+        ("2023-12", 0, 1, 1, 1, Decimal("7.00"), Decimal("7.00"), False),
+        ("2023-12", 1, 1, 1, 1, Decimal("3.00"), Decimal("3.00"), False),
+        ("2023-12", 2, 1, 0, 0, Decimal("0.00"), n, False),  # no activity: present as 0
+        ("2023-12", 3, 1, 0, 0, Decimal("0.00"), n, True),  # March is cut by D
+        ("2024-01", 0, 2, 2, 4, Decimal("60.00"), Decimal("15.00"), False),  # A 10+20, F 10+20
+        ("2024-01", 1, 2, 0, 0, Decimal("-5.00"), n, False),  # A's return only
+        ("2024-01", 2, 2, 1, 1, Decimal("30.00"), Decimal("30.00"), True),
+        ("2024-02", 0, 1, 1, 1, Decimal("11.00"), Decimal("11.00"), False),
+        ("2024-02", 1, 1, 0, 0, Decimal("0.00"), n, True),  # C's March purchase is after D
+    ]
+
+
+def test_retention_rate_and_period_dates(spark: SparkSession) -> None:
+    rows = {(r["cohort"], r["period_offset"]): r for r in retention(spark, "month").collect()}
+    assert rows[("2024-01", 2)]["retention_rate"] == 0.5
+    assert rows[("2024-01", 2)]["period_start_date"] == dt.date(2024, 3, 1)
+    assert rows[("2023-12", 1)]["period_start_date"] == dt.date(2024, 1, 1)
+    assert rows[("2023-12", 0)]["cohort_start_date"] == dt.date(2023, 12, 1)
+    assert {r["as_of_date"] for r in rows.values()} == {D}
+
+
+def test_split_by_first_channel(spark: SparkSession) -> None:
+    n = None
+    by_channel = retention(spark, "month", by=("first_channel",)).where("cohort = '2024-01'")
+    assert table(by_channel, "first_channel") == [
+        ("2024-01", "app", 0, 1, 1, 2, Decimal("30.00"), Decimal("15.00"), False),  # F: app at 09:00 first
+        ("2024-01", "app", 1, 1, 0, 0, Decimal("0.00"), n, False),
+        ("2024-01", "app", 2, 1, 0, 0, Decimal("0.00"), n, True),
+        ("2024-01", "store", 0, 1, 1, 2, Decimal("30.00"), Decimal("15.00"), False),  # A: store first
+        ("2024-01", "store", 1, 1, 0, 0, Decimal("-5.00"), n, False),
+        ("2024-01", "store", 2, 1, 1, 1, Decimal("30.00"), Decimal("30.00"), True),
+    ]
+
+
+def test_weekly_cohorts_start_on_monday(spark: SparkSession) -> None:
+    c = retention(spark, "week").where("cohort_start_date = DATE'2024-02-26'")  # C: Thursday 29 Feb
+    assert table(c) == [
+        ("2024-02-26", 0, 1, 1, 1, Decimal("11.00"), Decimal("11.00"), False),
+        ("2024-02-26", 1, 1, 0, 0, Decimal("0.00"), None, False),
+        ("2024-02-26", 2, 1, 0, 0, Decimal("0.00"), None, True),  # week of 11 March holds D
+    ]
+
+
+def test_yearly_cohorts(spark: SparkSession) -> None:
+    assert [r[:6] for r in table(retention(spark, "year"))] == [
+        ("2023", 0, 1, 1, 1, Decimal("7.00")),
+        ("2023", 1, 1, 1, 1, Decimal("3.00")),
+        ("2024", 0, 3, 3, 6, Decimal("96.00")),  # A 10+20-5+30 = 55, C 11, F 10+20 = 30
+    ]
+
+
+def test_as_of_on_the_last_day_of_a_leap_february_is_not_partial(spark: SparkSession) -> None:
+    rows = retention(spark, "month", as_of=dt.date(2024, 2, 29)).where("cohort = '2024-02'").collect()
+    assert [(r["period_offset"], r["active_customers"], r["is_partial_period"]) for r in rows] == [(0, 1, False)]
+
+
+def test_unknown_period_is_refused(spark: SparkSession) -> None:
+    with pytest.raises(ValueError, match="period must be one of"):
+        to_customer_periods(spark.createDataFrame(ROWS, SCHEMA), D, "quarter")
+
+
+@pytest.fixture(scope="module")
+def cohort_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    lake = tmp_path_factory.mktemp("cohorts") / "lake"
+    assert generate_job.main([f"--set=lake.root={lake}", "--customers=400", "--receipts=4000", "--seed=5"]) == 0
+    assert cleanse_job.main([f"--set=lake.root={lake}", "--no-profile"]) == 0
+    return lake
+
+
+def test_matrix_equals_duckdb_on_a_generated_lake(spark: SparkSession, cohort_lake: Path) -> None:
+    import duckdb
+
+    as_of = dt.date(2024, 6, 17)
+    assert cohorts_job.main([f"--set=lake.root={cohort_lake}", f"--as-of={as_of}"]) == 0
+    silver = spark.read.format("delta").load(f"{cohort_lake}/silver/receipts")
+    files = [f.removeprefix("file:") for f in silver.inputFiles()]
+    expected = duckdb.execute(
+        """
+        WITH r AS (SELECT customer_id, CAST(receipt_ts AS DATE) AS day, amount
+                   FROM read_parquet($files) WHERE CAST(receipt_ts AS DATE) <= $as_of),
+        c AS (SELECT customer_id, min(date_trunc('month', day)) AS cohort FROM r WHERE amount > 0 GROUP BY 1),
+        sizes AS (SELECT cohort, count(*) AS size FROM c GROUP BY 1),
+        act AS (SELECT c.cohort, date_diff('month', c.cohort, date_trunc('month', r.day)) AS off,
+                       count(DISTINCT r.customer_id) FILTER (WHERE r.amount > 0) AS active,
+                       count(*) FILTER (WHERE r.amount > 0) AS orders, sum(r.amount) AS revenue
+                FROM r JOIN c USING (customer_id) GROUP BY 1, 2),
+        grid AS (SELECT cohort, size, unnest(range(0, date_diff('month', cohort, date_trunc('month', $as_of)) + 1))
+                 AS off FROM sizes)
+        SELECT strftime(grid.cohort, '%Y-%m'), grid.off, grid.size, coalesce(active, 0), coalesce(orders, 0),
+               coalesce(revenue, 0)
+        FROM grid LEFT JOIN act ON grid.cohort = act.cohort AND grid.off = act.off
+        """,
+        {"files": files, "as_of": as_of},
+    ).fetchall()
+    got = (
+        spark.read.format("delta").load(f"{cohort_lake}/gold/cohort_retention")
+        .where(f"as_of_date = DATE'{as_of}'")
+        .select("cohort", "period_offset", "cohort_size", "active_customers", "orders", "revenue_amount")
+    )  # fmt: skip
+    assert len(expected) > 50
+    assert sorted(tuple(r) for r in got.collect()) == sorted(
+        (c, o, s, a, n, Decimal(str(v)).quantize(Decimal("0.01"))) for c, o, s, a, n, v in expected
+    )
+
+
+def test_rerun_replaces_its_date_and_keeps_other_dates(spark: SparkSession, cohort_lake: Path) -> None:
+    argv = [f"--set=lake.root={cohort_lake}"]
+    assert cohorts_job.main([*argv, "--as-of=2024-06-30"]) == 0
+    assert cohorts_job.main([*argv, "--as-of=2023-12-31"]) == 0
+    path = f"{cohort_lake}/gold/cohort_retention"
+    before = spark.read.format("delta").load(path).where("as_of_date = DATE'2024-06-30'").collect()
+    assert cohorts_job.main([*argv, "--as-of=2024-06-30"]) == 0
+    table_now = spark.read.format("delta").load(path)
+    assert sorted(table_now.where("as_of_date = DATE'2024-06-30'").collect()) == sorted(before)
+    assert table_now.where("as_of_date = DATE'2023-12-31'").count() > 0
+    assert table_now.where("as_of_date = DATE'2023-12-31' AND period_start_date > as_of_date").count() == 0
+    by_channel = spark.read.format("delta").load(f"{cohort_lake}/gold/cohort_retention_by_channel")
+    totals = by_channel.where("as_of_date = DATE'2024-06-30' AND period_offset = 0").groupBy().sum("cohort_size")
+    overall = table_now.where("as_of_date = DATE'2024-06-30' AND period_offset = 0").groupBy().sum("cohort_size")
+    assert totals.first()[0] == overall.first()[0]
