@@ -15,6 +15,8 @@ def test_run_generates_then_cleanses_and_records_every_stage(spark: SparkSession
     assert run_job.main(argv) == 0
     runs = {r["job"]: r for r in spark.read.format("delta").load(f"{lake}/ops/runs").collect()}
     assert runs["run"]["status"] == "succeeded" and runs["cleanse"]["status"] == "succeeded"
+    assert runs["cohorts"]["status"] == "succeeded" and runs["cohorts"]["as_of_date"] is not None
+    assert spark.read.format("delta").load(f"{lake}/gold/cohort_retention").count() > 0
     bronze = spark.read.format("delta").load(f"{lake}/bronze/receipts").count()
     silver = spark.read.format("delta").load(f"{lake}/silver/receipts").count()
     quarantined = spark.read.format("delta").load(f"{lake}/silver/receipts_quarantine").count()
@@ -32,5 +34,5 @@ def test_unknown_stage_is_one_line(spark: SparkSession, lake: Path, capsys) -> N
     argv = ["--set", f"lake.root={lake}", "--set", "generate.customers=10", "--set", "generate.receipts=50"]
     assert run_job.main([*argv, "--stages", "cleanse,segmentize"]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "seglake run: error: --stages: unknown stage segmentize; choose from cleanse"
+        f"seglake run: error: --stages: unknown stage segmentize; choose from {', '.join(run_job.STAGES)}"
     )
