@@ -10,36 +10,22 @@ partition atomically and leaves the other dates' history as it is.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/cohorts.py
     import _bootstrap  # noqa: F401
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
 from seglake import tables
+from seglake.asof import resolve_as_of
 from seglake.cli import job_parser, run_job
-from seglake.errors import UserError
 from seglake.runlog import Run
 from transforms.cohorts import to_cohort_retention, to_customer_periods
 
 
 def build_parser() -> argparse.ArgumentParser:
     return job_parser("cohorts", "Cohort retention matrices (long format) for one as-of date.")
-
-
-def resolve_as_of(receipts: DataFrame, run: Run) -> dt.date:
-    """``--as-of``, or the last day with receipts in silver."""
-    if run.as_of is not None:
-        return run.as_of
-    last = receipts.agg(F.max(F.to_date("receipt_ts"))).first()[0]
-    if last is None:
-        raise UserError("silver/receipts is empty: nothing to compute; run `seglake cleanse` first")
-    run.as_of = last
-    run.log(f"--as-of not given: using the last day with receipts, {last}")
-    return last
 
 
 def cohorts(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:

@@ -41,6 +41,8 @@ def run_pipeline(spark: SparkSession, run: Run, args: argparse.Namespace) -> Non
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
         raise UserError(f"--stages: unknown stage {unknown[0]}; choose from {', '.join(STAGES)}")
+    if run.as_of is not None:
+        run.log(f"as of {run.as_of}")
     for name in wanted:
         stage = Run(job=name, config=run.config, as_of=run.as_of)
         started = time.perf_counter()
@@ -51,6 +53,7 @@ def run_pipeline(spark: SparkSession, run: Run, args: argparse.Namespace) -> Non
             stage.record(spark, "failed", f"{type(exc).__name__}: {exc}".splitlines()[0])
             raise UserError(f"stage {name} failed: {str(exc).splitlines()[0]}") from exc
         stage.record(spark, "succeeded")
+        run.as_of = run.as_of or stage.as_of  # later stages compute for the same date
         run.tables_written.update(stage.tables_written)
         stage.log(f"done in {time.perf_counter() - started:.1f}s: {stage.rows_in or 0:,} rows in, "
                   f"{stage.rows_out or 0:,} rows out")  # fmt: skip
