@@ -372,3 +372,74 @@ def test_profile_through_customer_month_equals_duckdb_on_the_receipts(
     ]
     assert wrong == [], wrong[:5]
     assert sum(1 for r in ours.values() if r["frequency"] == 0) > 0  # customers who lapsed are in
+
+
+# ---------------------------------------------------------------- incremental rollup
+
+SILVER = (
+    "receipt_id string, customer_id string, receipt_ts timestamp, amount decimal(18,2), currency string, "
+    "channel string, store_id string, region string, category string, item_count int, "
+    "discount_amount decimal(18,2), coupon_used boolean, source_file string, row_key string, "
+    "ingested_at timestamp, cleanse_run_id string, receipt_month string"
+)
+FIRST_BATCH = [
+    ("a1", "A", "2024-01-10", "10.00"),
+    ("a2", "A", "2024-03-05", "10.00"),
+    ("a3", "A", "2024-05-20", "10.00"),
+    ("b1", "B", "2024-02-01", "5.00"),
+    ("b2", "B", "2024-02-15", "5.00"),
+    ("c1", "C", "2024-04-01", "8.00"),
+    ("c2", "C", "2024-04-03", "-8.00"),
+]
+LATE_BATCH = [
+    ("a4", "A", "2024-02-20", "10.00"),  # changes February and A's March gap (was 55 days, now 14)
+    ("b3", "B", "2024-06-02", "5.00"),  # a new month
+]
+
+
+def append_silver(spark: SparkSession, lake: Path, rows: list[tuple[str, str, str, str]]) -> None:
+    from seglake import tables
+    from seglake.config import load_config
+
+    full = [
+        (rid, cid, ts(when), Decimal(amount), "EUR", "store", "S1", "North", "fresh", 1, Decimal("0.00"), False,
+         "test", rid, dt.datetime(2024, 7, 1), "run-0", when[:7])
+        for rid, cid, when, amount in rows
+    ]  # fmt: skip
+    config = load_config(None, [f"lake.root={lake}"])
+    tables.write_table(spark.createDataFrame(full, SILVER), config, "silver/receipts", partition_by=["receipt_month"])
+
+
+def last_features_run(spark: SparkSession, lake: Path) -> Row:
+    runs = spark.read.format("delta").load(f"{lake}/ops/runs").where("job = 'features'")
+    return runs.orderBy(F.desc("started_at")).first()
+
+
+def test_incremental_rollup_rebuilds_only_changed_months_and_nothing_when_nothing_changed(
+    spark: SparkSession, lake: Path
+) -> None:
+    import json
+
+    from chispa import assert_df_equality
+
+    root = f"--set=lake.root={lake}"
+    append_silver(spark, lake, FIRST_BATCH)
+    assert features_job.main([root, "--as-of=2024-05-31"]) == 0
+    append_silver(spark, lake, LATE_BATCH)
+    assert features_job.main([root, "--as-of=2024-06-30", "--incremental"]) == 0
+
+    # February (a4), March (A's next purchase month after a4: its first gap changes), June (b3)
+    details = json.loads(last_features_run(spark, lake)["details"])
+    assert details["rebuilt_months"] == ["2024-02", "2024-03", "2024-06"]
+    customer_month = spark.read.format("delta").load(f"{lake}/silver/customer_month")
+    a_march = customer_month.where("customer_id = 'A' and month = '2024-03'").first()
+    assert (a_march["gap_count"], a_march["gap_sum_days"], a_march["gap_sumsq_days"]) == (1, 14, 196)
+    full = to_customer_month(spark.read.format("delta").load(f"{lake}/silver/receipts"), last_k=5)
+    assert_df_equality(
+        customer_month.select(*full.columns), full, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True
+    )
+    # a rerun without new receipts rebuilds no month and commits nothing to the rollup
+    assert features_job.main([root, "--as-of=2024-06-30", "--incremental"]) == 0
+    rerun = last_features_run(spark, lake)
+    assert json.loads(rerun["details"])["rebuilt_months"] == []
+    assert "silver/customer_month" not in rerun["tables_written"]

@@ -119,12 +119,14 @@ def _sum_amount(column: Column) -> Column:
     return F.coalesce(F.sum(column), _zero_amount()).cast(AMOUNT)
 
 
-def to_customer_month(receipts: DataFrame, *, last_k: int) -> DataFrame:
-    """Grain: customer x calendar month of the receipt date. Needs the whole history.
+CUSTOMER_MONTH_COLUMNS = (
+    "customer_id", "month", "orders", "purchase_amount", "returns", "return_amount", "net_amount",
+    "first_purchase_ts", "last_purchase_ts", "gap_count", "gap_sum_days", "gap_sumsq_days", "last_purchase_dates",
+)  # fmt: skip
 
-    Needs customer_id, receipt_id, receipt_ts, amount.
-    """
-    dated = receipts.select(
+
+def _dated(receipts: DataFrame) -> DataFrame:
+    return receipts.select(
         "customer_id",
         "receipt_id",
         "receipt_ts",
@@ -132,16 +134,17 @@ def to_customer_month(receipts: DataFrame, *, last_k: int) -> DataFrame:
         F.to_date("receipt_ts").alias("receipt_date"),
         (F.col("amount") > 0).alias("is_counted"),
     )
-    with_gap = dated.withColumn("gap_days", _gap_days(F.col("is_counted")))
+
+
+def _month_rollup(with_gap: DataFrame, last_k: int) -> DataFrame:
+    """Receipts with ``receipt_date`` and ``gap_days`` -> customer x month."""
     is_purchase = F.col("amount") > 0
     is_return = F.col("amount") < 0
     return (
         with_gap.groupBy("customer_id", F.date_format("receipt_date", "yyyy-MM").alias("month"))
         .agg(
             F.count(F.when(is_purchase, 1)).alias("orders"),
-            F.coalesce(F.sum(F.when(is_purchase, F.col("amount"))), _zero_amount())
-            .cast(AMOUNT)
-            .alias("purchase_amount"),
+            _sum_amount(F.when(is_purchase, F.col("amount"))).alias("purchase_amount"),
             F.count(F.when(is_return, 1)).alias("returns"),
             _sum_amount(F.when(is_return, F.col("amount"))).alias("return_amount"),
             F.sum("amount").cast(AMOUNT).alias("net_amount"),
@@ -154,22 +157,67 @@ def to_customer_month(receipts: DataFrame, *, last_k: int) -> DataFrame:
                 "last_purchase_dates"
             ),
         )
-        .select(
-            "customer_id",
-            "month",
-            "orders",
-            "purchase_amount",
-            "returns",
-            "return_amount",
-            "net_amount",
-            "first_purchase_ts",
-            "last_purchase_ts",
-            "gap_count",
-            "gap_sum_days",
-            "gap_sumsq_days",
-            "last_purchase_dates",
-        )
+        .select(*CUSTOMER_MONTH_COLUMNS)
     )
+
+
+def to_customer_month(receipts: DataFrame, *, last_k: int) -> DataFrame:
+    """Grain: customer x calendar month of the receipt date. Needs the whole history.
+
+    Needs customer_id, receipt_id, receipt_ts, amount.
+    """
+    dated = _dated(receipts)
+    return _month_rollup(dated.withColumn("gap_days", _gap_days(F.col("is_counted"))), last_k)
+
+
+def to_changed_months(changed_receipts: DataFrame, customer_month: DataFrame) -> DataFrame:
+    """The months whose rollup rows the added or removed receipts change (column ``month``).
+
+    A receipt changes its own month; a purchase also changes the gap of the customer's
+    next purchase after it, i.e. the next month (in ``customer_month`` or among the
+    changed receipts) in which the customer has a purchase.
+    """
+    own = changed_receipts.select(F.date_format("receipt_ts", "yyyy-MM").alias("month"))
+    changed_purchases = (
+        changed_receipts.where(F.col("amount") > 0)
+        .select("customer_id", F.date_format("receipt_ts", "yyyy-MM").alias("changed_month"))
+        .distinct()
+    )
+    purchase_months = (
+        customer_month.where(F.col("orders") > 0)
+        .select("customer_id", "month")
+        .unionByName(changed_purchases.select("customer_id", F.col("changed_month").alias("month")))
+    )
+    later = changed_purchases.join(purchase_months, "customer_id", how="inner").where(
+        F.col("month") > F.col("changed_month")
+    )
+    next_months = later.groupBy("customer_id", "changed_month").agg(F.min("month").alias("month")).select("month")
+    return own.unionByName(next_months).distinct()
+
+
+def to_customer_month_update(
+    receipts: DataFrame, customer_month: DataFrame, *, months: list[str], last_k: int
+) -> DataFrame:
+    """The rollup rows of ``months`` rebuilt from their receipts.
+
+    ``receipts`` are read only for ``months`` (partition filter on ``receipt_month``).
+    The gap of a month's first purchase needs the purchase before it, which may lie in
+    a month not rebuilt: each such month stands in with one row at its
+    ``last_purchase_ts`` from ``customer_month``. Those rows only serve as the previous
+    purchase and are dropped before the rollup.
+    """
+    real = _dated(receipts.where(F.col("receipt_month").isin(months))).withColumn("is_anchor", F.lit(False))
+    anchors = customer_month.where(~F.col("month").isin(months) & (F.col("orders") > 0)).select(
+        "customer_id",
+        F.lit(None).cast("string").alias("receipt_id"),
+        F.col("last_purchase_ts").alias("receipt_ts"),
+        F.lit(None).cast(AMOUNT).alias("amount"),
+        F.to_date("last_purchase_ts").alias("receipt_date"),
+        F.lit(True).alias("is_counted"),
+        F.lit(True).alias("is_anchor"),
+    )
+    with_gap = real.unionByName(anchors).withColumn("gap_days", _gap_days(F.col("is_counted")))
+    return _month_rollup(with_gap.where(~F.col("is_anchor")), last_k)
 
 
 def _whole_months(customer_month: DataFrame, period: ProfilePeriod, last_k: int) -> DataFrame:
