@@ -231,6 +231,25 @@ def test_returns_count_in_monetary_only_inside_the_window(spark: SparkSession) -
     assert (a["orders_lifetime"], a["net_amount_lifetime"]) == (3, Decimal("105.00"))
 
 
+def test_window_inside_one_month_reads_that_month_from_the_receipts(spark: SparkSession) -> None:
+    # D = 2024-06-15, W = 10: window (2024-06-05, 2024-06-15]; June is cut at both ends
+    profile = profile_of(
+        spark,
+        [
+            ("r1", "A", "2024-06-05 23:59", "1.00"),  # D - W: outside
+            ("r2", "A", "2024-06-06 00:00", "2.00"),  # first day inside
+            ("r3", "A", "2024-06-15 12:00", "-0.50"),  # a return on D: inside
+            ("r4", "A", "2024-06-16 00:00", "4.00"),  # after D
+        ],
+        "2024-06-15",
+        window_days=10,
+    )
+    a = profile["A"]
+    # window: 1 purchase, 2.00 - 0.50 = 1.50; lifetime: 2 purchases, 1.00 + 2.00 - 0.50 = 2.50
+    assert (a["frequency"], a["monetary_amount"], a["orders_lifetime"], a["net_amount_lifetime"]) == (
+        1, Decimal("1.50"), 2, Decimal("2.50"))  # fmt: skip
+
+
 def test_customer_who_bought_only_before_the_window_has_frequency_zero(spark: SparkSession) -> None:
     profile = profile_of(spark, [("r1", "OLD", "2023-01-10", "25.00")], "2024-06-15")
     old = profile["OLD"]

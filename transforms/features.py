@@ -24,7 +24,13 @@ where a month is cut:
   wholly inside ``[S, D]``; the (at most two) months cut by ``S`` and by ``D`` are read
   from the receipts, filtered to ``S <= date <= D``.
 
-So a run reads the rollup plus the receipts of at most two months (the receipts are
+Late or removed receipts change their own month and, for a purchase, the first gap of
+the customer's next month with a purchase: ``to_changed_months`` names those months and
+``to_customer_month_update`` rebuilds just them (each month not rebuilt stands in for
+the previous purchase with its ``last_purchase_ts``), so the rollup can be kept up to
+date without reading all receipts.
+
+So a profile run reads the rollup plus the receipts of at most two months (the receipts are
 filtered on the ``receipt_month`` partition, so Spark scans only those).
 Periodicity is ``stddev_samp`` of the gaps, from count ``n``, sum ``s`` and sum of
 squares ``q``: ``sqrt((n*q - s*s) / (n*(n-1)))``, null for ``n < 2`` (fewer than three
