@@ -19,6 +19,7 @@ JOBS = {
     "generate": "synthetic receipts and customers into bronze (demo, tests, benchmarks)",
     "cleanse": "bronze/receipts -> silver/receipts + quarantine, with books that balance",
     "ingest": "a receipt source into bronze/receipts (and bronze/customers) by a column mapping",
+    "features": "silver/receipts -> silver/customer_month -> gold/customer_profile for one as-of date",
     "cohorts": "silver/receipts -> gold/cohort_retention (+ _by_channel) for one as-of date",
     "run": "the whole pipeline for one as-of date (generates a sample lake if there is none)",
 }

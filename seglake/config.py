@@ -166,6 +166,7 @@ class CleanseConfig(_Section):
 
 class FeaturesConfig(_Section):
     window_days: int = Field(365, ge=1, description="Review window W in days.")
+    recency_last_k: int = Field(5, ge=1, description="k of LRFMP recency: mean days since the last k purchases.")
 
 
 class CohortsConfig(_Section):

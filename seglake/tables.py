@@ -94,6 +94,42 @@ COMMENTS: dict[str, dict[str, str]] = {
         "cleanse_run_id": "ops/runs.run_id of the cleanse run that rejected the row.",
         "quarantined_at": "UTC time of that run.",
     },
+    "silver/customer_month": {
+        "customer_id": "Customer identifier (as in silver/receipts).",
+        "month": "Partition: calendar month of the receipt date (YYYY-MM, in spark.timezone).",
+        "orders": "Purchases (receipts with amount > 0) in the month.",
+        "purchase_amount": "Sum of the month's purchase amounts, base currency.",
+        "returns": "Returns (receipts with amount < 0) in the month.",
+        "return_amount": "Sum of the month's return amounts, base currency, <= 0.",
+        "net_amount": "purchase_amount + return_amount.",
+        "first_purchase_ts": "Time of the month's first purchase; null without purchases.",
+        "last_purchase_ts": "Time of the month's last purchase; null without purchases.",
+        "gap_count": "Purchases in the month that have an earlier purchase (ever): one gap each.",
+        "gap_sum_days": "Sum of the whole days from each such purchase's date to the previous purchase date "
+        "(a gap crossing into the month counts here; same day = 0).",
+        "gap_sumsq_days": "Sum of the squares of those gaps (for the standard deviation, periodicity).",
+        "last_purchase_dates": "The month's last k purchase dates, latest first (k = features.recency_last_k).",
+    },
+    "gold/customer_profile": {
+        "customer_id": "Customer with at least one purchase on or before as_of_date.",
+        "as_of_date": "Partition: as-of date D of the run; receipts after D are ignored.",
+        "recency_days": "Whole days from the last purchase date to D; 0 if bought on D.",
+        "frequency": "Purchases (receipts with amount > 0) in the window (D - window_days, D]; may be 0.",
+        "monetary_amount": "Net amount (purchases + returns) of the receipts in the window, base currency; "
+        "may be 0 or negative.",
+        "avg_receipt_amount": "Window purchase amount / frequency, rounded to cents; null when frequency is 0.",
+        "first_purchase_date": "Date of the first purchase.",
+        "last_purchase_date": "Date of the last purchase on or before D.",
+        "tenure_days": "Days from the first purchase date to D.",
+        "length_days": "LRFMP length L: days from the first to the last purchase date.",
+        "recency_last_k_days": "Mean days from each of the last k purchases (k = features.recency_last_k; "
+        "fewer if there are fewer) to D.",
+        "periodicity_days": "LRFMP periodicity P: sample standard deviation of the whole days between "
+        "consecutive purchase dates up to D (same day = 0); null below three purchases.",
+        "cohort": "Month of the first purchase (YYYY-MM).",
+        "orders_lifetime": "Purchases on or before D.",
+        "net_amount_lifetime": "Net amount (purchases + returns) of all receipts on or before D, base currency.",
+    },
     "gold/cohort_retention": {
         "as_of_date": "Partition: the as-of date D of the run; receipts after it are ignored.",
         "period_unit": "Cohort period: day, week (Monday-Sunday), month or year (config cohorts.period).",
@@ -181,6 +217,8 @@ TABLE_INFO: dict[str, tuple[str, str, str]] = {
     "bronze/_generator_truth": ("one row per defective generated row", "none", "`generate`"),
     "silver/receipts": ("one row per valid receipt", "`receipt_month`", "`cleanse`"),
     "silver/receipts_quarantine": ("one row per rejected source row", "none", "`cleanse`"),
+    "silver/customer_month": ("customer x calendar month of the receipt date", "`month`", "`features`"),
+    "gold/customer_profile": ("customer x as-of date", "`as_of_date`", "`features`"),
     "gold/cohort_retention": ("as_of x cohort x period offset", "`as_of_date`", "`cohorts`"),
     "gold/cohort_retention_by_channel": (
         "as_of x cohort x first channel x period offset", "`as_of_date`", "`cohorts`",

@@ -1,0 +1,464 @@
+"""Features: customer_month rollup and the customer profile, worked out by hand and by DuckDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import cleanse as cleanse_job
+from jobs import features as features_job
+from jobs import generate as generate_job
+from transforms.features import ProfilePeriod, to_customer_month, to_customer_profile
+
+RECEIPTS = "receipt_id string, customer_id string, receipt_ts timestamp, amount decimal(18,2)"
+
+
+def ts(text: str) -> dt.datetime:
+    """``YYYY-MM-DD`` or ``YYYY-MM-DD HH:MM``."""
+    return dt.datetime.fromisoformat(text)
+
+
+def receipts_of(spark: SparkSession, rows: list[tuple[str, str, str, str]]) -> DataFrame:
+    """(receipt_id, customer_id, 'YYYY-MM-DD[ HH:MM]', 'amount') -> silver-like receipts."""
+    typed = [(rid, cid, ts(when), Decimal(amount)) for rid, cid, when, amount in rows]
+    frame = spark.createDataFrame(typed, RECEIPTS)
+    return frame.withColumn("receipt_month", F.date_format("receipt_ts", "yyyy-MM"))
+
+
+def months_of(spark: SparkSession, rows: list[tuple[str, str, str, str]], last_k: int = 5) -> dict[str, Row]:
+    customer_month = to_customer_month(receipts_of(spark, rows), last_k=last_k)
+    return {f"{r['customer_id']} {r['month']}": r for r in customer_month.collect()}
+
+
+def profile_of(
+    spark: SparkSession,
+    rows: list[tuple[str, str, str, str]],
+    as_of: str,
+    *,
+    window_days: int = 365,
+    last_k: int = 5,
+) -> dict[str, Row]:
+    receipts = receipts_of(spark, rows)
+    customer_month = to_customer_month(receipts, last_k=last_k)
+    profile = to_customer_profile(
+        customer_month, receipts, as_of=dt.date.fromisoformat(as_of), window_days=window_days, last_k=last_k
+    )
+    return {r["customer_id"]: r for r in profile.collect()}
+
+
+def d(text: str) -> dt.date:
+    return dt.date.fromisoformat(text)
+
+
+# ---------------------------------------------------------------- periods
+
+
+def test_period_names_the_months_the_window_start_and_as_of_cut() -> None:
+    # D = 2024-03-01, W = 365: D - W = 2023-03-02 (the year holds 2024-02-29), so S = 2023-03-03
+    period = ProfilePeriod(d("2024-03-01"), 365)
+    assert period.window_start == d("2023-03-03")
+    assert period.cut_months == ["2023-03", "2024-03"]
+    assert (period.first_whole_window_month, period.last_whole_month) == ("2023-04", "2024-02")
+    # D = 2024-06-30 (month end), W = 30: S = 2024-06-01 (month start): nothing is cut
+    whole = ProfilePeriod(d("2024-06-30"), 30)
+    assert whole.cut_months == []
+    assert (whole.first_whole_window_month, whole.last_whole_month) == ("2024-06", "2024-06")
+
+
+# ---------------------------------------------------------------- customer_month
+
+
+def test_customer_month_adds_up_purchases_and_returns(spark: SparkSession) -> None:
+    months = months_of(
+        spark,
+        [
+            ("r1", "A", "2024-01-10 09:00", "10.00"),
+            ("r2", "A", "2024-01-20 10:00", "-3.00"),
+            ("r3", "A", "2024-01-20 11:00", "5.50"),
+            ("r4", "A", "2024-02-01 08:00", "7.00"),
+        ],
+    )
+    jan, feb = months["A 2024-01"], months["A 2024-02"]
+    # January: purchases 10.00 + 5.50 = 15.50 (2 orders), one return -3.00, net 12.50
+    assert (jan["orders"], jan["purchase_amount"], jan["returns"], jan["return_amount"], jan["net_amount"]) == (
+        2, Decimal("15.50"), 1, Decimal("-3.00"), Decimal("12.50"))  # fmt: skip
+    assert (jan["first_purchase_ts"], jan["last_purchase_ts"]) == (ts("2024-01-10 09:00"), ts("2024-01-20 11:00"))
+    # February: one purchase, no return (0.00, not null)
+    assert (feb["orders"], feb["returns"], feb["return_amount"], feb["net_amount"]) == (
+        1, 0, Decimal("0.00"), Decimal("7.00"))  # fmt: skip
+
+
+def test_gap_crossing_the_year_counts_in_the_later_month(spark: SparkSession) -> None:
+    months = months_of(
+        spark,
+        [
+            ("r1", "A", "2023-12-31 23:00", "10.00"),  # first purchase ever: no gap
+            ("r2", "A", "2024-01-01 00:30", "10.00"),  # gap 1 day, counted in January
+            ("r3", "A", "2024-03-01 12:00", "10.00"),  # 2024-01-01 -> 2024-03-01: 30 + 29 (leap Feb) + 1 = 60
+        ],
+    )
+    gaps = {key: (r["gap_count"], r["gap_sum_days"], r["gap_sumsq_days"]) for key, r in months.items()}
+    assert gaps == {"A 2023-12": (0, 0, 0), "A 2024-01": (1, 1, 1), "A 2024-03": (1, 60, 3600)}
+
+
+def test_same_day_purchases_give_gap_zero_and_returns_give_no_gap(spark: SparkSession) -> None:
+    months = months_of(
+        spark,
+        [
+            ("r1", "A", "2024-02-29 10:00", "4.00"),
+            ("r2", "A", "2024-02-29 11:00", "-4.00"),  # a return: not a purchase, no gap
+            ("r3", "A", "2024-02-29 12:00", "6.00"),
+            ("r4", "A", "2024-02-29 12:00", "8.00"),  # same time as r3 (a tie)
+        ],
+        last_k=2,
+    )
+    feb = months["A 2024-02"]
+    # purchases r1, r3, r4 on one day: gaps 0 and 0
+    assert (feb["orders"], feb["gap_count"], feb["gap_sum_days"], feb["gap_sumsq_days"]) == (3, 2, 0, 0)
+    assert feb["last_purchase_dates"] == [d("2024-02-29"), d("2024-02-29")]
+
+
+def test_last_purchase_dates_keep_the_latest_k_descending(spark: SparkSession) -> None:
+    months = months_of(
+        spark,
+        [
+            ("r1", "A", "2024-05-03", "1.00"),
+            ("r2", "A", "2024-05-10", "1.00"),
+            ("r3", "A", "2024-05-07", "1.00"),
+            ("r4", "A", "2024-05-20", "1.00"),
+            ("r5", "A", "2024-05-25", "-1.00"),  # a return is not a purchase date
+        ],
+        last_k=3,
+    )
+    assert months["A 2024-05"]["last_purchase_dates"] == [d("2024-05-20"), d("2024-05-10"), d("2024-05-07")]
+
+
+# ---------------------------------------------------------------- profile
+
+
+def test_population_is_customers_with_a_purchase_up_to_as_of(spark: SparkSession) -> None:
+    profile = profile_of(
+        spark,
+        [
+            ("r1", "A", "2024-06-15 23:59", "5.00"),  # bought on D
+            ("r2", "LATE", "2024-06-16 00:00", "5.00"),  # only purchase after D, same month
+            ("r3", "LATER", "2024-07-01", "5.00"),  # only purchase in a month after D
+            ("r4", "RET", "2024-06-01", "-5.00"),  # only a return
+        ],
+        "2024-06-15",
+    )
+    assert set(profile) == {"A"}
+    assert profile["A"]["recency_days"] == 0
+
+
+def test_purchases_after_as_of_are_ignored(spark: SparkSession) -> None:
+    profile = profile_of(
+        spark,
+        [
+            ("r1", "A", "2024-06-01", "10.00"),
+            ("r2", "A", "2024-06-10", "20.00"),
+            ("r3", "A", "2024-06-20", "40.00"),  # after D, in D's month
+            ("r4", "A", "2024-07-05", "80.00"),  # after D, a later month
+        ],
+        "2024-06-15",
+    )
+    a = profile["A"]
+    # up to D: 06-01 and 06-10. recency 15 - 10 = 5; length 9; one gap (9) -> periodicity null
+    assert (a["orders_lifetime"], a["net_amount_lifetime"], a["frequency"], a["monetary_amount"]) == (
+        2, Decimal("30.00"), 2, Decimal("30.00"))  # fmt: skip
+    assert (a["last_purchase_date"], a["recency_days"], a["length_days"], a["periodicity_days"]) == (
+        d("2024-06-10"), 5, 9, None)  # fmt: skip
+
+
+def test_dates_across_a_year_boundary(spark: SparkSession) -> None:
+    profile = profile_of(
+        spark, [("r1", "A", "2023-12-31 23:59", "3.00"), ("r2", "A", "2024-01-01 00:00", "4.00")], "2024-01-10"
+    )
+    a = profile["A"]
+    # first 2023-12-31, last 2024-01-01: recency 9, tenure 10, length 1, cohort of the first purchase
+    assert (a["first_purchase_date"], a["last_purchase_date"], a["recency_days"], a["tenure_days"]) == (
+        d("2023-12-31"), d("2024-01-01"), 9, 10)  # fmt: skip
+    assert (a["length_days"], a["cohort"], a["frequency"], a["as_of_date"]) == (1, "2023-12", 2, d("2024-01-10"))
+
+
+def test_window_start_cuts_a_month_across_a_leap_day(spark: SparkSession) -> None:
+    # D = 2024-03-01, W = 365: window (2023-03-02, 2024-03-01] because it holds 2024-02-29
+    profile = profile_of(
+        spark,
+        [
+            ("r1", "A", "2023-03-02 12:00", "20.00"),  # D - W: outside
+            ("r2", "A", "2023-03-03 00:00", "30.00"),  # first day inside (March 2023 is cut)
+            ("r3", "A", "2024-02-29 08:00", "10.00"),
+        ],
+        "2024-03-01",
+    )
+    a = profile["A"]
+    # frequency 2, monetary 30 + 10 = 40.00, mean receipt 20.00; recency 1
+    assert (a["frequency"], a["monetary_amount"], a["avg_receipt_amount"], a["recency_days"]) == (
+        2, Decimal("40.00"), Decimal("20.00"), 1)  # fmt: skip
+    # tenure 2023-03-02 -> 2024-03-01 = 365; length 2023-03-02 -> 2024-02-29 = 364; lifetime 60.00 in 3 orders
+    assert (a["tenure_days"], a["length_days"], a["orders_lifetime"], a["net_amount_lifetime"]) == (
+        365, 364, 3, Decimal("60.00"))  # fmt: skip
+
+
+def test_returns_count_in_monetary_only_inside_the_window(spark: SparkSession) -> None:
+    # D = 2024-06-30 (a month end), W = 20: window (2024-06-10, 2024-06-30], June is cut by the start
+    profile = profile_of(
+        spark,
+        [
+            ("r1", "A", "2024-04-10", "30.00"),  # April: a whole month before the window
+            ("r2", "A", "2024-04-20", "-30.00"),
+            ("r3", "A", "2024-06-05", "100.00"),  # June, before the window start
+            ("r4", "A", "2024-06-08", "-40.00"),  # return before the window start: not in monetary
+            ("r5", "A", "2024-06-15", "50.00"),
+            ("r6", "A", "2024-06-20", "-5.00"),  # return inside the window
+            ("r7", "A", "2024-07-01", "-7.00"),  # return after D
+        ],
+        "2024-06-30",
+        window_days=20,
+    )
+    a = profile["A"]
+    # window: 50.00 - 5.00 = 45.00 in 1 purchase (mean 50.00)
+    # lifetime: 30 - 30 + 100 - 40 + 50 - 5 = 105.00 in 3 purchases
+    assert (a["frequency"], a["monetary_amount"], a["avg_receipt_amount"]) == (1, Decimal("45.00"), Decimal("50.00"))
+    assert (a["orders_lifetime"], a["net_amount_lifetime"]) == (3, Decimal("105.00"))
+
+
+def test_window_inside_one_month_reads_that_month_from_the_receipts(spark: SparkSession) -> None:
+    # D = 2024-06-15, W = 10: window (2024-06-05, 2024-06-15]; June is cut at both ends
+    profile = profile_of(
+        spark,
+        [
+            ("r1", "A", "2024-06-05 23:59", "1.00"),  # D - W: outside
+            ("r2", "A", "2024-06-06 00:00", "2.00"),  # first day inside
+            ("r3", "A", "2024-06-15 12:00", "-0.50"),  # a return on D: inside
+            ("r4", "A", "2024-06-16 00:00", "4.00"),  # after D
+        ],
+        "2024-06-15",
+        window_days=10,
+    )
+    a = profile["A"]
+    # window: 1 purchase, 2.00 - 0.50 = 1.50; lifetime: 2 purchases, 1.00 + 2.00 - 0.50 = 2.50
+    assert (a["frequency"], a["monetary_amount"], a["orders_lifetime"], a["net_amount_lifetime"]) == (
+        1, Decimal("1.50"), 2, Decimal("2.50"))  # fmt: skip
+
+
+def test_customer_who_bought_only_before_the_window_has_frequency_zero(spark: SparkSession) -> None:
+    profile = profile_of(spark, [("r1", "OLD", "2023-01-10", "25.00")], "2024-06-15")
+    old = profile["OLD"]
+    # 2023-01-10 -> 2024-06-15: 356 + 166 = 522 days (2024 is a leap year)
+    assert (old["frequency"], old["monetary_amount"], old["avg_receipt_amount"]) == (0, Decimal("0.00"), None)
+    assert (old["recency_days"], old["orders_lifetime"], old["cohort"]) == (522, 1, "2023-01")
+
+
+def test_periodicity_is_null_with_two_purchases(spark: SparkSession) -> None:
+    profile = profile_of(spark, [("r1", "A", "2024-01-01", "1.00"), ("r2", "A", "2024-01-11", "1.00")], "2024-01-31")
+    assert profile["A"]["periodicity_days"] is None
+
+
+def test_recency_last_k_with_fewer_than_k_purchases_averages_those_there_are(spark: SparkSession) -> None:
+    profile = profile_of(spark, [("r1", "A", "2024-01-01", "1.00"), ("r2", "A", "2024-01-11", "1.00")], "2024-01-31")
+    # k = 5, two purchases: (30 + 20) / 2 = 25
+    assert profile["A"]["recency_last_k_days"] == pytest.approx(25.0)
+
+
+FOUR_PURCHASES = [
+    ("r1", "A", "2024-01-30 10:00", "1.00"),
+    ("r2", "A", "2024-02-02 09:00", "1.00"),  # gap 3, crossing into February
+    ("r3", "A", "2024-02-02 18:00", "1.00"),  # gap 0, same day
+    ("r4", "A", "2024-03-04 07:00", "1.00"),  # gap 2024-02-02 -> 2024-03-04 = 31 (leap February), in D's month
+    ("r5", "A", "2024-03-12 07:00", "1.00"),  # after D: no gap 8
+]
+
+
+def test_periodicity_of_four_purchases_is_the_sample_stddev_of_the_gaps(spark: SparkSession) -> None:
+    profile = profile_of(spark, FOUR_PURCHASES, "2024-03-10")
+    # gaps 3, 0, 31: mean 34/3; squares 9 + 0 + 961 = 970
+    # sample variance = (3 * 970 - 34^2) / (3 * 2) = (2910 - 1156) / 6 = 292.333...; sd = 17.0978...
+    assert profile["A"]["periodicity_days"] == pytest.approx(math.sqrt(1754 / 6))
+    assert profile["A"]["orders_lifetime"] == 4
+
+
+def test_recency_last_k_uses_the_latest_k_purchases(spark: SparkSession) -> None:
+    profile = profile_of(spark, FOUR_PURCHASES, "2024-03-10", last_k=3)
+    # last 3 up to D: 03-04, 02-02, 02-02 -> 6, 37, 37 days to D: 80 / 3
+    assert profile["A"]["recency_last_k_days"] == pytest.approx(80 / 3)
+
+
+# ---------------------------------------------------------------- the job vs DuckDB
+
+REFERENCE_SQL = """
+WITH r AS (
+    SELECT customer_id, receipt_id, receipt_ts, CAST(receipt_ts AS DATE) AS day, amount
+    FROM read_parquet($files) WHERE CAST(receipt_ts AS DATE) <= $as_of
+),
+purchases AS (SELECT * FROM r WHERE amount > 0),
+population AS (
+    SELECT customer_id, min(day) AS first_day, max(day) AS last_day, count(*) AS orders_lifetime
+    FROM purchases GROUP BY customer_id
+),
+money AS (
+    SELECT customer_id,
+           sum(amount) AS net_amount_lifetime,
+           coalesce(sum(amount) FILTER (WHERE day > $as_of - $w), 0) AS monetary_amount,
+           count(*) FILTER (WHERE amount > 0 AND day > $as_of - $w) AS frequency,
+           sum(amount) FILTER (WHERE amount > 0 AND day > $as_of - $w) AS window_purchase
+    FROM r GROUP BY customer_id
+),
+gaps AS (
+    SELECT customer_id, stddev_samp(gap) AS periodicity_days FROM (
+        SELECT customer_id,
+               datediff('day', lag(day) OVER (PARTITION BY customer_id ORDER BY receipt_ts, receipt_id), day) AS gap
+        FROM purchases
+    ) GROUP BY customer_id
+),
+last_k AS (
+    SELECT customer_id, avg(datediff('day', day, $as_of)) AS recency_last_k_days FROM (
+        SELECT customer_id, day,
+               row_number() OVER (PARTITION BY customer_id ORDER BY receipt_ts DESC, receipt_id DESC) AS rn
+        FROM purchases
+    ) WHERE rn <= $k GROUP BY customer_id
+)
+SELECT p.customer_id, datediff('day', last_day, $as_of) AS recency_days, frequency, monetary_amount,
+       CASE WHEN frequency > 0 THEN window_purchase / frequency END AS avg_receipt_amount,
+       first_day, last_day, datediff('day', first_day, $as_of) AS tenure_days,
+       datediff('day', first_day, last_day) AS length_days, recency_last_k_days, periodicity_days,
+       strftime(first_day, '%Y-%m') AS cohort, orders_lifetime, net_amount_lifetime
+FROM population p JOIN money USING (customer_id) JOIN gaps USING (customer_id) JOIN last_k USING (customer_id)
+"""
+COLUMNS = (
+    "customer_id", "recency_days", "frequency", "monetary_amount", "avg_receipt_amount", "first_purchase_date",
+    "last_purchase_date", "tenure_days", "length_days", "recency_last_k_days", "periodicity_days", "cohort",
+    "orders_lifetime", "net_amount_lifetime",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def generated_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    lake = tmp_path_factory.mktemp("features") / "lake"
+    root = f"--set=lake.root={lake}"
+    assert (
+        generate_job.main([root, "--customers=500", "--receipts=5000", "--start=2023-01-01", "--end=2024-06-30"]) == 0
+    )
+    assert cleanse_job.main([root, "--no-profile"]) == 0
+    return lake
+
+
+def _close(ours: Any, reference: Any) -> bool:
+    if ours is None or reference is None:
+        return ours is None and reference is None
+    if isinstance(ours, float | Decimal) or isinstance(reference, float):
+        return abs(float(ours) - float(reference)) <= 0.0051  # avg_receipt_amount is rounded to cents
+    return bool(ours == reference)
+
+
+@pytest.mark.parametrize("as_of", ["2024-03-15", None])  # mid-month; the default (last day with receipts)
+def test_profile_through_customer_month_equals_duckdb_on_the_receipts(
+    spark: SparkSession, generated_lake: Path, tmp_path: Path, as_of: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.reference import connect
+
+    silver = spark.read.format("delta").load(f"{generated_lake}/silver/receipts")
+    files = str(tmp_path / "receipts")
+    silver.select("customer_id", "receipt_id", "receipt_ts", "amount").write.parquet(files)
+    duck = connect(threads=2)
+    day = as_of or str(
+        duck.execute(f"SELECT max(CAST(receipt_ts AS DATE)) FROM read_parquet('{files}/*.parquet')").fetchone()[0]
+    )
+    params = {"files": f"{files}/*.parquet", "as_of": d(day), "w": 365, "k": 5}
+    expected = {row[0]: row for row in duck.execute(REFERENCE_SQL, params).fetchall()}
+
+    argv = [f"--set=lake.root={generated_lake}"] + ([f"--as-of={as_of}"] if as_of else [])
+    assert features_job.main(argv) == 0
+    assert f"as of {day}" in capsys.readouterr().err
+    profile = spark.read.format("delta").load(f"{generated_lake}/gold/customer_profile")
+    ours = {r["customer_id"]: r for r in profile.where(F.col("as_of_date") == d(day)).select(*COLUMNS).collect()}
+
+    assert len(expected) > 300
+    assert set(ours) == set(expected)
+    wrong = [
+        (customer, column, ours[customer][i], expected[customer][i])
+        for customer in expected
+        for i, column in enumerate(COLUMNS)
+        if not _close(ours[customer][i], expected[customer][i])
+    ]
+    assert wrong == [], wrong[:5]
+    assert sum(1 for r in ours.values() if r["frequency"] == 0) > 0  # customers who lapsed are in
+
+
+# ---------------------------------------------------------------- incremental rollup
+
+SILVER = (
+    "receipt_id string, customer_id string, receipt_ts timestamp, amount decimal(18,2), currency string, "
+    "channel string, store_id string, region string, category string, item_count int, "
+    "discount_amount decimal(18,2), coupon_used boolean, source_file string, row_key string, "
+    "ingested_at timestamp, cleanse_run_id string, receipt_month string"
+)
+FIRST_BATCH = [
+    ("a1", "A", "2024-01-10", "10.00"),
+    ("a2", "A", "2024-03-05", "10.00"),
+    ("a3", "A", "2024-05-20", "10.00"),
+    ("b1", "B", "2024-02-01", "5.00"),
+    ("b2", "B", "2024-02-15", "5.00"),
+    ("c1", "C", "2024-04-01", "8.00"),
+    ("c2", "C", "2024-04-03", "-8.00"),
+]
+LATE_BATCH = [
+    ("a4", "A", "2024-02-20", "10.00"),  # changes February and A's March gap (was 55 days, now 14)
+    ("b3", "B", "2024-06-02", "5.00"),  # a new month
+]
+
+
+def append_silver(spark: SparkSession, lake: Path, rows: list[tuple[str, str, str, str]]) -> None:
+    from seglake import tables
+    from seglake.config import load_config
+
+    full = [
+        (rid, cid, ts(when), Decimal(amount), "EUR", "store", "S1", "North", "fresh", 1, Decimal("0.00"), False,
+         "test", rid, dt.datetime(2024, 7, 1), "run-0", when[:7])
+        for rid, cid, when, amount in rows
+    ]  # fmt: skip
+    config = load_config(None, [f"lake.root={lake}"])
+    tables.write_table(spark.createDataFrame(full, SILVER), config, "silver/receipts", partition_by=["receipt_month"])
+
+
+def last_features_run(spark: SparkSession, lake: Path) -> Row:
+    runs = spark.read.format("delta").load(f"{lake}/ops/runs").where("job = 'features'")
+    return runs.orderBy(F.desc("started_at")).first()
+
+
+def test_incremental_rollup_rebuilds_only_changed_months_and_nothing_when_nothing_changed(
+    spark: SparkSession, lake: Path
+) -> None:
+    import json
+
+    from chispa import assert_df_equality
+
+    root = f"--set=lake.root={lake}"
+    append_silver(spark, lake, FIRST_BATCH)
+    assert features_job.main([root, "--as-of=2024-05-31"]) == 0
+    append_silver(spark, lake, LATE_BATCH)
+    assert features_job.main([root, "--as-of=2024-06-30", "--incremental"]) == 0
+
+    # February (a4), March (A's next purchase month after a4: its first gap changes), June (b3)
+    details = json.loads(last_features_run(spark, lake)["details"])
+    assert details["rebuilt_months"] == ["2024-02", "2024-03", "2024-06"]
+    customer_month = spark.read.format("delta").load(f"{lake}/silver/customer_month")
+    a_march = customer_month.where("customer_id = 'A' and month = '2024-03'").first()
+    assert (a_march["gap_count"], a_march["gap_sum_days"], a_march["gap_sumsq_days"]) == (1, 14, 196)
+    full = to_customer_month(spark.read.format("delta").load(f"{lake}/silver/receipts"), last_k=5)
+    assert_df_equality(
+        customer_month.select(*full.columns), full, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True
+    )
+    # a rerun without new receipts rebuilds no month and commits nothing to the rollup
+    assert features_job.main([root, "--as-of=2024-06-30", "--incremental"]) == 0
+    rerun = last_features_run(spark, lake)
+    assert json.loads(rerun["details"])["rebuilt_months"] == []
+    assert "silver/customer_month" not in rerun["tables_written"]
