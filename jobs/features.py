@@ -37,6 +37,7 @@ from transforms.features import (
     to_customer_month_update,
     to_customer_profile,
 )
+from transforms.segments import with_value_tier
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +68,15 @@ def features(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     month_rows = update_customer_month(spark, run, receipts, incremental=bool(getattr(args, "incremental", False)))
 
     customer_month = run.read(spark, "silver/customer_month")
-    profile = to_customer_profile(customer_month, receipts, as_of=as_of, window_days=window_days, last_k=last_k)
+    tiers = config.features.value_tiers
+    profile = to_customer_profile(
+        customer_month, receipts, as_of=as_of, window_days=window_days, last_k=last_k
+    ).transform(
+        with_value_tier,
+        longevity_days=tiers.longevity_days,
+        recency_days=tiers.recency_days,
+        tiers=tiers.tiers,
+    )
     path = tables.replace_as_of(profile, config, "gold/customer_profile", as_of)
     run.wrote(spark, "gold/customer_profile")
     run.rows_out = tables.last_commit_rows(spark, path)

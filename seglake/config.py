@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -164,9 +165,36 @@ class CleanseConfig(_Section):
         return self
 
 
+class ValueTiersConfig(_Section):
+    """Longevity (days since the first purchase) x recency grid -> tier names.
+
+    ``longevity_days`` and ``recency_days`` are ascending band bounds: band 0 holds
+    values below the first bound, band i values in [bound i-1, bound i). ``tiers`` has
+    one row per longevity band (shortest first) and one name per recency band (most
+    recent first).
+    """
+
+    longevity_days: list[int] = Field(default_factory=lambda: [365])
+    recency_days: list[int] = Field(default_factory=lambda: [90])
+    tiers: list[list[str]] = Field(
+        default_factory=lambda: [["New Active", "New Lapsing"], ["Loyal Active", "Loyal Lapsing"]]
+    )
+
+    @model_validator(mode="after")
+    def _grid_fits_bounds(self) -> ValueTiersConfig:
+        for name, bounds in (("longevity_days", self.longevity_days), ("recency_days", self.recency_days)):
+            if any(b <= a for a, b in itertools.pairwise(bounds)) or any(b < 0 for b in bounds):
+                raise ValueError(f"{name} must be ascending, non-negative day counts")
+        rows, columns = len(self.longevity_days) + 1, len(self.recency_days) + 1
+        if len(self.tiers) != rows or any(len(row) != columns for row in self.tiers):
+            raise ValueError(f"tiers must be {rows} rows (longevity bands) of {columns} names (recency bands)")
+        return self
+
+
 class FeaturesConfig(_Section):
     window_days: int = Field(365, ge=1, description="Review window W in days.")
     recency_last_k: int = Field(5, ge=1, description="k of LRFMP recency: mean days since the last k purchases.")
+    value_tiers: ValueTiersConfig = Field(default_factory=ValueTiersConfig)
 
 
 class CohortsConfig(_Section):

@@ -129,6 +129,9 @@ COMMENTS: dict[str, dict[str, str]] = {
         "cohort": "Month of the first purchase (YYYY-MM).",
         "orders_lifetime": "Purchases on or before D.",
         "net_amount_lifetime": "Net amount (purchases + returns) of all receipts on or before D, base currency.",
+        "longevity_band": "Band of tenure_days on the features.value_tiers.longevity_days bounds (0 = newest).",
+        "recency_band": "Band of recency_days on the features.value_tiers.recency_days bounds (0 = most recent).",
+        "value_tier": "Value tier: features.value_tiers.tiers[longevity_band][recency_band], refreshed each run.",
     },
     "gold/cohort_retention": {
         "as_of_date": "Partition: the as-of date D of the run; receipts after it are ignored.",

@@ -17,6 +17,14 @@ def test_run_generates_then_cleanses_and_records_every_stage(spark: SparkSession
     assert runs["run"]["status"] == "succeeded" and runs["cleanse"]["status"] == "succeeded"
     assert runs["cohorts"]["status"] == "succeeded" and runs["cohorts"]["as_of_date"] is not None
     assert spark.read.format("delta").load(f"{lake}/gold/cohort_retention").count() > 0
+    profile = spark.read.format("delta").load(f"{lake}/gold/customer_profile")
+    expected_tier = (
+        "CASE WHEN tenure_days < 365 AND recency_days < 90 THEN 'New Active' "
+        "WHEN tenure_days < 365 THEN 'New Lapsing' WHEN recency_days < 90 THEN 'Loyal Active' "
+        "ELSE 'Loyal Lapsing' END"
+    )
+    assert profile.count() > 0
+    assert profile.where(f"value_tier IS NULL OR value_tier != {expected_tier}").count() == 0
     bronze = spark.read.format("delta").load(f"{lake}/bronze/receipts").count()
     silver = spark.read.format("delta").load(f"{lake}/silver/receipts").count()
     quarantined = spark.read.format("delta").load(f"{lake}/silver/receipts_quarantine").count()
