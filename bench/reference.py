@@ -93,3 +93,45 @@ def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     if threads:
         connection.execute(f"SET threads = {threads}")
     return connection
+
+
+# Core customer profile straight from receipts (parameters: $files, $as_of, $w window days, $k).
+PROFILE_SQL = """
+WITH r AS (
+    SELECT customer_id, receipt_id, receipt_ts, CAST(receipt_ts AS DATE) AS day, amount
+    FROM read_parquet($files) WHERE CAST(receipt_ts AS DATE) <= $as_of
+),
+purchases AS (SELECT * FROM r WHERE amount > 0),
+population AS (
+    SELECT customer_id, min(day) AS first_day, max(day) AS last_day, count(*) AS orders_lifetime
+    FROM purchases GROUP BY customer_id
+),
+money AS (
+    SELECT customer_id,
+           sum(amount) AS net_amount_lifetime,
+           coalesce(sum(amount) FILTER (WHERE day > $as_of - $w), 0) AS monetary_amount,
+           count(*) FILTER (WHERE amount > 0 AND day > $as_of - $w) AS frequency,
+           sum(amount) FILTER (WHERE amount > 0 AND day > $as_of - $w) AS window_purchase
+    FROM r GROUP BY customer_id
+),
+gaps AS (
+    SELECT customer_id, stddev_samp(gap) AS periodicity_days FROM (
+        SELECT customer_id,
+               datediff('day', lag(day) OVER (PARTITION BY customer_id ORDER BY receipt_ts, receipt_id), day) AS gap
+        FROM purchases
+    ) GROUP BY customer_id
+),
+last_k AS (
+    SELECT customer_id, avg(datediff('day', day, $as_of)) AS recency_last_k_days FROM (
+        SELECT customer_id, day,
+               row_number() OVER (PARTITION BY customer_id ORDER BY receipt_ts DESC, receipt_id DESC) AS rn
+        FROM purchases
+    ) WHERE rn <= $k GROUP BY customer_id
+)
+SELECT p.customer_id, datediff('day', last_day, $as_of) AS recency_days, frequency, monetary_amount,
+       CASE WHEN frequency > 0 THEN window_purchase / frequency END AS avg_receipt_amount,
+       first_day, last_day, datediff('day', first_day, $as_of) AS tenure_days,
+       datediff('day', first_day, last_day) AS length_days, recency_last_k_days, periodicity_days,
+       strftime(first_day, '%Y-%m') AS cohort, orders_lifetime, net_amount_lifetime
+FROM population p JOIN money USING (customer_id) JOIN gaps USING (customer_id) JOIN last_k USING (customer_id)
+"""

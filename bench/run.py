@@ -145,9 +145,10 @@ VERSUS_HEADER = (
 )
 
 
-def versus_row(rows: int, spark_s: float, duck_s: float) -> str:
+def versus_row(rows: int, spark_s: float, duck_s: float, stage: str | None = None) -> str:
     """One table row: both engines' time and throughput on the same rows, and the ratio."""
-    cells = [f"{rows:,}", f"{spark_s:.1f}", f"{rows / spark_s:,.0f}", f"{duck_s:.1f}", f"{rows / duck_s:,.0f}"]
+    cells = [f"{rows:,}", *([stage] if stage else []), f"{spark_s:.1f}", f"{rows / spark_s:,.0f}", f"{duck_s:.1f}"]
+    cells.append(f"{rows / duck_s:,.0f}")
     row = "| " + " | ".join([*cells, f"{spark_s / duck_s:.1f}x"]) + " |"
     print(row, flush=True)
     return row
@@ -271,12 +272,78 @@ def bench_ingest(sizes: list[int], spark_overrides: list[str]) -> str:
     )
 
 
+def ensure_silver(size: int, spark_overrides: list[str]) -> Path:
+    """A generated and cleansed lake of ``size`` receipts (made once, then reused)."""
+    from jobs import cleanse as cleanse_job
+
+    lake = ensure_lake(size, spark_overrides)
+    if not (lake / "silver" / "receipts" / "_delta_log").is_dir():
+        cleanse_job.main(
+            ["--set", f"lake.root={lake}", "--no-profile", *[a for o in spark_overrides for a in ("--set", o)]]
+        )
+    return lake
+
+
+def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
+    """features (rollup + profile) and cohorts on silver vs. DuckDB doing the core from the same files."""
+    from bench.reference import PROFILE_SQL, connect
+    from jobs import cohorts as cohorts_job
+    from jobs import features as features_job
+
+    as_of = "2024-12-31"
+    rows = ["| silver rows | stage | Spark s | rows/s | DuckDB s | rows/s | Spark / DuckDB |",
+            "|---:|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for size in sizes:
+        lake = ensure_silver(size, spark_overrides)
+        spark = build_session(load_config(None, spark_overrides).spark)
+        silver = spark.read.format("delta").load(f"{lake}/silver/receipts")
+        rows_in = silver.count()
+        files = [f.removeprefix("file:") for f in silver.inputFiles()]
+        argv = ["--set", f"lake.root={lake}", "--as-of", as_of, *[a for o in spark_overrides for a in ("--set", o)]]
+        duck = connect(os.cpu_count())
+        params = {"files": files, "as_of": dt.date.fromisoformat(as_of), "w": 365, "k": 5}
+        for stage, job, sql in (
+            ("features", features_job.main, PROFILE_SQL),
+            ("cohorts", cohorts_job.main, COHORT_SQL),
+        ):
+            print(f"bench {stage} {label(size)} ...", flush=True)
+            spark_s = timed(lambda job=job, argv=argv: job(argv))
+            copy = f"COPY ({sql}) TO '{lake}/duckdb-{stage}.parquet' (FORMAT parquet)"
+            duck_s = timed(lambda duck=duck, copy=copy, params=params: duck.execute(copy, params))
+            rows.append(versus_row(rows_in, spark_s, duck_s, stage))
+    return "\n".join(
+        [
+            f"On the cleansed generated lake, as of {as_of}: `features` (rewrites `silver/customer_month`",
+            "with window gaps, then the profile: R, F, M, L, last-k recency, periodicity, value tier,",
+            "written as a Delta partition) and `cohorts` (monthly retention, overall and by first",
+            "channel). DuckDB computes the profile core straight from the same silver files",
+            "(bench/reference.py, the SQL the tests check the profile against) and the monthly",
+            "retention matrix, writing Parquet.",
+            "",
+            *rows,
+        ]
+    )
+
+
+COHORT_SQL = """
+WITH r AS (SELECT customer_id, CAST(receipt_ts AS DATE) AS day, amount
+           FROM read_parquet($files) WHERE CAST(receipt_ts AS DATE) <= $as_of),
+c AS (SELECT customer_id, min(date_trunc('month', day)) AS cohort FROM r WHERE amount > 0 GROUP BY 1),
+act AS (SELECT c.cohort, date_diff('month', c.cohort, date_trunc('month', r.day)) AS off,
+               count(DISTINCT r.customer_id) FILTER (WHERE r.amount > 0) AS active,
+               count(*) FILTER (WHERE r.amount > 0) AS orders, sum(r.amount) AS revenue
+        FROM r JOIN c USING (customer_id) GROUP BY 1, 2)
+SELECT * FROM act
+"""
+
+
 SECTIONS: dict[str, Callable[[list[int], list[str]], str]] = {
     "generate": bench_generate,
     "ingest": bench_ingest,
     "cleanse": bench_cleanse,
+    "features": bench_features,
 }
-DEFAULT_SIZES = {"generate": "1M,10M", "ingest": "1M,10M", "cleanse": "1M,10M"}
+DEFAULT_SIZES = {"generate": "1M,10M", "ingest": "1M,10M", "cleanse": "1M,10M", "features": "10M"}
 
 
 def write_section(name: str, body: str, header: str) -> None:

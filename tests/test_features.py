@@ -294,45 +294,7 @@ def test_recency_last_k_uses_the_latest_k_purchases(spark: SparkSession) -> None
 
 # ---------------------------------------------------------------- the job vs DuckDB
 
-REFERENCE_SQL = """
-WITH r AS (
-    SELECT customer_id, receipt_id, receipt_ts, CAST(receipt_ts AS DATE) AS day, amount
-    FROM read_parquet($files) WHERE CAST(receipt_ts AS DATE) <= $as_of
-),
-purchases AS (SELECT * FROM r WHERE amount > 0),
-population AS (
-    SELECT customer_id, min(day) AS first_day, max(day) AS last_day, count(*) AS orders_lifetime
-    FROM purchases GROUP BY customer_id
-),
-money AS (
-    SELECT customer_id,
-           sum(amount) AS net_amount_lifetime,
-           coalesce(sum(amount) FILTER (WHERE day > $as_of - $w), 0) AS monetary_amount,
-           count(*) FILTER (WHERE amount > 0 AND day > $as_of - $w) AS frequency,
-           sum(amount) FILTER (WHERE amount > 0 AND day > $as_of - $w) AS window_purchase
-    FROM r GROUP BY customer_id
-),
-gaps AS (
-    SELECT customer_id, stddev_samp(gap) AS periodicity_days FROM (
-        SELECT customer_id,
-               datediff('day', lag(day) OVER (PARTITION BY customer_id ORDER BY receipt_ts, receipt_id), day) AS gap
-        FROM purchases
-    ) GROUP BY customer_id
-),
-last_k AS (
-    SELECT customer_id, avg(datediff('day', day, $as_of)) AS recency_last_k_days FROM (
-        SELECT customer_id, day,
-               row_number() OVER (PARTITION BY customer_id ORDER BY receipt_ts DESC, receipt_id DESC) AS rn
-        FROM purchases
-    ) WHERE rn <= $k GROUP BY customer_id
-)
-SELECT p.customer_id, datediff('day', last_day, $as_of) AS recency_days, frequency, monetary_amount,
-       CASE WHEN frequency > 0 THEN window_purchase / frequency END AS avg_receipt_amount,
-       first_day, last_day, datediff('day', first_day, $as_of) AS tenure_days,
-       datediff('day', first_day, last_day) AS length_days, recency_last_k_days, periodicity_days,
-       strftime(first_day, '%Y-%m') AS cohort, orders_lifetime, net_amount_lifetime
-FROM population p JOIN money USING (customer_id) JOIN gaps USING (customer_id) JOIN last_k USING (customer_id)
-"""
+
 COLUMNS = (
     "customer_id", "recency_days", "frequency", "monetary_amount", "avg_receipt_amount", "first_purchase_date",
     "last_purchase_date", "tenure_days", "length_days", "recency_last_k_days", "periodicity_days", "cohort",
@@ -363,7 +325,7 @@ def _close(ours: Any, reference: Any) -> bool:
 def test_profile_through_customer_month_equals_duckdb_on_the_receipts(
     spark: SparkSession, generated_lake: Path, tmp_path: Path, as_of: str | None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from bench.reference import connect
+    from bench.reference import PROFILE_SQL, connect
 
     silver = spark.read.format("delta").load(f"{generated_lake}/silver/receipts")
     files = str(tmp_path / "receipts")
@@ -373,7 +335,7 @@ def test_profile_through_customer_month_equals_duckdb_on_the_receipts(
         duck.execute(f"SELECT max(CAST(receipt_ts AS DATE)) FROM read_parquet('{files}/*.parquet')").fetchone()[0]
     )
     params = {"files": f"{files}/*.parquet", "as_of": d(day), "w": 365, "k": 5}
-    expected = {row[0]: row for row in duck.execute(REFERENCE_SQL, params).fetchall()}
+    expected = {row[0]: row for row in duck.execute(PROFILE_SQL, params).fetchall()}
 
     argv = [f"--set=lake.root={generated_lake}"] + ([f"--as-of={as_of}"] if as_of else [])
     assert features_job.main(argv) == 0
