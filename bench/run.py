@@ -309,7 +309,8 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
             print(f"bench {stage} {label(size)} ...", flush=True)
             spark_s = timed(lambda job=job, argv=argv: job(argv))
             copy = f"COPY ({sql}) TO '{lake}/duckdb-{stage}.parquet' (FORMAT parquet)"
-            duck_s = timed(lambda duck=duck, copy=copy, params=params: duck.execute(copy, params))
+            used = {name: value for name, value in params.items() if f"${name}" in sql}
+            duck_s = timed(lambda duck=duck, copy=copy, used=used: duck.execute(copy, used))
             rows.append(versus_row(rows_in, spark_s, duck_s, stage))
     return "\n".join(
         [
