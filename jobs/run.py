@@ -61,7 +61,7 @@ def run_pipeline(spark: SparkSession, run: Run, args: argparse.Namespace) -> Non
     for table in tables.TABLE_INFO:
         path = tables.table_path(run.config, table)
         if tables.table_exists(spark, path):
-            run.log(f"  {table:<28} {path}")
+            run.log(f"  {table:<34} {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
