@@ -38,6 +38,22 @@ RECEIPT_COMMENTS = {
     "coupon_used": "True if a coupon was redeemed on the receipt.",
 }
 
+RETENTION_COMMENTS = {
+    "as_of_date": "Partition: the as-of date D of the run; receipts after it are ignored.",
+    "period_unit": "Cohort period: day, week (Monday-Sunday), month or year (config cohorts.period).",
+    "cohort": "Label of the cohort period: YYYY-MM, YYYY, or the first day (YYYY-MM-DD).",
+    "cohort_start_date": "First day of the cohort period (the period of the first purchase).",
+    "period_offset": "Periods since the cohort's own period (0 = the cohort period).",
+    "period_start_date": "First day of the period this row counts.",
+    "cohort_size": "Customers in the cohort.",
+    "active_customers": "Cohort customers with a purchase in the period (0 when none).",
+    "retention_rate": "active_customers / cohort_size.",
+    "orders": "Purchases (receipts with a positive amount) of the cohort in the period.",
+    "revenue_amount": "Net amount (purchases + returns) of the cohort in the period, base currency.",
+    "avg_receipt_amount": "Purchase amount / orders in the period; null without orders.",
+    "is_partial_period": "True for the period that D cuts short (D is not its last day).",
+}
+
 COMMENTS: dict[str, dict[str, str]] = {
     "bronze/receipts": {
         **RECEIPT_COMMENTS,
@@ -133,36 +149,11 @@ COMMENTS: dict[str, dict[str, str]] = {
         "recency_band": "Band of recency_days on the features.value_tiers.recency_days bounds (0 = most recent).",
         "value_tier": "Value tier: features.value_tiers.tiers[longevity_band][recency_band], refreshed each run.",
     },
-    "gold/cohort_retention": {
-        "as_of_date": "Partition: the as-of date D of the run; receipts after it are ignored.",
-        "period_unit": "Cohort period: day, week (Monday-Sunday), month or year (config cohorts.period).",
-        "cohort": "Label of the cohort period: YYYY-MM, YYYY, or the first day (YYYY-MM-DD).",
-        "cohort_start_date": "First day of the cohort period (the period of the first purchase).",
-        "period_offset": "Periods since the cohort's own period (0 = the cohort period).",
-        "period_start_date": "First day of the period this row counts.",
-        "cohort_size": "Customers in the cohort.",
-        "active_customers": "Cohort customers with a purchase in the period (0 when none).",
-        "retention_rate": "active_customers / cohort_size.",
-        "orders": "Purchases (receipts with a positive amount) of the cohort in the period.",
-        "revenue_amount": "Net amount (purchases + returns) of the cohort in the period, base currency.",
-        "avg_receipt_amount": "Purchase amount / orders in the period; null without orders.",
-        "is_partial_period": "True for the period that D cuts short (D is not its last day).",
-    },
-    "gold/cohort_retention_by_channel": {
-        "as_of_date": "Partition: the as-of date D of the run; receipts after it are ignored.",
-        "period_unit": "Cohort period: day, week (Monday-Sunday), month or year (config cohorts.period).",
-        "cohort": "Label of the cohort period: YYYY-MM, YYYY, or the first day (YYYY-MM-DD).",
-        "cohort_start_date": "First day of the cohort period (the period of the first purchase).",
+    "gold/cohort_retention": RETENTION_COMMENTS,
+    "gold/cohort_retention_by_channel": {  # the same, split by first channel after the cohort
+        **dict(list(RETENTION_COMMENTS.items())[:4]),
         "first_channel": "Channel of the customer's first purchase (store, online, app).",
-        "period_offset": "Periods since the cohort's own period (0 = the cohort period).",
-        "period_start_date": "First day of the period this row counts.",
-        "cohort_size": "Customers in the cohort.",
-        "active_customers": "Cohort customers with a purchase in the period (0 when none).",
-        "retention_rate": "active_customers / cohort_size.",
-        "orders": "Purchases (receipts with a positive amount) of the cohort in the period.",
-        "revenue_amount": "Net amount (purchases + returns) of the cohort in the period, base currency.",
-        "avg_receipt_amount": "Purchase amount / orders in the period; null without orders.",
-        "is_partial_period": "True for the period that D cuts short (D is not its last day).",
+        **dict(list(RETENTION_COMMENTS.items())[4:]),
     },
     "ops/data_quality": {
         "run_id": "ops/runs.run_id of the checking run.",
