@@ -168,3 +168,18 @@ def test_rerun_replaces_its_date_and_keeps_other_dates(spark: SparkSession, coho
     totals = by_channel.where("as_of_date = DATE'2024-06-30' AND period_offset = 0").groupBy().sum("cohort_size")
     overall = table_now.where("as_of_date = DATE'2024-06-30' AND period_offset = 0").groupBy().sum("cohort_size")
     assert totals.first()[0] == overall.first()[0]
+
+
+def test_calendar_dates_follow_the_session_time_zone(spark: SparkSession) -> None:
+    # 2024-01-01 03:00 UTC is 2023-12-31 22:00 in New York: a December cohort there
+    receipts = spark.createDataFrame([("Z", "z1", T(2024, 1, 1, 3), Decimal("5.00"), "online")], SCHEMA)
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    try:
+        cohorts_by_zone = {}
+        for name in ("UTC", "America/New_York"):
+            spark.conf.set("spark.sql.session.timeZone", name)
+            frame = to_cohort_retention(to_customer_periods(receipts, D, "month"), D, "month")
+            cohorts_by_zone[name] = frame.where("period_offset = 0").first()["cohort"]
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", zone)
+    assert cohorts_by_zone == {"UTC": "2024-01", "America/New_York": "2023-12"}
