@@ -69,6 +69,11 @@ def machine() -> str:
     )
 
 
+def set_flags(overrides: list[str]) -> list[str]:
+    """``--set KEY=VALUE`` arguments for a job, one pair per override."""
+    return [arg for override in overrides for arg in ("--set", override)]
+
+
 def timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()
@@ -96,7 +101,7 @@ def bench_generate(sizes: list[int], spark_overrides: list[str]) -> str:
             "--receipts",
             str(size),
         ]
-        argv += [a for o in spark_overrides for a in ("--set", o)]
+        argv += set_flags(spark_overrides)
         print(f"bench generate {label(size)} ...", flush=True)
         seconds = timed(lambda argv=argv: generate_job.main(argv))
         spark = build_session(load_config(None, spark_overrides).spark)
@@ -161,7 +166,7 @@ def ensure_lake(size: int, spark_overrides: list[str]) -> Path:
     lake = OUT / f"lake-{label(size)}"
     if not (lake / "bronze" / "receipts" / "_delta_log").is_dir():
         argv = ["--set", f"lake.root={lake}", "--customers", str(max(size // 10, 1)), "--receipts", str(size)]
-        generate_job.main(argv + [a for o in spark_overrides for a in ("--set", o)])
+        generate_job.main(argv + set_flags(spark_overrides))
     return lake
 
 
@@ -174,7 +179,7 @@ def bench_cleanse(sizes: list[int], spark_overrides: list[str]) -> str:
     for size in sizes:
         lake = ensure_lake(size, spark_overrides)
         argv = ["--set", f"lake.root={lake}", "--full", "--no-profile"]
-        argv += [a for o in spark_overrides for a in ("--set", o)]
+        argv += set_flags(spark_overrides)
         print(f"bench cleanse {label(size)} ...", flush=True)
         spark_s = timed(lambda argv=argv: cleanse_job.main(argv))
         spark = build_session(load_config(None, spark_overrides).spark)
@@ -238,7 +243,7 @@ def bench_ingest(sizes: list[int], spark_overrides: list[str]) -> str:
         target = lake / "ingest-lake"
         shutil.rmtree(target, ignore_errors=True)
         argv = ["--set", f"lake.root={target}", "--mapping", "canonical_csv", "--source", f"{csv_dir}/*.csv.gz"]
-        argv += [a for o in spark_overrides for a in ("--set", o)]
+        argv += set_flags(spark_overrides)
         print(f"bench ingest {label(size)} ...", flush=True)
         spark_s = timed(lambda argv=argv: ingest_job.main(argv))
         written = spark.read.format("delta").load(f"{target}/bronze/receipts").count()
@@ -278,9 +283,7 @@ def ensure_silver(size: int, spark_overrides: list[str]) -> Path:
 
     lake = ensure_lake(size, spark_overrides)
     if not (lake / "silver" / "receipts" / "_delta_log").is_dir():
-        cleanse_job.main(
-            ["--set", f"lake.root={lake}", "--no-profile", *[a for o in spark_overrides for a in ("--set", o)]]
-        )
+        cleanse_job.main(["--set", f"lake.root={lake}", "--no-profile", *set_flags(spark_overrides)])
     return lake
 
 
@@ -299,7 +302,7 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
         silver = spark.read.format("delta").load(f"{lake}/silver/receipts")
         rows_in = silver.count()
         files = [f.removeprefix("file:") for f in silver.inputFiles()]
-        argv = ["--set", f"lake.root={lake}", "--as-of", as_of, *[a for o in spark_overrides for a in ("--set", o)]]
+        argv = ["--set", f"lake.root={lake}", "--as-of", as_of, *set_flags(spark_overrides)]
         duck = connect(os.cpu_count())
         params = {"files": files, "as_of": dt.date.fromisoformat(as_of), "w": 365, "k": 5}
         for stage, job, sql in (

@@ -87,7 +87,8 @@ def cleanse(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         todo = bronze.join(done, "row_key", "left_anti")
     run.log(f"{'full' if full else 'incremental'} run over bronze/receipts v{run.tables_read['bronze/receipts']}")
 
-    checked = with_reject_reason(with_normalised_values(todo, rules_from(config)), rules_from(config))
+    rules = rules_from(config)
+    checked = with_reject_reason(with_normalised_values(todo, rules), rules)
     classified = with_duplicate_reasons(checked, kept).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = {r["reject_reason"]: int(r["rows"]) for r in to_reason_counts(classified).collect()}

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from pyspark.sql import SparkSession
 
-from seglake.config import SeglakeConfig, load_config, parse_as_of
+from seglake.config import load_config, parse_as_of
 from seglake.errors import UserError
 from seglake.runlog import Run
 from seglake.session import build_session
@@ -79,7 +79,6 @@ def run_job(
         return fail(job, str(exc))
     session = spark or build_session(config.spark)
     run = Run(job=job, config=config, as_of=as_of)
-    args.config_model = config
     try:
         body(session, run, args)
     except UserError as exc:
@@ -98,10 +97,6 @@ def _record(spark: SparkSession, run: Run, status: str, error: str | None) -> No
         run.record(spark, status, error)
     except Exception as exc:  # the run log must never hide the run's own outcome
         print(f"seglake {run.job}: warning: could not write ops/runs: {exc}", file=sys.stderr)
-
-
-def config_of(args: argparse.Namespace) -> SeglakeConfig:
-    return args.config_model  # type: ignore[no-any-return]
 
 
 def main(argv: list[str] | None = None) -> int:
