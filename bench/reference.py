@@ -135,3 +135,106 @@ SELECT p.customer_id, datediff('day', last_day, $as_of) AS recency_days, frequen
        strftime(first_day, '%Y-%m') AS cohort, orders_lifetime, net_amount_lifetime
 FROM population p JOIN money USING (customer_id) JOIN gaps USING (customer_id) JOIN last_k USING (customer_id)
 """
+
+
+# The 360° profile columns straight from receipts (parameters: $files, $as_of, $w window days,
+# $last_3 / $previous_3: the trend months as 'YYYY-MM' lists). Purchases: amount > 0.
+PROFILE_360_COLUMNS = (
+    "customer_id", "first_channel", "months_active_lifetime", "months_active_window", "gross_spend_lifetime",
+    "gross_spend_window", "max_receipt_amount_lifetime", "max_receipt_amount_window", "spend_last_3_months",
+    "spend_previous_3_months", "categories_window", "top_category", "top_category_share", "store_order_share",
+    "online_order_share", "app_order_share", "channels_used_window", "main_channel", "coupon_orders_window",
+    "coupon_order_share", "discount_amount_window", "items_window", "weekend_order_share", "night_order_share",
+    "morning_order_share", "afternoon_order_share", "evening_order_share", "preferred_part_of_day",
+    "peak_month_of_year", "peak_month_share", "returns_window", "return_amount_window", "main_region",
+    "main_region_share", "main_store", "stores_used_window",
+)  # fmt: skip
+
+PROFILE_360_SQL = """
+WITH r AS (
+    SELECT *, CAST(receipt_ts AS DATE) AS day, strftime(CAST(receipt_ts AS DATE), '%Y-%m') AS month,
+           CASE WHEN hour(receipt_ts) < 6 THEN 'night' WHEN hour(receipt_ts) < 12 THEN 'morning'
+                WHEN hour(receipt_ts) < 18 THEN 'afternoon' ELSE 'evening' END AS part
+    FROM read_parquet($files) WHERE CAST(receipt_ts AS DATE) <= $as_of
+),
+life AS (
+    SELECT customer_id,
+           first(channel ORDER BY receipt_ts, receipt_id) FILTER (WHERE amount > 0) AS first_channel,
+           count(DISTINCT month) FILTER (WHERE amount > 0) AS months_active_lifetime,
+           sum(amount) FILTER (WHERE amount > 0) AS gross_spend_lifetime,
+           max(amount) FILTER (WHERE amount > 0) AS max_receipt_amount_lifetime,
+           coalesce(sum(amount) FILTER (WHERE list_contains($last_3, month)), 0) AS spend_last_3_months,
+           coalesce(sum(amount) FILTER (WHERE list_contains($previous_3, month)), 0) AS spend_previous_3_months
+    FROM r GROUP BY customer_id HAVING count(*) FILTER (WHERE amount > 0) > 0
+),
+w AS (SELECT * FROM r WHERE day > $as_of - $w),
+p AS (SELECT * FROM w WHERE amount > 0),
+win AS (
+    SELECT customer_id,
+           count(*) FILTER (WHERE amount > 0) AS orders,
+           count(DISTINCT month) FILTER (WHERE amount > 0) AS months_active_window,
+           coalesce(sum(amount) FILTER (WHERE amount > 0), 0) AS gross,
+           max(amount) FILTER (WHERE amount > 0) AS max_receipt_amount_window,
+           count(*) FILTER (WHERE amount > 0 AND coupon_used) AS coupon_orders_window,
+           coalesce(sum(discount_amount) FILTER (WHERE amount > 0), 0) AS discount_amount_window,
+           coalesce(sum(item_count) FILTER (WHERE amount > 0), 0) AS items_window,
+           count(*) FILTER (WHERE amount > 0 AND dayofweek(receipt_ts) IN (0, 6)) AS weekend,
+           count(*) FILTER (WHERE amount > 0 AND part = 'night') AS night,
+           count(*) FILTER (WHERE amount > 0 AND part = 'morning') AS morning,
+           count(*) FILTER (WHERE amount > 0 AND part = 'afternoon') AS afternoon,
+           count(*) FILTER (WHERE amount > 0 AND part = 'evening') AS evening,
+           count(*) FILTER (WHERE amount > 0 AND channel = 'store') AS store,
+           count(*) FILTER (WHERE amount > 0 AND channel = 'online') AS online,
+           count(*) FILTER (WHERE amount > 0 AND channel = 'app') AS app,
+           count(DISTINCT channel) FILTER (WHERE amount > 0) AS channels_used_window,
+           count(DISTINCT category) FILTER (WHERE amount > 0) AS categories_window,
+           count(DISTINCT store_id) FILTER (WHERE amount > 0) AS stores_used_window,
+           count(*) FILTER (WHERE amount < 0) AS returns_window,
+           coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS return_amount_window
+    FROM w GROUP BY customer_id
+),
+top_category AS (
+    SELECT customer_id, first(category ORDER BY s DESC, category) AS top_category,
+           max(s) / sum(s) AS top_category_share
+    FROM (SELECT customer_id, category, sum(amount) AS s FROM p WHERE category IS NOT NULL GROUP BY ALL)
+    GROUP BY customer_id
+),
+top_of AS (  -- the key with the most window purchases, per kind; ties: smallest key
+    SELECT customer_id, kind, first(k ORDER BY n DESC, k) AS top_key, max(n) AS top_n
+    FROM (
+        SELECT customer_id, kind, k, count(*) AS n FROM (
+            SELECT customer_id, 'channel' AS kind, channel AS k FROM p
+            UNION ALL SELECT customer_id, 'region', region FROM p
+            UNION ALL SELECT customer_id, 'store', store_id FROM p
+        ) WHERE k IS NOT NULL GROUP BY ALL
+    ) GROUP BY ALL
+),
+peak AS (
+    SELECT customer_id, first(m ORDER BY n DESC, m) AS peak_month_of_year, max(n) AS peak_n
+    FROM (SELECT customer_id, month(day) AS m, count(*) AS n FROM p GROUP BY ALL) GROUP BY customer_id
+)
+SELECT l.customer_id, first_channel, months_active_lifetime, coalesce(months_active_window, 0),
+       gross_spend_lifetime, coalesce(gross, 0), max_receipt_amount_lifetime, max_receipt_amount_window,
+       spend_last_3_months, spend_previous_3_months, coalesce(categories_window, 0), top_category,
+       top_category_share,
+       CASE WHEN orders > 0 THEN store / orders END, CASE WHEN orders > 0 THEN online / orders END,
+       CASE WHEN orders > 0 THEN app / orders END, coalesce(channels_used_window, 0), ch.top_key,
+       coalesce(coupon_orders_window, 0), CASE WHEN orders > 0 THEN coupon_orders_window / orders END,
+       coalesce(discount_amount_window, 0), coalesce(items_window, 0),
+       CASE WHEN orders > 0 THEN weekend / orders END, CASE WHEN orders > 0 THEN night / orders END,
+       CASE WHEN orders > 0 THEN morning / orders END, CASE WHEN orders > 0 THEN afternoon / orders END,
+       CASE WHEN orders > 0 THEN evening / orders END,
+       CASE WHEN orders > 0 THEN CASE greatest(night, morning, afternoon, evening)
+            WHEN night THEN 'night' WHEN morning THEN 'morning' WHEN afternoon THEN 'afternoon'
+            ELSE 'evening' END END,
+       peak_month_of_year, CASE WHEN orders > 0 THEN peak_n / orders END,
+       coalesce(returns_window, 0), coalesce(return_amount_window, 0),
+       rg.top_key, CASE WHEN orders > 0 THEN rg.top_n / orders END, st.top_key, coalesce(stores_used_window, 0)
+FROM life l
+LEFT JOIN win USING (customer_id)
+LEFT JOIN top_category USING (customer_id)
+LEFT JOIN peak USING (customer_id)
+LEFT JOIN top_of ch ON ch.customer_id = l.customer_id AND ch.kind = 'channel'
+LEFT JOIN top_of rg ON rg.customer_id = l.customer_id AND rg.kind = 'region'
+LEFT JOIN top_of st ON st.customer_id = l.customer_id AND st.kind = 'store'
+"""

@@ -37,6 +37,7 @@ from transforms.features import (
     to_customer_month_update,
     to_customer_profile,
 )
+from transforms.profile import to_profile_360, with_demographics
 from transforms.segments import with_value_tier
 
 
@@ -68,14 +69,31 @@ def features(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     month_rows = update_customer_month(spark, run, receipts, incremental=bool(getattr(args, "incremental", False)))
 
     customer_month = run.read(spark, "silver/customer_month")
+    customers = None
+    if tables.table_exists(spark, tables.table_path(config, "bronze/customers")):
+        customers = run.read(spark, "bronze/customers")
+    else:
+        run.log("no bronze/customers: demographic columns stay null")
     tiers = config.features.value_tiers
-    profile = to_customer_profile(
-        customer_month, receipts, as_of=as_of, window_days=window_days, last_k=last_k
-    ).transform(
-        with_value_tier,
-        longevity_days=tiers.longevity_days,
-        recency_days=tiers.recency_days,
-        tiers=tiers.tiers,
+    core = to_customer_profile(customer_month, receipts, as_of=as_of, window_days=window_days, last_k=last_k)
+    profile_360 = to_profile_360(
+        customer_month,
+        receipts,
+        as_of=as_of,
+        window_start=period.window_start,
+        last_whole_month=period.last_whole_month,
+        first_whole_window_month=period.first_whole_window_month,
+        cut_months=period.cut_months,
+    )
+    profile = (
+        core.join(profile_360, "customer_id", how="left")
+        .transform(with_demographics, customers, customer_id_case=config.cleanse.customer_id_case)
+        .transform(
+            with_value_tier,
+            longevity_days=tiers.longevity_days,
+            recency_days=tiers.recency_days,
+            tiers=tiers.tiers,
+        )
     )
     path = tables.replace_as_of(profile, config, "gold/customer_profile", as_of)
     run.wrote(spark, "gold/customer_profile")

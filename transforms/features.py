@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from transforms.profile import MONTH_360_COLUMNS, PROFILE_SOURCE_COLUMNS, month_360_aggregates
+
 AMOUNT = "decimal(18,2)"
 
 
@@ -128,6 +130,7 @@ def _sum_amount(column: Column) -> Column:
 CUSTOMER_MONTH_COLUMNS = (
     "customer_id", "month", "orders", "purchase_amount", "returns", "return_amount", "net_amount",
     "first_purchase_ts", "last_purchase_ts", "gap_count", "gap_sum_days", "gap_sumsq_days", "last_purchase_dates",
+    *MONTH_360_COLUMNS,
 )  # fmt: skip
 
 
@@ -139,6 +142,7 @@ def _dated(receipts: DataFrame) -> DataFrame:
         "amount",
         F.to_date("receipt_ts").alias("receipt_date"),
         (F.col("amount") > 0).alias("is_counted"),
+        *PROFILE_SOURCE_COLUMNS,
     )
 
 
@@ -162,6 +166,7 @@ def _month_rollup(with_gap: DataFrame, last_k: int) -> DataFrame:
             _last_dates(F.collect_list(F.when(is_purchase, F.col("receipt_date"))), last_k).alias(
                 "last_purchase_dates"
             ),
+            *month_360_aggregates(),
         )
         .select(*CUSTOMER_MONTH_COLUMNS)
     )
@@ -221,6 +226,7 @@ def to_customer_month_update(
         F.to_date("last_purchase_ts").alias("receipt_date"),
         F.lit(True).alias("is_counted"),
         F.lit(True).alias("is_anchor"),
+        *[F.lit(None).cast(kind).alias(name) for name, kind in PROFILE_SOURCE_COLUMNS.items()],
     )
     with_gap = real.unionByName(anchors).withColumn("gap_days", _gap_days(F.col("is_counted")))
     return _month_rollup(with_gap.where(~F.col("is_anchor")), last_k)
@@ -347,6 +353,7 @@ def to_customer_profile(
         F.datediff("last_purchase_date", "first_purchase_date").alias("length_days"),
         (days_to_as_of / F.size("last_dates")).alias("recency_last_k_days"),
         F.when(n >= 2, F.sqrt(F.greatest(variance, F.lit(0.0)))).alias("periodicity_days"),
+        F.when(n >= 1, s.cast("double") / n.cast("double")).alias("mean_gap_days"),
         F.date_format("first_purchase_date", "yyyy-MM").alias("cohort"),
         "orders_lifetime",
         "net_amount_lifetime",
