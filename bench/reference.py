@@ -238,3 +238,44 @@ LEFT JOIN top_of ch ON ch.customer_id = l.customer_id AND ch.kind = 'channel'
 LEFT JOIN top_of rg ON rg.customer_id = l.customer_id AND rg.kind = 'region'
 LEFT JOIN top_of st ON st.customer_id = l.customer_id AND st.kind = 'store'
 """
+
+
+# The features core the issue names, the way the Spark job does it: the customer x month
+# rollup with window gaps, then per customer R, F, M, L, gap sums and quartile scores.
+# Parameters: $files, $as_of (the last day of a month, so every month is whole), $first_month
+# (the first month inside the window, 'YYYY-MM'), $last_month (as_of's month).
+FEATURES_CORE_SQL = """
+WITH r AS (
+    SELECT customer_id, receipt_id, receipt_ts, CAST(receipt_ts AS DATE) AS day, amount FROM read_parquet($files)
+),
+g AS (
+    SELECT *, CASE WHEN amount > 0 THEN datediff('day', lag(day) OVER (
+               PARTITION BY customer_id, amount > 0 ORDER BY receipt_ts, receipt_id), day) END AS gap
+    FROM r
+),
+customer_month AS (
+    SELECT customer_id, strftime(day, '%Y-%m') AS month,
+           count(*) FILTER (WHERE amount > 0) AS orders, sum(amount) AS net_amount,
+           min(day) FILTER (WHERE amount > 0) AS first_day, max(day) FILTER (WHERE amount > 0) AS last_day,
+           count(gap) AS gap_count, coalesce(sum(gap), 0) AS gap_sum, coalesce(sum(gap * gap), 0) AS gap_sumsq
+    FROM g GROUP BY ALL
+),
+profile AS (
+    SELECT customer_id, datediff('day', max(last_day), $as_of) AS recency_days,
+           coalesce(sum(orders) FILTER (WHERE month >= $first_month), 0) AS frequency,
+           coalesce(sum(net_amount) FILTER (WHERE month >= $first_month), 0) AS monetary_amount,
+           datediff('day', min(first_day), max(last_day)) AS length_days,
+           sum(gap_count) AS gap_count, sum(gap_sum) AS gap_sum, sum(gap_sumsq) AS gap_sumsq
+    FROM customer_month WHERE month <= $last_month GROUP BY customer_id HAVING sum(orders) > 0
+),
+q AS (
+    SELECT quantile_disc(recency_days, [0.25, 0.5, 0.75]) AS rq, quantile_disc(frequency, [0.25, 0.5, 0.75]) AS fq,
+           quantile_disc(monetary_amount, [0.25, 0.5, 0.75]) AS mq
+    FROM profile
+)
+SELECT profile.*,
+       1 + (recency_days > rq[1])::INT + (recency_days > rq[2])::INT + (recency_days > rq[3])::INT AS r_score,
+       4 - (frequency > fq[1])::INT - (frequency > fq[2])::INT - (frequency > fq[3])::INT AS f_score,
+       4 - (monetary_amount > mq[1])::INT - (monetary_amount > mq[2])::INT - (monetary_amount > mq[3])::INT AS m_score
+FROM profile, q
+"""

@@ -288,13 +288,17 @@ def ensure_silver(size: int, spark_overrides: list[str]) -> Path:
 
 
 def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
-    """features (rollup + profile) and cohorts on silver vs. DuckDB doing the core from the same files."""
-    from bench.reference import PROFILE_SQL, connect
+    """features (rollup + profile + 360°) and cohorts on silver vs. DuckDB on the same files."""
+    from bench.reference import FEATURES_CORE_SQL, PROFILE_360_SQL, connect
     from jobs import cohorts as cohorts_job
     from jobs import features as features_job
+    from transforms.features import ProfilePeriod
+    from transforms.profile import trend_months
 
-    as_of = "2024-12-31"
-    rows = ["| silver rows | stage | Spark s | rows/s | DuckDB s | rows/s | Spark / DuckDB |",
+    as_of = dt.date(2024, 12, 31)
+    period = ProfilePeriod(as_of, 365)
+    last_3, previous_3 = trend_months(period.last_whole_month)
+    rows = ["| silver rows | Spark stage | Spark s | rows/s | DuckDB s | rows/s | Spark / DuckDB |",
             "|---:|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for size in sizes:
         lake = ensure_silver(size, spark_overrides)
@@ -302,27 +306,35 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
         silver = spark.read.format("delta").load(f"{lake}/silver/receipts")
         rows_in = silver.count()
         files = [f.removeprefix("file:") for f in silver.inputFiles()]
-        argv = ["--set", f"lake.root={lake}", "--as-of", as_of, *set_flags(spark_overrides)]
+        argv = ["--set", f"lake.root={lake}", "--as-of", as_of.isoformat(), *set_flags(spark_overrides)]
         duck = connect(os.cpu_count())
-        params = {"files": files, "as_of": dt.date.fromisoformat(as_of), "w": 365, "k": 5}
-        for stage, job, sql in (
-            ("features", features_job.main, PROFILE_SQL),
-            ("cohorts", cohorts_job.main, COHORT_SQL),
-        ):
-            print(f"bench {stage} {label(size)} ...", flush=True)
-            spark_s = timed(lambda job=job, argv=argv: job(argv))
+        params = {"files": files, "as_of": as_of, "w": 365, "first_month": period.first_whole_window_month,
+                  "last_month": period.last_whole_month, "last_3": last_3, "previous_3": previous_3}  # fmt: skip
+
+        def duck_time(stage: str, sql: str, duck=duck, lake=lake, params=params) -> float:
             copy = f"COPY ({sql}) TO '{lake}/duckdb-{stage}.parquet' (FORMAT parquet)"
-            used = {name: value for name, value in params.items() if f"${name}" in sql}
-            duck_s = timed(lambda duck=duck, copy=copy, used=used: duck.execute(copy, used))
-            rows.append(versus_row(rows_in, spark_s, duck_s, stage))
+            return timed(lambda: duck.execute(copy, {k: v for k, v in params.items() if f"${k}" in sql}))
+
+        print(f"bench features {label(size)} ...", flush=True)
+        spark_s = timed(lambda argv=argv: features_job.main(argv))
+        core_s = duck_time("core", FEATURES_CORE_SQL)
+        rows.append(versus_row(rows_in, spark_s, core_s, "features vs. DuckDB core"))
+        rows.append(versus_row(rows_in, spark_s, core_s + duck_time("360", PROFILE_360_SQL),
+                               "features vs. DuckDB core + 360°"))  # fmt: skip
+        print(f"bench cohorts {label(size)} ...", flush=True)
+        spark_s = timed(lambda argv=argv: cohorts_job.main(argv))
+        rows.append(versus_row(rows_in, spark_s, duck_time("cohorts", COHORT_SQL), "cohorts"))
     return "\n".join(
         [
-            f"On the cleansed generated lake, as of {as_of}: `features` (rewrites `silver/customer_month`",
-            "with window gaps, then the profile: R, F, M, L, last-k recency, periodicity, value tier,",
-            "written as a Delta partition) and `cohorts` (monthly retention, overall and by first",
-            "channel). DuckDB computes the profile core straight from the same silver files",
-            "(bench/reference.py, the SQL the tests check the profile against) and the monthly",
-            "retention matrix, writing Parquet.",
+            f"On the cleansed generated lake, as of {as_of}. `features` is the whole stage: it rewrites",
+            "`silver/customer_month` (window gaps and the monthly 360° values, one shuffle), then writes",
+            "the profile partition (R, F, M, L, last-k recency, periodicity, value tier and the 360°",
+            "columns) to Delta. *DuckDB core* is the work the features issue names, in DuckDB SQL on the",
+            "same silver files (bench/reference.py `FEATURES_CORE_SQL`): the customer x month rollup with",
+            "window gaps, then per customer R, F, M, L, gap sums and quartile scores, written to Parquet.",
+            "*core + 360°* adds the 360° columns (`PROFILE_360_SQL`, the query the tests compare the",
+            "profile with). `cohorts`: monthly retention, overall and by first channel, against DuckDB's",
+            "monthly retention matrix.",
             "",
             *rows,
         ]
@@ -347,7 +359,7 @@ SECTIONS: dict[str, Callable[[list[int], list[str]], str]] = {
     "cleanse": bench_cleanse,
     "features": bench_features,
 }
-DEFAULT_SIZES = {"generate": "1M,10M", "ingest": "1M,10M", "cleanse": "1M,10M", "features": "10M"}
+DEFAULT_SIZES = {"generate": "1M,10M", "ingest": "1M,10M", "cleanse": "1M,10M", "features": "10M,50M"}
 
 
 def write_section(name: str, body: str, header: str) -> None:

@@ -107,11 +107,16 @@ class ProfilePeriod:
 def _gap_days(is_counted: Column) -> Column:
     """Whole days from the previous counted receipt's date (same customer) to this one's.
 
-    Needs ``customer_id``, ``receipt_ts``, ``receipt_id``, ``receipt_date`` and a boolean
-    column ``is_counted`` (partition key, so a purchase's previous row is a purchase).
+    Needs ``customer_id``, ``receipt_ts``, ``receipt_id``, ``receipt_date``. The window is
+    partitioned by customer only, so the rollup's ``groupBy(customer_id, month)`` that
+    follows needs no second shuffle: the previous counted date is the latest counted
+    date among all earlier rows (dates rise with ``receipt_ts``).
     """
-    previous = Window.partitionBy("customer_id", "is_counted").orderBy("receipt_ts", "receipt_id").rowsBetween(-1, -1)
-    return F.when(is_counted, F.datediff("receipt_date", F.max("receipt_date").over(previous)))
+    earlier = (
+        Window.partitionBy("customer_id").orderBy("receipt_ts", "receipt_id").rowsBetween(Window.unboundedPreceding, -1)
+    )
+    previous_date = F.max(F.when(is_counted, F.col("receipt_date"))).over(earlier)
+    return F.when(is_counted, F.datediff("receipt_date", previous_date))
 
 
 def _last_dates(dates: Column, last_k: int) -> Column:
