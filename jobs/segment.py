@@ -192,7 +192,7 @@ def segment(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
 
         segments_path = write(spark, run, rfm_segments, "gold/rfm_segments", as_of)
         run.rows_out = tables.last_commit_rows(spark, segments_path)
-        sizes = counts(spark, segments_path, as_of, "category")
+        sizes = {row["category"]: int(row["count"]) for row in scored.groupBy("category").count().collect()}
         order = [c.name for c in segment_map.categories] + [OTHER]
         run.log("categories: " + ", ".join(f"{name} {sizes.get(name, 0):,}" for name in order))
         run.details["categories"] = {name: sizes.get(name, 0) for name in order}
@@ -312,6 +312,9 @@ def export_csv(spark: SparkSession, audiences: DataFrame, slugs: dict[str, str],
             stream = fs.create(final, True)
             stream.write(bytearray(b"customer_id,segment,source\n"))
             stream.close()
+        checksum = hadoop_path(f"{target}/.{slug}.csv.crc")  # the local file system's side files
+        if fs.exists(checksum):
+            fs.delete(checksum, False)
     fs.delete(hadoop_path(staging), True)
 
 

@@ -263,14 +263,14 @@ def check_rules(profile: DataFrame, rules: list[Rule], *, file: str, window_days
         try:
             condition = F.expr(rule.predicate)
             data_type = frame.select(condition.alias("matches")).schema["matches"].dataType
+            if not isinstance(data_type, T.BooleanType):
+                raise SegmentConfigError(
+                    f"{where}: predicate is {data_type.simpleString()}, not a condition (true/false): {rule.predicate}"
+                )
             frame.where(condition).schema  # noqa: B018  (analysis only: aggregates and windows fail here)
         except PySparkException as exc:
             kind = "does not parse" if "PARSE" in type(exc).__name__.upper() else "does not fit the profile"
             raise SegmentConfigError(f"{where}: predicate {kind}: {_reason(exc)}") from None
-        if not isinstance(data_type, T.BooleanType):
-            raise SegmentConfigError(
-                f"{where}: predicate is {data_type.simpleString()}, not a condition (true/false): {rule.predicate}"
-            )
 
 
 def campaign_slug(campaign: str) -> str:
