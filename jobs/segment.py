@@ -85,14 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resolve_profile_as_of(profiles: DataFrame, run: Run) -> dt.date:
     """``--as-of`` if that partition exists, else the latest ``as_of_date`` of the profile."""
-    latest = profiles.agg(F.max("as_of_date")).first()[0]
+    wanted = F.col("as_of_date") == F.lit(run.as_of) if run.as_of is not None else F.lit(False)
+    latest, present = profiles.agg(F.max("as_of_date"), F.max(wanted)).first()  # one pass over partition values
     if latest is None:
         raise UserError(f"{PROFILE} is empty; run `seglake features` first")
     if run.as_of is None:
         run.as_of = latest
         run.log(f"--as-of not given: using the latest profile, {latest}")
         return latest
-    if profiles.where(F.col("as_of_date") == F.lit(run.as_of)).limit(1).count() == 0:
+    if not present:
         raise UserError(
             f"{PROFILE} has no partition as_of_date = {run.as_of} (latest: {latest}); "
             f"run `seglake features --as-of {run.as_of}` first"
@@ -153,8 +154,21 @@ def population_values(profile: DataFrame, rules: list[Rule], relative_error: flo
     return {name: row[name] for name in names}
 
 
+class Laps:
+    """Seconds per step of the run, into ``run.details['step_seconds']``."""
+
+    def __init__(self, run: Run) -> None:
+        self.seconds: dict[str, float] = run.details.setdefault("step_seconds", {})
+        self.last = time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = round(now - self.last, 3)
+        self.last = now
+
+
 def segment(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
-    config = run.config
+    config, lap = run.config, Laps(run)
     segment_map = load_segment_map(config.rfm.segment_map, config.rfm.tiles)
     rules_file, rules = load_rules(config.rfm.rules)
     slugs = check_campaigns(segment_map, rules, rules_file)
@@ -166,12 +180,14 @@ def segment(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     as_of = resolve_profile_as_of(profiles, run)
     run.log(f"as of {as_of}: segment map {segment_map.name} ({segment_map.file}), {len(rules)} rules ({rules_file})")
 
+    lap("validate")
     profile = profiles.where(F.col("as_of_date") == F.lit(as_of))
     scored_input = profile.select(*SCORED_COLUMNS).cache()
     try:
         run.rows_in = scored_input.count()
         if run.rows_in == 0:
             raise UserError(f"{PROFILE} as of {as_of} has no customers; nothing to segment")
+        lap("read_and_cache")
         thresholds, methods = rfm_thresholds(scored_input, run)
         for metric, values in thresholds.items():
             shown = ", ".join(f"{v:g}" for v in values)
@@ -183,6 +199,7 @@ def segment(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         )
         rfm_segments = scored.withColumn("as_of_date", F.lit(as_of)).select(*RFM_SEGMENT_COLUMNS)
 
+        lap("thresholds")
         tiles = to_rfm_thresholds(scored, thresholds, as_of=as_of, run_id=run.run_id)
         tile_rows = tiles.collect()  # metric x tile: a few rows
         write(spark, run, spark.createDataFrame(tile_rows, tiles.schema), "gold/rfm_thresholds", as_of)
@@ -197,6 +214,7 @@ def segment(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         run.log("categories: " + ", ".join(f"{name} {sizes.get(name, 0):,}" for name in order))
         run.details["categories"] = {name: sizes.get(name, 0) for name in order}
 
+        lap("rfm_segments")
         population = population_values(profile, rules, config.rfm.relative_error)
         if population:
             run.log("population values: " + ", ".join(f"{k} = {v}" for k, v in population.items()))
@@ -211,6 +229,7 @@ def segment(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
             run.log("rule segments: " + ", ".join(f"{r.name} {rule_sizes.get(r.name, 0):,}" for r in rules))
         run.details["rule_segments"] = {r.name: rule_sizes.get(r.name, 0) for r in rules}
 
+        lap("rule_segments")
         written_rules = partition(spark, rules_path, as_of)
         rule_campaigns = {r.name: r.campaign for r in rules if r.campaign}
         audiences = to_campaign_audiences(rfm_segments, written_rules, rule_campaigns, as_of=as_of)
@@ -219,13 +238,16 @@ def segment(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         run.log("campaign audiences: " + ", ".join(f"{c} {audience_sizes.get(c, 0):,}" for c in slugs))
         run.details["campaign_audiences"] = {c: audience_sizes.get(c, 0) for c in slugs}
 
+        lap("campaign_audiences")
         migrate(spark, run, segments_path, rfm_segments, as_of)
+        lap("segment_migration")
         if getattr(args, "export", None) == "csv":
             export_dir = getattr(args, "export_dir", None)
             target = export_dir or f"{tables.lake_root(config)}/exports/campaigns/{as_of}"
             export_csv(spark, partition(spark, audiences_path, as_of), slugs, target, replace=not export_dir)
             run.log(f"exported {len(slugs)} campaign files to {target}")
             run.details["export_dir"] = target
+            lap("export")
     finally:
         scored_input.unpersist()
 
