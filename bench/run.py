@@ -3,6 +3,7 @@
     python -m bench.run                      # generate at 1M and 10M receipts
     python -m bench.run --sizes 1M,10M,50M   # larger, on a bigger machine
     python -m bench.run --only generate
+    python -m bench.run --only segment --sizes 100k   # sizes are customers for segment
 
 Each section is measured in one run and rewritten in BENCHMARKS.md between its
 ``<!-- bench:NAME -->`` markers, with the machine it ran on.
@@ -353,13 +354,97 @@ SELECT * FROM act
 """
 
 
+SEGMENT_AS_OF = "2024-12-31"
+SEGMENT_OUTPUTS = ("gold/rfm_segments", "gold/rfm_thresholds", "gold/rule_segments", "gold/campaign_audiences",
+                   "gold/segment_migration", "ops/runs", "exports")  # fmt: skip
+
+
+def synthetic_profile(spark, customers: int):  # type: ignore[no-untyped-def]
+    """gold/customer_profile-shaped rows from spark.range, hash-seeded: skewed, heavily tied F and R
+    (a quarter at F = 1, 15% at F = 0), continuous M with some net returns, and the columns the
+    shipped rules read."""
+    from pyspark.sql import functions as F
+
+    def u(seed: int):  # type: ignore[no-untyped-def]  # uniform [0, 1) from a hash of the id
+        return F.pmod(F.xxhash64("id", F.lit(seed)), F.lit(1 << 30)) / float(1 << 30)
+
+    frequency = F.when(u(1) < 0.15, 0).when(u(1) < 0.40, 1).otherwise(F.floor(-F.log(u(2) + 1e-9) * 4) + 2)
+    buys = F.col("frequency") > 0
+    spend = F.col("frequency") * F.exp(F.lit(3.2) + F.lit(0.9) * (u(3) + u(4) + u(5) - 1.5) * 2)
+    return (
+        spark.range(customers)
+        .select("id", frequency.cast("long").alias("frequency"))
+        .select(
+            F.format_string("C%09d", "id").alias("customer_id"),
+            F.lit(dt.date.fromisoformat(SEGMENT_AS_OF)).alias("as_of_date"),
+            F.when(buys, F.floor(F.pow(u(6), 2) * 365)).otherwise(F.floor(u(6) * 730) + 365).cast("int")
+            .alias("recency_days"),
+            "frequency",
+            F.when(u(7) < 0.02, -F.round(u(8) * 80, 2)).when(buys, F.round(spend, 2)).otherwise(0)
+            .cast("decimal(18,2)").alias("monetary_amount"),
+            F.round(F.when(buys, spend).otherwise(0) * (1 + u(9) * 3), 2).cast("decimal(18,2)")
+            .alias("net_amount_lifetime"),
+            F.when(buys, F.round(F.pow(u(10), 2), 2)).alias("coupon_order_share"),
+            F.when(buys, F.floor(F.pow(u(11), 3) * 4) + 1).otherwise(0).cast("long").alias("regions_used_window"),
+            F.when(u(12) < 0.5, "Loyal Active").otherwise("New Active").alias("value_tier"),
+        )
+    )  # fmt: skip
+
+
+def bench_segment(sizes: list[int], spark_overrides: list[str]) -> str:
+    """The segment job on a synthetic gold/customer_profile of ``size`` customers (not the pipeline)."""
+    import json
+
+    from jobs import segment as segment_job
+
+    rows = ["| customers | segment s | customers/s | approxQuantile s | share of the job |",
+            "|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for size in sizes:
+        lake = OUT / f"segment-lake-{label(size)}"
+        spark = build_session(load_config(None, spark_overrides).spark)
+        profile_path = lake / "gold" / "customer_profile"
+        if not (profile_path / "_delta_log").is_dir():  # set-up, not measured
+            print(f"bench segment: writing a synthetic profile of {label(size)} customers ...", flush=True)
+            synthetic_profile(spark, size).write.format("delta").mode("overwrite").partitionBy("as_of_date").save(
+                str(profile_path)
+            )
+        for table in SEGMENT_OUTPUTS:
+            shutil.rmtree(lake / table, ignore_errors=True)
+        argv = ["--set", f"lake.root={lake}", "--as-of", SEGMENT_AS_OF, *set_flags(spark_overrides)]
+        print(f"bench segment {label(size)} ...", flush=True)
+        seconds = timed(lambda argv=argv: segment_job.main(argv))
+        run = spark.read.format("delta").load(f"{lake}/ops/runs").where("job = 'segment'").first()
+        if run is None or run["status"] != "succeeded":
+            raise SystemExit(f"bench segment: the run failed: {run['error'] if run else 'no ops/runs row'}")
+        quantile_s = json.loads(run["details"])["approx_quantile_seconds"]
+        rows.append(
+            f"| {run['rows_in']:,} | {seconds:.1f} | {run['rows_in'] / seconds:,.0f} | {quantile_s:.1f} | "
+            f"{quantile_s / seconds:.0%} |"
+        )
+        print(rows[-1], flush=True)
+    return "\n".join(
+        [
+            f"`segment --as-of {SEGMENT_AS_OF}` with the default map and the shipped rules, on a synthetic",
+            "`gold/customer_profile` written once from `spark.range` (bench/run.py `synthetic_profile`: a",
+            "quarter of customers at F = 1, 15% at F = 0, R and M skewed; the pipeline is not run). Wall",
+            "time of the whole job: profile read and cache, exact R and F thresholds from histograms,",
+            "approxQuantile on M (timed on its own), the five tables written, ops/runs. Output tables are",
+            "removed before each run, so migration compares with nothing.",
+            "",
+            *rows,
+        ]
+    )
+
+
 SECTIONS: dict[str, Callable[[list[int], list[str]], str]] = {
     "generate": bench_generate,
     "ingest": bench_ingest,
     "cleanse": bench_cleanse,
     "features": bench_features,
+    "segment": bench_segment,
 }
-DEFAULT_SIZES = {"generate": "1M,10M", "ingest": "1M,10M", "cleanse": "1M,10M", "features": "10M,50M"}
+DEFAULT_SIZES = {"generate": "1M,10M", "ingest": "1M,10M", "cleanse": "1M,10M", "features": "10M,50M",
+                 "segment": "1M,5M"}  # fmt: skip
 
 
 def write_section(name: str, body: str, header: str) -> None:

@@ -202,8 +202,20 @@ class CohortsConfig(_Section):
 
 
 class RfmConfig(_Section):
-    tiles: int = Field(4, ge=2, le=10)
-    relative_error: float = Field(0.001, gt=0, lt=1)
+    tiles: int = Field(4, ge=2, le=9, description="Tiles per metric (quartiles); cells hold one digit per score.")
+    relative_error: float = Field(0.001, gt=0, lt=1, description="approxQuantile relative error (monetary).")
+    segment_map: str = Field(
+        "default", min_length=1, description="Segment map: a name in conf/segments/ or a path to a YAML file."
+    )
+    rules: str | None = Field(
+        "conf/segments/rules.yaml", description="Rule segments YAML (name or path); null: no rule segments."
+    )
+    histogram_max_values: int = Field(
+        100_000,
+        ge=1,
+        description="Recency and frequency thresholds are exact from a value histogram up to this many "
+        "distinct values; above, approxQuantile (logged).",
+    )
 
 
 class SeglakeConfig(_Section):

@@ -269,6 +269,54 @@ COMMENTS: dict[str, dict[str, str]] = {
         "error": "One-line error for a failed run; null when it succeeded.",
         "details": "Job-specific figures as JSON (e.g. generate throughput).",
     },
+    # --- segment job (branch segments) ---
+    "gold/rfm_segments": {
+        "customer_id": "Customer (as in gold/customer_profile).",
+        "as_of_date": "Partition: as-of date D of the profile scored.",
+        "recency_days": "Profile recency: whole days from the last purchase date to D.",
+        "frequency": "Profile frequency: purchases in the window.",
+        "monetary_amount": "Profile monetary: net amount in the window, base currency; may be 0 or negative.",
+        "r_score": "Recency score 1..rfm.tiles, 1 = most recent tile (see gold/rfm_thresholds).",
+        "f_score": "Frequency score 1..rfm.tiles, 1 = most frequent tile.",
+        "m_score": "Monetary score 1..rfm.tiles, 1 = highest-spend tile.",
+        "rfm_cell": "R, F and M score as three digits, e.g. '113'.",
+        "segment_map": "Name of the segment map (rfm.segment_map) that named the cell.",
+        "category": "Named segment of the cell in that map; 'Other' when the map does not list the cell.",
+        "campaign": "Campaign of the category; null for Other.",
+        "value_tier": "Value tier from the profile (longevity x recency grid).",
+    },
+    "gold/rfm_thresholds": {
+        "as_of_date": "Partition: as-of date D of the scored profile.",
+        "run_id": "ops/runs.run_id of the segment run that computed the thresholds.",
+        "metric": "recency, frequency or monetary.",
+        "tiles": "Tiles per metric (rfm.tiles).",
+        "tile": "Ascending tile 1..tiles: tile i holds values in (lower_bound, upper_bound].",
+        "score": "Score of the tile (1 = best): the tile for recency, tiles + 1 - tile for frequency and monetary.",
+        "lower_bound": "Threshold t_(tile-1), exclusive; null for tile 1 (no lower bound).",
+        "upper_bound": "Threshold t_tile, inclusive: the lower tile/tiles quantile; null for the last tile.",
+        "customers": "Customers in the tile; 0 for a tile that ties left empty.",
+    },
+    "gold/rule_segments": {
+        "as_of_date": "Partition: as-of date D of the profile the rules ran on.",
+        "segment": "Rule name (rfm.rules file) whose predicate is true for the customer.",
+        "customer_id": "Customer in the rule segment (one row per segment the customer is in).",
+    },
+    "gold/campaign_audiences": {
+        "as_of_date": "Partition: as-of date D of the segments.",
+        "campaign": "Campaign of an RFM category or a rule segment.",
+        "customer_id": "Customer the campaign reaches (once per campaign).",
+        "source": "How the customer got in: 'rfm' (category of the segment map) or 'rule' (rule segment).",
+        "segment": "The category or rule name; the RFM category first, else the first rule in file order.",
+    },
+    "gold/segment_migration": {
+        "as_of_date": "Partition: as-of date D (current).",
+        "previous_as_of_date": "Nearest earlier as-of date in gold/rfm_segments the categories are compared with.",
+        "previous_category": "Category at previous_as_of_date; '(new)' for customers not in that population.",
+        "current_category": "Category at D; '(gone)' for customers no longer in the population.",
+        "customers": "Customers moving from previous_category to current_category.",
+        "revenue_amount": "Their window monetary amount at D (for '(gone)' the one at previous_as_of_date), "
+        "base currency.",
+    },
 }
 
 
@@ -289,6 +337,14 @@ TABLE_INFO: dict[str, tuple[str, str, str]] = {
     "ops/data_quality": ("rule x run", "none", "`cleanse`"),
     "ops/profile": ("source column x run", "none", "`cleanse`"),
     "ops/runs": ("one row per job run", "none", "every job"),
+    # --- segment job (branch segments) ---
+    "gold/rfm_segments": ("customer x as-of date", "`as_of_date`", "`segment`"),
+    "gold/rfm_thresholds": ("metric x tile x as-of date", "`as_of_date`", "`segment`"),
+    "gold/rule_segments": ("rule segment x customer x as-of date", "`as_of_date`", "`segment`"),
+    "gold/campaign_audiences": ("campaign x customer x as-of date", "`as_of_date`", "`segment`"),
+    "gold/segment_migration": (
+        "previous category x current category x as-of date", "`as_of_date`", "`segment`",
+    ),
 }  # fmt: skip
 
 

@@ -1,6 +1,11 @@
-"""Segments over the customer profile: value tiers (longevity x recency grid)."""
+"""Segments over the customer profile: value tiers (longevity x recency grid), named RFM
+segments from a segment map, rule segments, campaign audiences and segment migration."""
 
 from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -31,3 +36,136 @@ def with_value_tier(
             "value_tier": F.element_at(F.element_at(grid, longevity + 1), recency + 1),
         }
     )
+
+
+# --- named segments, rule segments, campaign audiences, migration -------------------------
+
+OTHER = "Other"  # category of a cell the segment map does not list
+NEW = "(new)"  # previous category of a customer who was not in the previous population
+GONE = "(gone)"  # current category of a customer who left the population
+
+
+def with_segment_category(scored: DataFrame, cells: Mapping[str, tuple[str, str]], *, map_name: str) -> DataFrame:
+    """Add ``segment_map``, ``category`` and ``campaign`` from ``rfm_cell``.
+
+    ``cells`` maps a cell ('113') to (category, campaign). An unlisted (or null) cell gets
+    category 'Other' and a null campaign.
+    """
+    category_of = F.create_map(*[F.lit(v) for cell, (category, _) in cells.items() for v in (cell, category)])
+    campaign_of = F.create_map(*[F.lit(v) for cell, (_, campaign) in cells.items() for v in (cell, campaign)])
+    return scored.withColumns(
+        {
+            "segment_map": F.lit(map_name),
+            "category": F.coalesce(F.try_element_at(category_of, F.col("rfm_cell")), F.lit(OTHER)),
+            "campaign": F.try_element_at(campaign_of, F.col("rfm_cell")),
+        }
+    )
+
+
+def to_rule_segments(profile: DataFrame, rules: Mapping[str, str], *, as_of: dt.date) -> DataFrame:
+    """Grain: rule segment x customer. ``rules`` maps a segment name to a Spark SQL predicate.
+
+    One pass: each customer gets the names of the predicates that are true for it (a null
+    predicate result counts as false); a customer can be in many segments.
+    """
+    if rules:
+        matches = F.array(*[F.when(F.expr(predicate), F.lit(name)) for name, predicate in rules.items()])
+        segment = F.explode(F.filter(matches, lambda name: name.isNotNull()))
+    else:
+        profile, segment = profile.where(F.lit(False)), F.lit(None).cast("string")
+    return profile.select("customer_id", segment.alias("segment")).select(
+        F.lit(as_of).alias("as_of_date"), "segment", "customer_id"
+    )
+
+
+def to_campaign_audiences(
+    rfm_segments: DataFrame, rule_segments: DataFrame, rule_campaigns: Mapping[str, str], *, as_of: dt.date
+) -> DataFrame:
+    """Grain: campaign x customer. From RFM categories (campaign not null) and rule segments.
+
+    ``rule_campaigns`` maps a rule segment name to its campaign (rules without one are left
+    out). A customer a campaign reaches several ways is listed once; ``source`` and
+    ``segment`` name the first way: the RFM category, else the first rule in file order.
+    """
+    from_rfm = rfm_segments.where(F.col("campaign").isNotNull()).select(
+        "campaign", "customer_id", F.lit("rfm").alias("source"), F.col("category").alias("segment"),
+        F.lit(0).alias("priority"),
+    )  # fmt: skip
+    reasons = from_rfm
+    if rule_campaigns:
+        names = list(rule_campaigns)
+        campaign_of = F.create_map(*[F.lit(v) for name in names for v in (name, rule_campaigns[name])])
+        priority_of = F.create_map(*[F.lit(v) for i, name in enumerate(names, start=1) for v in (name, i)])
+        from_rules = rule_segments.where(F.col("segment").isin(names)).select(
+            F.try_element_at(campaign_of, F.col("segment")).alias("campaign"), "customer_id",
+            F.lit("rule").alias("source"), "segment", F.try_element_at(priority_of, F.col("segment")).alias("priority"),
+        )  # fmt: skip
+        reasons = reasons.unionByName(from_rules)
+    first = F.min_by(F.struct("source", "segment"), "priority")
+    return (
+        reasons.groupBy("campaign", "customer_id")
+        .agg(first.alias("first"))
+        .select(F.lit(as_of).alias("as_of_date"), "campaign", "customer_id", "first.source", "first.segment")
+    )
+
+
+def to_segment_migration(
+    previous: DataFrame, current: DataFrame, *, as_of: dt.date, previous_as_of: dt.date
+) -> DataFrame:
+    """Grain: previous category x current category. Customers and revenue moving between them.
+
+    ``previous`` and ``current`` hold ``customer_id``, ``category`` and ``monetary_amount``
+    (gold/rfm_segments of two as-of dates). A customer only in ``current`` comes from
+    '(new)', one only in ``previous`` goes to '(gone)'. Revenue is the current window
+    monetary amount; for '(gone)' the previous one.
+    """
+    before = previous.select(
+        "customer_id", F.col("category").alias("previous_category"), F.col("monetary_amount").alias("previous_amount")
+    )
+    after = current.select(
+        "customer_id", F.col("category").alias("current_category"), F.col("monetary_amount").alias("current_amount")
+    )
+    moves = before.join(after, on="customer_id", how="full")
+    revenue = F.sum(F.coalesce("current_amount", "previous_amount"))
+    return (
+        moves.groupBy(
+            F.coalesce("previous_category", F.lit(NEW)).alias("previous_category"),
+            F.coalesce("current_category", F.lit(GONE)).alias("current_category"),
+        )
+        .agg(F.count("*").alias("customers"), revenue.alias("revenue_amount"))
+        .select(
+            F.lit(as_of).alias("as_of_date"),
+            F.lit(previous_as_of).alias("previous_as_of_date"),
+            "previous_category",
+            "current_category",
+            "customers",
+            F.coalesce(F.col("revenue_amount"), F.lit(0)).cast("decimal(18,2)").alias("revenue_amount"),
+        )
+    )
+
+
+_POPULATION = re.compile(r"\bpopulation_(avg|min|max|p(?:0[1-9]|[1-9][0-9]))_([A-Za-z_][A-Za-z0-9_]*)\b")
+
+
+def population_names(predicate: str) -> list[str]:
+    """Population columns (``population_avg_<col>``, ``population_p75_<col>``, ...) a predicate uses."""
+    return sorted({match.group(0) for match in _POPULATION.finditer(predicate)})
+
+
+def population_aggregate(name: str, *, accuracy: int = 10_000) -> tuple[str, Column]:
+    """(profile column, aggregate) for a population column name: avg, min, max or the
+    approximate pNN percentile (``percentile_approx`` with ``accuracy``) of that column."""
+    match = _POPULATION.fullmatch(name)
+    if match is None:
+        raise ValueError(f"not a population column: {name}")
+    kind, column = match.groups()
+    value = F.col(column).cast("double")
+    if kind == "avg":
+        aggregate = F.avg(value)
+    elif kind == "min":
+        aggregate = F.min(value)
+    elif kind == "max":
+        aggregate = F.max(value)
+    else:
+        aggregate = F.percentile_approx(value, int(kind[1:]) / 100, accuracy)
+    return column, aggregate.cast("double").alias(name)

@@ -1,0 +1,348 @@
+"""``segment``: gold/customer_profile -> RFM scores, named and rule segments, audiences, migration.
+
+    seglake segment                                   # the latest profile as-of date
+    seglake segment --as-of 2024-12-31 --set rfm.segment_map=rf_grid
+    seglake segment --export csv                      # + one CSV per campaign
+
+Reads the ``as_of_date`` partition of ``gold/customer_profile`` (``--as-of``, default the
+latest present), checks the segment map (``rfm.segment_map``) and every rule predicate
+(``rfm.rules``) before anything runs, then replaces that date's partition of
+``gold/rfm_thresholds``, ``gold/rfm_segments``, ``gold/rule_segments``,
+``gold/campaign_audiences`` and ``gold/segment_migration``.
+
+Recency and frequency thresholds are exact (from a value histogram); monetary ones come
+from ``approxQuantile`` with ``rfm.relative_error``. Migration compares with the nearest
+earlier as-of date in ``gold/rfm_segments``; when a run fills a gap before a later date,
+that later date's migration is recomputed against it, so out-of-order runs end up as if
+run in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+
+if __package__ in (None, ""):  # run as a file: spark-submit jobs/segment.py
+    import _bootstrap  # noqa: F401
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from seglake import tables
+from seglake.cli import job_parser, run_job
+from seglake.errors import UserError
+from seglake.runlog import Run
+from seglake.segment_maps import (
+    Rule,
+    SegmentMap,
+    campaign_slug,
+    check_rules,
+    load_rules,
+    load_segment_map,
+)
+from transforms.rfm import (
+    INTEGER_METRICS,
+    METRICS,
+    Threshold,
+    exact_thresholds,
+    to_rfm_thresholds,
+    to_value_histogram,
+    with_rfm_scores,
+)
+from transforms.segments import (
+    OTHER,
+    population_aggregate,
+    to_campaign_audiences,
+    to_rule_segments,
+    to_segment_migration,
+    with_segment_category,
+)
+
+PROFILE = "gold/customer_profile"
+SCORED_COLUMNS = ["customer_id", "recency_days", "frequency", "monetary_amount", "value_tier"]
+RFM_SEGMENT_COLUMNS = [
+    "customer_id", "as_of_date", "recency_days", "frequency", "monetary_amount", "r_score", "f_score", "m_score",
+    "rfm_cell", "segment_map", "category", "campaign", "value_tier",
+]  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = job_parser(
+        "segment",
+        "RFM scores, named segments, rule segments, campaign audiences and segment migration for one as-of date "
+        "(default: the latest in gold/customer_profile).",
+    )
+    parser.add_argument("--export", choices=["csv"], help="also write one CSV file per campaign")
+    parser.add_argument(
+        "--export-dir",
+        metavar="PATH",
+        help="folder for the --export files (default: <lake root>/exports/campaigns/<as_of>)",
+    )
+    return parser
+
+
+def resolve_profile_as_of(profiles: DataFrame, run: Run) -> dt.date:
+    """``--as-of`` if that partition exists, else the latest ``as_of_date`` of the profile."""
+    wanted = F.col("as_of_date") == F.lit(run.as_of) if run.as_of is not None else F.lit(False)
+    latest, present = profiles.agg(F.max("as_of_date"), F.max(wanted)).first()  # one pass over partition values
+    if latest is None:
+        raise UserError(f"{PROFILE} is empty; run `seglake features` first")
+    if run.as_of is None:
+        run.as_of = latest
+        run.log(f"--as-of not given: using the latest profile, {latest}")
+        return latest
+    if not present:
+        raise UserError(
+            f"{PROFILE} has no partition as_of_date = {run.as_of} (latest: {latest}); "
+            f"run `seglake features --as-of {run.as_of}` first"
+        )
+    return run.as_of
+
+
+def check_campaigns(segment_map: SegmentMap, rules: list[Rule], rules_file: str) -> dict[str, str]:
+    """Campaign -> file slug; two campaigns with one slug would share an export file."""
+    slugs: dict[str, str] = {}
+    named = [(c.campaign, segment_map.file) for c in segment_map.categories]
+    named += [(r.campaign, rules_file) for r in rules if r.campaign]
+    for campaign, file in named:
+        slug = campaign_slug(campaign)
+        clash = next((other for other, s in slugs.items() if s == slug and other != campaign), None)
+        if clash is not None:
+            raise UserError(f"{file}: campaign {campaign!r}: export file {slug}.csv is also {clash!r}'s; rename one")
+        slugs[campaign] = slug
+    return slugs
+
+
+def rfm_thresholds(profile: DataFrame, run: Run) -> tuple[dict[str, list[Threshold]], dict[str, str]]:
+    """Thresholds per metric (exact for R and F from a histogram, approxQuantile for M) and the method."""
+    rfm = run.config.rfm
+    probabilities = [j / rfm.tiles for j in range(1, rfm.tiles)]
+    thresholds: dict[str, list[Threshold]] = {}
+    methods: dict[str, str] = {}
+    approximate = ["monetary"]
+    for metric in INTEGER_METRICS:
+        column = METRICS[metric][0]
+        histogram = to_value_histogram(profile, column).limit(rfm.histogram_max_values + 1).collect()
+        if len(histogram) > rfm.histogram_max_values:
+            run.log(
+                f"{column}: more than rfm.histogram_max_values = {rfm.histogram_max_values:,} distinct values; "
+                f"approxQuantile thresholds (relative error {rfm.relative_error})"
+            )
+            approximate.insert(0, metric)
+            continue
+        thresholds[metric] = exact_thresholds(((row["value"], row["customers"]) for row in histogram), rfm.tiles)
+        methods[metric] = f"exact ({len(histogram):,} distinct values)"
+    columns = [METRICS[metric][0] for metric in approximate]
+    started = time.perf_counter()
+    quantiles = profile.approxQuantile(columns, probabilities, rfm.relative_error)
+    run.details["approx_quantile_seconds"] = round(time.perf_counter() - started, 3)
+    for metric, values in zip(approximate, quantiles, strict=True):
+        thresholds[metric] = list(values)
+        methods[metric] = f"approxQuantile (relative error {rfm.relative_error})"
+    return {metric: thresholds[metric] for metric in METRICS}, methods
+
+
+def population_values(profile: DataFrame, rules: list[Rule], relative_error: float) -> dict[str, float | None]:
+    """The population columns the rules use (one aggregation, one row)."""
+    names = sorted({name for rule in rules for name in rule.population})
+    if not names:
+        return {}
+    accuracy = max(int(1 / relative_error), 1)
+    row = profile.agg(*[population_aggregate(name, accuracy=accuracy)[1] for name in names]).first()
+    return {name: row[name] for name in names}
+
+
+class Laps:
+    """Seconds per step of the run, into ``run.details['step_seconds']``."""
+
+    def __init__(self, run: Run) -> None:
+        self.seconds: dict[str, float] = run.details.setdefault("step_seconds", {})
+        self.last = time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = round(now - self.last, 3)
+        self.last = now
+
+
+def segment(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
+    config, lap = run.config, Laps(run)
+    segment_map = load_segment_map(config.rfm.segment_map, config.rfm.tiles)
+    rules_file, rules = load_rules(config.rfm.rules)
+    slugs = check_campaigns(segment_map, rules, rules_file)
+    profiles = run.read(spark, PROFILE, hint="run `seglake features` first")
+    missing = [c for c in SCORED_COLUMNS if c not in profiles.columns]
+    if missing:
+        raise UserError(f"{PROFILE} has no column {missing[0]}; rerun `seglake features` with this version")
+    check_rules(profiles, rules, file=rules_file, window_days=config.features.window_days)
+    as_of = resolve_profile_as_of(profiles, run)
+    run.log(f"as of {as_of}: segment map {segment_map.name} ({segment_map.file}), {len(rules)} rules ({rules_file})")
+
+    lap("validate")
+    profile = profiles.where(F.col("as_of_date") == F.lit(as_of))
+    scored_input = profile.select(*SCORED_COLUMNS).cache()
+    try:
+        run.rows_in = scored_input.count()
+        if run.rows_in == 0:
+            raise UserError(f"{PROFILE} as of {as_of} has no customers; nothing to segment")
+        lap("read_and_cache")
+        thresholds, methods = rfm_thresholds(scored_input, run)
+        for metric, values in thresholds.items():
+            shown = ", ".join(f"{v:g}" for v in values)
+            run.log(f"{metric} thresholds [{shown}] by {methods[metric]}")
+        run.details.update({"thresholds": thresholds, "threshold_methods": methods, "segment_map": segment_map.name})
+
+        scored = scored_input.transform(with_rfm_scores, thresholds).transform(
+            with_segment_category, segment_map.cells(), map_name=segment_map.name
+        )
+        rfm_segments = scored.withColumn("as_of_date", F.lit(as_of)).select(*RFM_SEGMENT_COLUMNS)
+
+        lap("thresholds")
+        tiles = to_rfm_thresholds(scored, thresholds, as_of=as_of, run_id=run.run_id)
+        tile_rows = tiles.collect()  # metric x tile: a few rows
+        write(spark, run, spark.createDataFrame(tile_rows, tiles.schema), "gold/rfm_thresholds", as_of)
+        empty = [f"{r['metric']} tile {r['tile']}" for r in tile_rows if r["customers"] == 0]
+        if empty:
+            run.log(f"empty tiles (ties): {', '.join(empty)}")
+
+        segments_path = write(spark, run, rfm_segments, "gold/rfm_segments", as_of)
+        run.rows_out = tables.last_commit_rows(spark, segments_path)
+        sizes = {row["category"]: int(row["count"]) for row in scored.groupBy("category").count().collect()}
+        order = [c.name for c in segment_map.categories] + [OTHER]
+        run.log("categories: " + ", ".join(f"{name} {sizes.get(name, 0):,}" for name in order))
+        run.details["categories"] = {name: sizes.get(name, 0) for name in order}
+
+        lap("rfm_segments")
+        population = population_values(profile, rules, config.rfm.relative_error)
+        if population:
+            run.log("population values: " + ", ".join(f"{k} = {v}" for k, v in population.items()))
+        rule_input = profile.withColumns(
+            {"window_days": F.lit(config.features.window_days)}
+            | {name: F.lit(value).cast("double") for name, value in population.items()}
+        )
+        rule_segments = to_rule_segments(rule_input, {r.name: r.predicate for r in rules}, as_of=as_of)
+        rules_path = write(spark, run, rule_segments, "gold/rule_segments", as_of)
+        rule_sizes = counts(spark, rules_path, as_of, "segment")
+        if rules:
+            run.log("rule segments: " + ", ".join(f"{r.name} {rule_sizes.get(r.name, 0):,}" for r in rules))
+        run.details["rule_segments"] = {r.name: rule_sizes.get(r.name, 0) for r in rules}
+
+        lap("rule_segments")
+        written_rules = partition(spark, rules_path, as_of)
+        rule_campaigns = {r.name: r.campaign for r in rules if r.campaign}
+        audiences = to_campaign_audiences(rfm_segments, written_rules, rule_campaigns, as_of=as_of)
+        audiences_path = write(spark, run, audiences, "gold/campaign_audiences", as_of)
+        audience_sizes = counts(spark, audiences_path, as_of, "campaign")
+        run.log("campaign audiences: " + ", ".join(f"{c} {audience_sizes.get(c, 0):,}" for c in slugs))
+        run.details["campaign_audiences"] = {c: audience_sizes.get(c, 0) for c in slugs}
+
+        lap("campaign_audiences")
+        migrate(spark, run, segments_path, rfm_segments, as_of)
+        lap("segment_migration")
+        if getattr(args, "export", None) == "csv":
+            export_dir = getattr(args, "export_dir", None)
+            target = export_dir or f"{tables.lake_root(config)}/exports/campaigns/{as_of}"
+            export_csv(spark, partition(spark, audiences_path, as_of), slugs, target, replace=not export_dir)
+            run.log(f"exported {len(slugs)} campaign files to {target}")
+            run.details["export_dir"] = target
+            lap("export")
+    finally:
+        scored_input.unpersist()
+
+
+def write(spark: SparkSession, run: Run, frame: DataFrame, table: str, as_of: dt.date) -> str:
+    path = tables.replace_as_of(frame, run.config, table, as_of)
+    run.wrote(spark, table)
+    return path
+
+
+def partition(spark: SparkSession, path: str, as_of: dt.date, version: int | None = None) -> DataFrame:
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(path).where(F.col("as_of_date") == F.lit(as_of))
+
+
+def counts(spark: SparkSession, path: str, as_of: dt.date, column: str) -> dict[str, int]:
+    """Rows per value of ``column`` in the as-of partition just written (a handful of groups)."""
+    rows = partition(spark, path, as_of).groupBy(column).count().collect()
+    return {row[column]: int(row["count"]) for row in rows}
+
+
+def migrate(spark: SparkSession, run: Run, segments_path: str, current: DataFrame, as_of: dt.date) -> None:
+    """Migration of ``as_of`` from the nearest earlier date; and of the nearest later date from ``as_of``."""
+    version = run.tables_written["gold/rfm_segments"]
+    dates = sorted(
+        row[0]
+        for row in spark.read.format("delta").option("versionAsOf", version).load(segments_path)
+        .select("as_of_date").distinct().collect()
+    )  # fmt: skip
+    earlier = [d for d in dates if d < as_of]
+    later = [d for d in dates if d > as_of]
+    if earlier:
+        previous = partition(spark, segments_path, earlier[-1], version)
+        migration = to_segment_migration(previous, current, as_of=as_of, previous_as_of=earlier[-1])
+        run.log(f"migration from {earlier[-1]}")
+    else:
+        migration = to_segment_migration(current.limit(0), current, as_of=as_of, previous_as_of=as_of).limit(0)
+        run.log("migration: no earlier as-of date in gold/rfm_segments; empty partition")
+    write(spark, run, migration, "gold/segment_migration", as_of)
+    run.details["migration_previous_as_of"] = earlier[-1] if earlier else None
+    if later:
+        following = partition(spark, segments_path, later[0], version)
+        remade = to_segment_migration(current, following, as_of=later[0], previous_as_of=as_of)
+        write(spark, run, remade, "gold/segment_migration", later[0])
+        run.log(f"migration of the later {later[0]} recomputed from {as_of} (a run out of order)")
+        run.details["migration_recomputed"] = later[0]
+
+
+def export_csv(spark: SparkSession, audiences: DataFrame, slugs: dict[str, str], target: str, *, replace: bool) -> None:
+    """One ``<campaign slug>.csv`` (header: customer_id, segment, source) per campaign in ``target``.
+
+    Spark writes each campaign as one part file (all its rows in one task); the files are
+    then renamed through the Hadoop file system, so any lake URI works. A campaign with
+    no customers gets a file with the header only.
+    """
+    jvm = spark.sparkContext._jvm
+    hadoop_path = jvm.org.apache.hadoop.fs.Path  # type: ignore[union-attr]
+    root = hadoop_path(target)
+    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+    if replace and fs.exists(root):
+        fs.delete(root, True)
+    staging = f"{target}/_staging"
+    slug_of = F.create_map(*[F.lit(v) for campaign, slug in slugs.items() for v in (campaign, slug)])
+    (
+        audiences.select(F.try_element_at(slug_of, F.col("campaign")).alias("campaign_slug"), "customer_id", "segment",
+                         "source")
+        .repartition("campaign_slug")
+        .sortWithinPartitions("campaign_slug", "customer_id")
+        .write.mode("overwrite")
+        .partitionBy("campaign_slug")
+        .option("header", True)
+        .csv(staging)
+    )  # fmt: skip
+    for slug in sorted(set(slugs.values())):
+        final = hadoop_path(f"{target}/{slug}.csv")
+        if fs.exists(final):
+            fs.delete(final, False)
+        parts = fs.globStatus(hadoop_path(f"{staging}/campaign_slug={slug}/part-*"))
+        if parts:
+            fs.rename(parts[0].getPath(), final)
+        else:
+            stream = fs.create(final, True)
+            stream.write(bytearray(b"customer_id,segment,source\n"))
+            stream.close()
+        checksum = hadoop_path(f"{target}/.{slug}.csv.crc")  # the local file system's side files
+        if fs.exists(checksum):
+            fs.delete(checksum, False)
+    fs.delete(hadoop_path(staging), True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_job("segment", build_parser(), argv, segment)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,557 @@
+"""RFM thresholds, tiles and scores, segment maps, rule segments, audiences and migration.
+
+Expected values are worked out by hand in the comments (DESIGN.md: t_j = the smallest v
+with #{x <= v} >= ceil(j*N/n); ascending tile i holds (t_{i-1}, t_i]; R score = tile,
+F and M score = n + 1 - tile), or computed independently by DuckDB.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import segment as segment_job
+from seglake import tables
+from seglake.config import load_config
+from seglake.errors import UserError
+from seglake.runlog import Run
+from seglake.segment_maps import SegmentConfigError, check_rules, load_rules, load_segment_map
+from transforms.rfm import exact_thresholds, to_rfm_thresholds, with_rfm_scores
+from transforms.segments import (
+    to_campaign_audiences,
+    to_rule_segments,
+    to_segment_migration,
+    with_segment_category,
+)
+
+RFM = "customer_id string, recency_days int, frequency long, monetary_amount decimal(18,2)"
+M = Decimal
+
+# Ties at every threshold (N = 10, n = 4: ranks ceil(2.5) = 3, ceil(5) = 5, ceil(7.5) = 8).
+#   R sorted 0 3 3 | 10 10 10 | 45 45 45 | 400          -> t = [3, 10, 45]
+#   F sorted 1 1 1 | 2 2 | 3 3 3 | 5 8                   -> t = [1, 2, 3]
+#   M sorted -50 -5 -0.01 | 0 0 | 12.50 30 30 30 | 99.99 -> t = [-0.01, 0.00, 30.00]
+TIES = [
+    ("a", 0, 8, M("99.99")),  # R1 F1 M1 -> 111 Loyal
+    ("b", 3, 5, M("12.50")),  # R1 F1 M2 -> 112 Loyal
+    ("c", 3, 3, M("0.00")),  # R1 F2 M3 -> 123 Other
+    ("d", 10, 3, M("0.00")),  # R2 F2 M3 -> 223 Other
+    ("e", 10, 3, M("-0.01")),  # R2 F2 M4 -> 224 Other (a value equal to t_1 sits in tile 1)
+    ("f", 10, 2, M("-50.00")),  # R2 F3 M4 -> 234 Other
+    ("g", 45, 2, M("30.00")),  # R3 F3 M2 -> 332 Seasonal Shoppers
+    ("h", 45, 1, M("30.00")),  # R3 F4 M2 -> 342 Other
+    ("i", 45, 1, M("30.00")),  # R3 F4 M2 -> 342 Other
+    ("j", 400, 1, M("-5.00")),  # R4 F4 M4 -> 444 Other
+]
+TIES_CELLS = {"a": "111", "b": "112", "c": "123", "d": "223", "e": "224", "f": "234", "g": "332", "h": "342",
+              "i": "342", "j": "444"}  # fmt: skip
+
+
+def run_for(*overrides: str) -> Run:
+    return Run(job="segment", config=load_config(None, list(overrides)))
+
+
+def thresholds_of(profile: DataFrame, *overrides: str) -> dict[str, list[float]]:
+    thresholds, _ = segment_job.rfm_thresholds(profile, run_for(*overrides))
+    return thresholds
+
+
+def cells_of(spark: SparkSession, rows: list[tuple], *overrides: str) -> dict[str, str]:
+    profile = spark.createDataFrame(rows, RFM)
+    scored = with_rfm_scores(profile, thresholds_of(profile, *overrides))
+    return {r["customer_id"]: r["rfm_cell"] for r in scored.collect()}
+
+
+# --- thresholds: plain Python -----------------------------------------------------------
+
+
+def test_thresholds_of_five_values_are_the_lower_quartiles() -> None:
+    # N = 5: ranks ceil(1.25) = 2, ceil(2.5) = 3, ceil(3.75) = 4
+    assert exact_thresholds([(50, 1), (10, 1), (40, 1), (20, 1), (30, 1)], 4) == [20, 30, 40]
+
+
+def test_thresholds_land_on_tied_blocks() -> None:
+    assert exact_thresholds([(1, 3), (2, 2), (3, 3), (5, 1), (8, 1)], 4) == [1, 2, 3]
+
+
+def test_one_value_or_all_equal_gives_that_value_for_every_threshold() -> None:
+    assert exact_thresholds([(7, 1)], 4) == [7, 7, 7]
+    assert exact_thresholds([(4, 6)], 4) == [4, 4, 4]
+
+
+def test_five_tiles_use_fifths() -> None:
+    # N = 10, n = 5: ranks 2, 4, 6, 8
+    assert exact_thresholds([(v, 1) for v in range(1, 11)], 5) == [2, 4, 6, 8]
+
+
+# --- scores on hand-made profiles -------------------------------------------------------
+
+
+def test_ties_at_every_threshold_share_the_lower_tile(spark: SparkSession) -> None:
+    profile = spark.createDataFrame(TIES, RFM)
+    thresholds = thresholds_of(profile)
+    assert thresholds == {"recency": [3, 10, 45], "frequency": [1, 2, 3], "monetary": [-0.01, 0.0, 30.0]}
+    assert cells_of(spark, TIES) == TIES_CELLS
+
+
+def test_tile_counts_and_bounds_are_recorded(spark: SparkSession) -> None:
+    profile = spark.createDataFrame(TIES, RFM)
+    thresholds = thresholds_of(profile)
+    scored = with_rfm_scores(profile, thresholds)
+    rows = to_rfm_thresholds(scored, thresholds, as_of=dt.date(2024, 6, 30), run_id="r1").collect()
+    got = {(r["metric"], r["tile"]): (r["score"], r["lower_bound"], r["upper_bound"], r["customers"]) for r in rows}
+    n = None
+    assert got == {
+        ("recency", 1): (1, n, 3.0, 3),  # a b c
+        ("recency", 2): (2, 3.0, 10.0, 3),  # d e f
+        ("recency", 3): (3, 10.0, 45.0, 3),  # g h i
+        ("recency", 4): (4, 45.0, n, 1),  # j
+        ("frequency", 1): (4, n, 1.0, 3),  # h i j
+        ("frequency", 2): (3, 1.0, 2.0, 2),  # f g
+        ("frequency", 3): (2, 2.0, 3.0, 3),  # c d e
+        ("frequency", 4): (1, 3.0, n, 2),  # a b
+        ("monetary", 1): (4, n, -0.01, 3),  # e f j
+        ("monetary", 2): (3, -0.01, 0.0, 2),  # c d
+        ("monetary", 3): (2, 0.0, 30.0, 4),  # b g h i
+        ("monetary", 4): (1, 30.0, n, 1),  # a
+    }
+    assert {(r["as_of_date"], r["run_id"], r["tiles"]) for r in rows} == {(dt.date(2024, 6, 30), "r1", 4)}
+
+
+def test_an_empty_tile_has_zero_customers(spark: SparkSession) -> None:
+    # F: six customers at 1, then 2 and 9. N = 8: ranks 2, 4, 6 all land on 1 -> t = [1, 1, 1]:
+    # tile 1 holds the six, tiles 2 and 3 are (1, 1] = empty, tile 4 holds 2 and 9.
+    rows = [(f"c{i}", i, f, M(i)) for i, f in enumerate([1, 1, 1, 1, 1, 1, 2, 9])]
+    profile = spark.createDataFrame(rows, RFM)
+    thresholds = thresholds_of(profile)
+    assert thresholds["frequency"] == [1, 1, 1]
+    scored = with_rfm_scores(profile, thresholds)
+    assert {r["customer_id"]: r["f_score"] for r in scored.collect()} == {
+        "c0": 4, "c1": 4, "c2": 4, "c3": 4, "c4": 4, "c5": 4, "c6": 1, "c7": 1,
+    }  # fmt: skip
+    tiles = to_rfm_thresholds(scored, thresholds, as_of=dt.date(2024, 6, 30), run_id="r")
+    frequency = tiles.where("metric = 'frequency'").orderBy("tile").select("tile", "customers").collect()
+    assert [tuple(r) for r in frequency] == [(1, 6), (2, 0), (3, 0), (4, 2)]
+
+
+def test_all_customers_equal_sit_in_the_lowest_tile(spark: SparkSession) -> None:
+    # t = [v, v, v]: every value equals t_1 -> ascending tile 1: R 1, F 4, M 4
+    rows = [(f"c{i}", 30, 2, M("10.00")) for i in range(6)]
+    assert set(cells_of(spark, rows).values()) == {"144"}
+
+
+def test_one_customer(spark: SparkSession) -> None:
+    assert cells_of(spark, [("solo", 0, 1, M("5.00"))]) == {"solo": "144"}
+
+
+def test_five_customers(spark: SparkSession) -> None:
+    # ranks 2, 3, 4. R 5 1 4 2 3 -> t = [2, 3, 4]; F 10..50 -> t = [20, 30, 40]; M reversed.
+    rows = [
+        ("p", 5, 10, M("5.00")),  # R tile 4 -> 4; F tile 1 -> 4; M tile 4 -> 1
+        ("q", 1, 20, M("4.00")),  # R tile 1 -> 1; F tile 1 -> 4; M tile 3 -> 2
+        ("r", 4, 30, M("3.00")),  # R tile 3 -> 3; F tile 2 -> 3; M tile 2 -> 3
+        ("s", 2, 40, M("2.00")),  # R tile 1 -> 1; F tile 3 -> 2; M tile 1 -> 4
+        ("t", 3, 50, M("1.00")),  # R tile 2 -> 2; F tile 4 -> 1; M tile 1 -> 4
+    ]
+    # M sorted 1..5 -> t = [2, 3, 4] as for R
+    assert cells_of(spark, rows) == {"p": "441", "q": "142", "r": "333", "s": "124", "t": "214"}
+
+
+def test_five_tiles(spark: SparkSession) -> None:
+    # N = 10, n = 5: ranks 2, 4, 6, 8 -> R t = [2, 4, 6, 8] on R = 1..10
+    rows = [(f"c{r}", r, 1, M("1.00")) for r in range(1, 11)]
+    cells = cells_of(spark, rows, "rfm.tiles=5")
+    assert {c: cell[0] for c, cell in cells.items()} == {
+        "c1": "1", "c2": "1", "c3": "2", "c4": "2", "c5": "3", "c6": "3", "c7": "4", "c8": "4", "c9": "5", "c10": "5",
+    }  # fmt: skip
+    assert {cell[1:] for cell in cells.values()} == {"55"}  # all equal: lowest tile -> score 5
+
+
+def test_a_null_metric_gets_null_scores_and_no_cell(spark: SparkSession) -> None:
+    profile = spark.createDataFrame([("a", 1, 1, M("1.00")), ("b", 2, 2, None)], RFM)
+    scored = with_rfm_scores(profile, {"recency": [1, 1, 1], "frequency": [1, 1, 1], "monetary": [1.0, 1.0, 1.0]})
+    rows = {r["customer_id"]: (r["m_score"], r["rfm_cell"]) for r in scored.collect()}
+    assert rows == {"a": (4, "144"), "b": (None, None)}
+
+
+def test_integer_metrics_fall_back_to_approx_quantile_above_the_histogram_limit(spark: SparkSession) -> None:
+    profile = spark.createDataFrame([(f"c{i}", i, 1, M(i)) for i in range(8)], RFM)
+    thresholds, methods = segment_job.rfm_thresholds(profile, run_for("rfm.histogram_max_values=5"))
+    assert methods["recency"].startswith("approxQuantile") and methods["frequency"].startswith("exact")
+    assert thresholds["recency"] == [1.0, 3.0, 5.0]  # N = 8: ranks 2, 4, 6 of 0..7 (small N: exact anyway)
+
+
+# --- segment maps -----------------------------------------------------------------------
+
+
+def test_default_map_names_cells_and_leaves_the_rest_to_other(spark: SparkSession) -> None:
+    segment_map = load_segment_map("default", 4)
+    profile = spark.createDataFrame(TIES, RFM)
+    scored = with_rfm_scores(profile, thresholds_of(profile))
+    named = with_segment_category(scored, segment_map.cells(), map_name=segment_map.name)
+    got = {r["customer_id"]: (r["category"], r["campaign"]) for r in named.collect()}
+    other = ("Other", None)
+    assert got == {
+        "a": ("Loyal", "weekly promotions"), "b": ("Loyal", "weekly promotions"), "c": other, "d": other, "e": other,
+        "f": other, "g": ("Seasonal Shoppers", "seasonal catalogue + 25% off coupon"), "h": other, "i": other,
+        "j": other,
+    }  # fmt: skip
+
+
+def test_rf_grid_covers_every_r_f_pair_with_eleven_categories() -> None:
+    grid = load_segment_map("rf_grid", 4)
+    cells = grid.cells()
+    assert len(cells) == 64 and len(grid.categories) == 11
+    assert cells["111"][0] == cells["124"][0] == "Champions"
+    assert cells["141"][0] == "New" and cells["443"][0] == "Lost" and cells["412"][0] == "Can't Lose"
+    assert len(load_segment_map("rf_grid", 5).cells()) == 80  # '*' expands to M 1..5; R or F 5 -> Other
+
+
+def write_map(tmp_path: Path, categories: str) -> str:
+    path = tmp_path / "my_map.yaml"
+    path.write_text(f"name: mine\ncategories:\n{categories}")
+    return str(path)
+
+
+def test_a_cell_listed_twice_is_refused(tmp_path: Path) -> None:
+    path = write_map(
+        tmp_path,
+        "  - {category: A, cells: ['111', '11*'], campaign: a}\n",
+    )
+    with pytest.raises(SegmentConfigError, match=r"my_map.yaml: category 'A': cell '111' is listed twice$"):
+        load_segment_map(path, 4)
+
+
+def test_a_cell_in_two_categories_is_refused(tmp_path: Path) -> None:
+    path = write_map(
+        tmp_path,
+        "  - {category: A, cells: ['111'], campaign: a}\n  - {category: B, cells: ['1*1'], campaign: b}\n",
+    )
+    with pytest.raises(SegmentConfigError, match=r"category 'B': cell '111' is listed twice \(also in category 'A'\)"):
+        load_segment_map(path, 4)
+
+
+@pytest.mark.parametrize(
+    ("cell", "reason"),
+    [
+        ("11", "a cell is three characters"),
+        ("1111", "a cell is three characters"),
+        ("105", "F score '0' is not 1..4"),
+        ("115", "M score '5' is not 1..4"),
+        ("a11", "R score 'a' is not 1..4"),
+    ],
+)
+def test_a_malformed_cell_is_refused(tmp_path: Path, cell: str, reason: str) -> None:
+    path = write_map(tmp_path, f"  - {{category: A, cells: ['{cell}'], campaign: a}}\n")
+    with pytest.raises(SegmentConfigError, match=rf"my_map.yaml: category 'A': cell '{cell}': {reason}"):
+        load_segment_map(path, 4)
+
+
+def test_a_category_without_campaign_is_refused(tmp_path: Path) -> None:
+    path = write_map(tmp_path, "  - {category: A, cells: ['111']}\n")
+    with pytest.raises(SegmentConfigError, match=r"my_map.yaml: category 'A': campaign: every category needs"):
+        load_segment_map(path, 4)
+
+
+def test_an_unknown_map_names_the_shipped_ones() -> None:
+    with pytest.raises(SegmentConfigError, match=r"conf/segments/nope.yaml: segment map not found .*default, rf_grid"):
+        load_segment_map("nope", 4)
+
+
+# --- rules ------------------------------------------------------------------------------
+
+PROFILE_360 = (
+    "customer_id string, recency_days int, frequency long, monetary_amount decimal(18,2), "
+    "net_amount_lifetime decimal(18,2), coupon_order_share double, regions_used_window long, value_tier string"
+)
+
+
+def write_rules(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n" + body)
+    return str(path)
+
+
+def rule(name: str, predicate: str) -> str:
+    return f'  - name: {name}\n    description: d\n    predicate: "{predicate}"\n'
+
+
+def test_the_shipped_rules_resolve_on_the_profile_columns(spark: SparkSession) -> None:
+    file, rules = load_rules("conf/segments/rules.yaml")
+    assert [r.name for r in rules] == [
+        "inactive_90_days", "coupon_users", "above_average_spend", "one_region", "at_risk_of_churn",
+    ]  # fmt: skip
+    check_rules(spark.createDataFrame([], PROFILE_360), rules, file=file, window_days=365)
+
+
+@pytest.mark.parametrize(
+    ("predicate", "message"),
+    [
+        ("recency_days >=", r"rule broken: predicate does not parse: .*PARSE_SYNTAX_ERROR"),
+        ("no_such_column > 1", r"rule broken: predicate does not fit the profile: .*no_such_column"),
+        ("recency_days + 1", r"rule broken: predicate is int, not a condition \(true/false\): recency_days \+ 1"),
+        ("avg(recency_days) > 3", r"rule broken: predicate does not fit the profile"),
+        ("monetary_amount > population_avg_nope", r"rule broken: population_avg_nope: the profile has no column"),
+        ("frequency > population_p50_value_tier", r"rule broken: population_p50_value_tier: value_tier is string"),
+    ],
+)
+def test_a_bad_predicate_names_the_rule_and_the_reason(
+    spark: SparkSession, tmp_path: Path, predicate: str, message: str
+) -> None:
+    file, rules = load_rules(write_rules(tmp_path, rule("fine", "frequency > 1") + rule("broken", predicate)))
+    with pytest.raises(SegmentConfigError, match=message) as error:
+        check_rules(spark.createDataFrame([], PROFILE_360), rules, file=file, window_days=365)
+    assert str(error.value).startswith(f"{file}: rule broken: ") and "\n" not in str(error.value)
+
+
+def test_a_rule_name_listed_twice_is_refused(tmp_path: Path) -> None:
+    path = write_rules(tmp_path, rule("same", "frequency > 1") + rule("same", "frequency > 2"))
+    with pytest.raises(SegmentConfigError, match=r"rules.yaml: rule same: the rule name is listed twice"):
+        load_rules(path)
+
+
+def test_rule_segments_with_population_columns_and_window_days(spark: SparkSession) -> None:
+    # Lifetime net 100 (a) .. 1000 (j); coupon shares: a 0.5, b 0.49, c null, the rest 0.
+    rows = [
+        (cid, r, f, m, M((i + 1) * 100), {"a": 0.5, "b": 0.49, "c": None}.get(cid, 0.0), 1 if i < 2 else 2, "t")
+        for i, (cid, r, f, m) in enumerate(TIES)
+    ]
+    profile = spark.createDataFrame(rows, PROFILE_360)
+    _, rules = load_rules("conf/segments/rules.yaml")
+    population = segment_job.population_values(profile, rules, 0.001)
+    # mean M = 147.48 / 10; p75 of 100..1000 = the smallest v with >= 75% of values <= v = 800
+    assert population == {"population_avg_monetary_amount": pytest.approx(14.748),
+                          "population_p75_net_amount_lifetime": 800.0}  # fmt: skip
+    frame = profile.withColumns({"window_days": F.lit(365)} | {k: F.lit(v) for k, v in population.items()})
+    segments = to_rule_segments(frame, {r.name: r.predicate for r in rules}, as_of=dt.date(2024, 6, 30))
+    got: dict[str, set[str]] = {}
+    for r in segments.collect():
+        got.setdefault(r["segment"], set()).add(r["customer_id"])
+    assert got == {
+        "inactive_90_days": {"j"},  # recency 400
+        "coupon_users": {"a"},  # 0.5 >= 0.5; b 0.49 no; c null -> not in
+        "above_average_spend": {"a", "g", "h", "i"},  # 99.99, 30, 30, 30 > 14.748
+        "one_region": {"a", "b"},
+        "at_risk_of_churn": {"j"},  # lifetime 900 (i) and 1000 (j) > 800; only j has recency > 365/3
+    }
+
+
+def test_no_rules_give_no_rows(spark: SparkSession) -> None:
+    segments = to_rule_segments(spark.createDataFrame(TIES, RFM), {}, as_of=dt.date(2024, 6, 30))
+    assert segments.count() == 0 and segments.schema["segment"].dataType.simpleString() == "string"
+
+
+# --- audiences and migration ------------------------------------------------------------
+
+
+def test_a_customer_reached_several_ways_is_listed_once_by_the_first_way(spark: SparkSession) -> None:
+    as_of = dt.date(2024, 6, 30)
+    rfm = spark.createDataFrame(
+        [("a", "Loyal", "weekly"), ("b", "Other", None), ("c", "Other", None), ("d", "Lapsed", "winback")],
+        "customer_id string, category string, campaign string",
+    )
+    rules = spark.createDataFrame(
+        [(as_of, "big", "a"), (as_of, "big", "b"), (as_of, "coupon", "b"), (as_of, "coupon", "c"),
+         (as_of, "quiet", "c")],
+        "as_of_date date, segment string, customer_id string",
+    )  # fmt: skip
+    audiences = to_campaign_audiences(rfm, rules, {"big": "weekly", "coupon": "weekly"}, as_of=as_of)
+    assert sorted(tuple(r) for r in audiences.collect()) == [
+        (as_of, "weekly", "a", "rfm", "Loyal"),  # Loyal and rule big: the category first
+        (as_of, "weekly", "b", "rule", "big"),  # big and coupon: the first rule in file order
+        (as_of, "weekly", "c", "rule", "coupon"),  # quiet has no campaign
+        (as_of, "winback", "d", "rfm", "Lapsed"),
+    ]
+
+
+def test_migration_counts_new_gone_and_revenue(spark: SparkSession) -> None:
+    schema = "customer_id string, category string, monetary_amount decimal(18,2)"
+    previous = spark.createDataFrame([("p1", "Loyal", M("10")), ("p2", "Other", M("5")), ("p3", "Loyal", M("7"))],
+                                     schema)  # fmt: skip
+    current = spark.createDataFrame(
+        [("p1", "Loyal", M("12")), ("p2", "Loyal", M("3")), ("p4", "Other", M("-2")), ("p5", "Other", M("1"))], schema
+    )
+    moves = to_segment_migration(previous, current, as_of=dt.date(2024, 2, 29), previous_as_of=dt.date(2024, 1, 31))
+    assert sorted(tuple(r)[2:] for r in moves.collect()) == [
+        ("(new)", "Other", 2, M("-1.00")),  # p4 -2 + p5 1
+        ("Loyal", "(gone)", 1, M("7.00")),  # p3: the previous amount
+        ("Loyal", "Loyal", 1, M("12.00")),
+        ("Other", "Loyal", 1, M("3.00")),
+    ]
+
+
+# --- the job on a tmp lake: three as-of dates run out of order ------------------------------
+
+D1, D2, D3 = dt.date(2024, 1, 31), dt.date(2024, 2, 29), dt.date(2024, 3, 31)
+PROFILE = "customer_id string, recency_days int, frequency long, monetary_amount decimal(18,2), value_tier string"
+# Four customers with distinct values: scores are rank orders (R ascending, F and M descending).
+PROFILES = {
+    D1: [("A", 0, 9, M(100)), ("B", 30, 5, M(50)), ("C", 10, 3, M(30)), ("D", 20, 1, M(10))],
+    # A 111 Loyal, B 422 Churned Loyal, C 233 Other, D 344 Other
+    D2: [("A", 60, 10, M(200)), ("B", 0, 6, M(80)), ("C", 5, 4, M(40)), ("E", 7, 1, M(20))],
+    # A 411 Churned Loyal, B 122 Other, C 233 Other, E 344 Other (new; D gone)
+    D3: [("A", 90, 8, M(300)), ("C", 1, 12, M(150)), ("E", 3, 2, M(60)), ("F", 9, 1, M(15))],
+    # A 421 Churned Loyal, C 112 Loyal, E 233 Other, F 344 Other (new; B gone)
+}
+JOB_RULES = """rules:
+  - name: big_spenders
+    description: Window spend above the mean.
+    predicate: monetary_amount > population_avg_monetary_amount
+    campaign: VIP offers!
+  - name: lapsed
+    description: No purchase in two months.
+    predicate: recency_days >= 60
+"""
+
+
+@pytest.fixture(scope="module")
+def profiles_only(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    lake = tmp_path_factory.mktemp("profiles") / "lake"
+    config = load_config(None, [f"lake.root={lake}"])
+    rows = [(as_of, *row, "tier") for as_of, rows in PROFILES.items() for row in rows]
+    profiles = spark.createDataFrame(rows, f"as_of_date date, {PROFILE}")
+    tables.write_table(profiles, config, "gold/customer_profile", mode="overwrite", partition_by=["as_of_date"])
+    return lake
+
+
+@pytest.fixture
+def profile_lake(profiles_only: Path, tmp_path: Path) -> Path:
+    """A lake holding just gold/customer_profile at D1, D2, D3 (a copy per test) and a rules file."""
+    lake = tmp_path / "lake"
+    shutil.copytree(profiles_only, lake)
+    (lake / "rules.yaml").write_text(JOB_RULES)
+    return lake
+
+
+def job_argv(lake: Path, as_of: dt.date, *extra: str) -> list[str]:
+    return ["--set", f"lake.root={lake}", "--set", f"rfm.rules={lake}/rules.yaml", "--as-of", str(as_of), *extra]
+
+
+def read(spark: SparkSession, lake: Path, table: str, as_of: dt.date) -> DataFrame:
+    return spark.read.format("delta").load(f"{lake}/{table}").where(F.col("as_of_date") == F.lit(as_of))
+
+
+def test_migration_over_three_dates_run_out_of_order(spark: SparkSession, profile_lake: Path) -> None:
+    lake = profile_lake
+    for as_of in (D3, D1):
+        assert segment_job.main(job_argv(lake, as_of)) == 0
+    assert segment_job.main(job_argv(lake, D2, "--export", "csv")) == 0
+
+    segments = read(spark, lake, "gold/rfm_segments", D2).collect()
+    cells = {r["customer_id"]: (r["rfm_cell"], r["category"]) for r in segments}
+    assert cells == {"A": ("411", "Churned Loyal"), "B": ("122", "Other"), "C": ("233", "Other"),
+                     "E": ("344", "Other")}  # fmt: skip
+    migration = spark.read.format("delta").load(f"{lake}/gold/segment_migration")
+    got = sorted(tuple(r) for r in migration.collect())
+    assert got == [
+        # D1 has no earlier date: an empty partition. D2 from D1 (run last, between them):
+        (D2, D1, "(new)", "Other", 1, M("20.00")),  # E
+        (D2, D1, "Churned Loyal", "Other", 1, M("80.00")),  # B
+        (D2, D1, "Loyal", "Churned Loyal", 1, M("200.00")),  # A
+        (D2, D1, "Other", "(gone)", 1, M("10.00")),  # D, its D1 amount
+        (D2, D1, "Other", "Other", 1, M("40.00")),  # C
+        # D3 was first compared with nothing, then with D1; now with D2, the nearest earlier date:
+        (D3, D2, "(new)", "Other", 1, M("15.00")),  # F
+        (D3, D2, "Churned Loyal", "Churned Loyal", 1, M("300.00")),  # A
+        (D3, D2, "Other", "(gone)", 1, M("80.00")),  # B
+        (D3, D2, "Other", "Loyal", 1, M("150.00")),  # C
+        (D3, D2, "Other", "Other", 1, M("60.00")),  # E
+    ]
+    # mean M at D2 = (200 + 80 + 40 + 20) / 4 = 85: big_spenders = A; lapsed (>= 60 days) = A
+    rules = sorted((r["segment"], r["customer_id"]) for r in read(spark, lake, "gold/rule_segments", D2).collect())
+    assert rules == [("big_spenders", "A"), ("lapsed", "A")]
+    audiences = read(spark, lake, "gold/campaign_audiences", D2).select("campaign", "customer_id", "source", "segment")
+    assert sorted(tuple(r) for r in audiences.collect()) == [
+        ("VIP offers!", "A", "rule", "big_spenders"),
+        ("loyal-customer 25% discount", "A", "rfm", "Churned Loyal"),
+    ]
+    exports = lake / "exports" / "campaigns" / "2024-02-29"
+    assert sorted(p.name for p in exports.iterdir()) == [
+        "loyal-customer-25-discount.csv", "seasonal-catalogue-25-off-coupon.csv", "vip-offers.csv",
+        "weekly-promotions-10-off-next-visit.csv", "weekly-promotions.csv",
+    ]  # fmt: skip
+    assert (exports / "vip-offers.csv").read_text() == "customer_id,segment,source\nA,big_spenders,rule\n"
+    assert (exports / "weekly-promotions.csv").read_text() == "customer_id,segment,source\n"
+
+
+def test_a_bad_rule_stops_the_job_before_anything_is_written(
+    profile_lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    oops = "  - name: oops\n    description: x\n    predicate: spend > 1\n"
+    (profile_lake / "rules.yaml").write_text(JOB_RULES + oops)
+    assert segment_job.main(job_argv(profile_lake, D1)) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith(f"seglake segment: error: {profile_lake}/rules.yaml: rule oops: predicate does not fit")
+    assert not (profile_lake / "gold" / "rfm_segments").exists()
+
+
+def test_a_missing_profile_partition_is_a_user_error(spark: SparkSession) -> None:
+    run = run_for()
+    run.as_of = dt.date(2024, 4, 30)
+    profiles = spark.createDataFrame([("A", D1), ("A", D3)], "customer_id string, as_of_date date")
+    with pytest.raises(UserError, match=r"no partition as_of_date = 2024-04-30 \(latest: 2024-03-31\); run `seglake"):
+        segment_job.resolve_profile_as_of(profiles, run)
+
+
+# --- 120k generated customers against DuckDB's exact quantiles -------------------------------
+
+
+def test_scores_on_120k_customers_equal_exact_quantile_scores_from_duckdb(spark: SparkSession, tmp_path: Path) -> None:
+    import duckdb
+
+    def u(seed: int) -> F.Column:  # uniform in [0, 1), from a hash of the id
+        return F.pmod(F.xxhash64("id", F.lit(seed)), F.lit(1_000_000)) / 1_000_000
+
+    frequency = (
+        F.when(u(1) < 0.25, 1)  # a quarter at F = 1: the case approxQuantile gets wrong
+        .when(u(1) < 0.35, 0)
+        .otherwise(F.floor(F.pow(u(2), 3) * 40) + 2)
+    )
+    profile = spark.range(120_000).select(
+        F.concat(F.lit("c"), F.col("id").cast("string")).alias("customer_id"),
+        F.when(u(3) < 0.2, 0).otherwise(F.floor(F.pow(u(4), 2) * 730)).cast("int").alias("recency_days"),
+        frequency.cast("long").alias("frequency"),
+        (F.round(F.pow(u(5), 2) * 5000 - 200, 2)).cast("decimal(18,2)").alias("monetary_amount"),
+    )
+    data = str(tmp_path / "profile.parquet")
+    profile.write.parquet(data)
+    profile = spark.read.parquet(data).cache()
+    thresholds = thresholds_of(profile)
+    scores = str(tmp_path / "scores.parquet")
+    with_rfm_scores(profile, thresholds).select("customer_id", "r_score", "f_score", "m_score").write.parquet(scores)
+    profile.unpersist()
+
+    exact = duckdb.execute(
+        f"""
+        WITH p AS (SELECT * FROM read_parquet('{data}')),
+        long AS (SELECT customer_id, 'r' AS metric, CAST(recency_days AS DOUBLE) AS v FROM p
+                 UNION ALL SELECT customer_id, 'f', CAST(frequency AS DOUBLE) FROM p
+                 UNION ALL SELECT customer_id, 'm', CAST(monetary_amount AS DOUBLE) FROM p),
+        hist AS (SELECT metric, v, count(*) AS c FROM long GROUP BY ALL),
+        cum AS (SELECT metric, v, sum(c) OVER (PARTITION BY metric ORDER BY v) AS at_most,
+                       sum(c) OVER (PARTITION BY metric) AS n FROM hist),
+        -- t_j = the smallest v with #{{x <= v}} >= ceil(j * N / 4)
+        t AS (SELECT metric, j, min(v) AS t FROM cum, range(1, 4) r(j)
+              WHERE at_most >= ceil(j * n / 4) GROUP BY ALL),
+        tile AS (SELECT l.customer_id, l.metric, 1 + count(t.t) FILTER (WHERE t.t < l.v) AS tile
+                 FROM long l JOIN t USING (metric) GROUP BY ALL),
+        want AS (SELECT customer_id, max(tile) FILTER (WHERE metric = 'r') AS r,
+                        5 - max(tile) FILTER (WHERE metric = 'f') AS f,
+                        5 - max(tile) FILTER (WHERE metric = 'm') AS m FROM tile GROUP BY 1)
+        SELECT count(*), count(*) FILTER (WHERE w.r = s.r_score), count(*) FILTER (WHERE w.f = s.f_score),
+               count(*) FILTER (WHERE w.m = s.m_score),
+               (SELECT list(t ORDER BY j) FROM t WHERE metric = 'f')
+        FROM want w JOIN read_parquet('{scores}') s USING (customer_id)
+        """
+    ).fetchone()
+    customers, same_r, same_f, same_m, f_thresholds = exact
+    assert f_thresholds[0] == 1.0 and thresholds["frequency"] == [int(t) for t in f_thresholds]
+    assert customers == 120_000
+    assert same_r == customers and same_f == customers
+    assert same_m >= 0.998 * customers
