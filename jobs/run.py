@@ -15,14 +15,19 @@ if __package__ in (None, ""):  # run as a file: spark-submit jobs/run.py
 
 from pyspark.sql import SparkSession
 
-from jobs import cleanse, cohorts, features, generate
+from jobs import cleanse, cohorts, features, generate, segment
 from seglake import tables
 from seglake.cli import job_parser, run_job
 from seglake.errors import UserError
 from seglake.runlog import Run
 
 # Pipeline stages in order: name -> the job body that runs it.
-STAGES = {"cleanse": cleanse.cleanse, "features": features.features, "cohorts": cohorts.cohorts}
+STAGES = {
+    "cleanse": cleanse.cleanse,
+    "features": features.features,
+    "cohorts": cohorts.cohorts,
+    "segment": segment.segment,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
