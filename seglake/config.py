@@ -232,7 +232,9 @@ class ClustersConfig(_Section):
     algorithm: Literal["kmeans", "bisecting_kmeans"] = "kmeans"
     max_iter: int = Field(20, ge=1)
     tol: float = Field(1e-4, gt=0, description="KMeans convergence tolerance (centre movement).")
-    solver: Literal["auto", "row", "block"] = Field("auto", description="KMeans solver (block = BLAS level 3).")
+    solver: Literal["auto", "row", "block"] = Field(
+        "block", description="KMeans solver: block (BLAS level 3, 5x faster on dense features), row or auto."
+    )
     top_features: int = Field(3, ge=1, description="Top distinguishing features kept per cluster.")
     name_words: int = Field(3, ge=1, description="Words in a generated cluster name (more on a collision).")
     name_min_abs_z: float = Field(0.25, ge=0, description="|z| a feature needs to give a name word.")

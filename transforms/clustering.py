@@ -166,7 +166,7 @@ def feature_pipeline(
 
 
 def clustering_estimator(
-    algorithm: str, *, k: int, seed: int, max_iter: int = 20, tol: float = 1e-4, solver: str = "auto"
+    algorithm: str, *, k: int, seed: int, max_iter: int = 20, tol: float = 1e-4, solver: str = "block"
 ) -> KMeans | BisectingKMeans:
     """``KMeans`` (k-means|| initialisation) or ``BisectingKMeans`` on the ``features`` column."""
     if algorithm == "kmeans":
