@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # run as a file: spark-submit jobs/run.py
 
 from pyspark.sql import SparkSession
 
-from jobs import cleanse, cohorts, features, generate, segment
+from jobs import cleanse, clusters, cohorts, features, generate, segment
 from seglake import tables
 from seglake.cli import job_parser, run_job
 from seglake.errors import UserError
@@ -27,6 +27,7 @@ STAGES = {
     "features": features.features,
     "cohorts": cohorts.cohorts,
     "segment": segment.segment,
+    "clusters": clusters.clusters,
 }
 
 

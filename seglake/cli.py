@@ -22,6 +22,7 @@ JOBS = {
     "features": "silver/receipts -> silver/customer_month -> gold/customer_profile for one as-of date",
     "cohorts": "silver/receipts -> gold/cohort_retention (+ _by_channel) for one as-of date",
     "segment": "gold/customer_profile -> RFM scores, named and rule segments, campaign audiences, migration",
+    "clusters": "gold/customer_profile -> gold/clusters, gold/cluster_profiles (k-means) for one as-of date",
     "run": "the whole pipeline for one as-of date (generates a sample lake if there is none)",
 }
 

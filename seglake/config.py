@@ -218,6 +218,67 @@ class RfmConfig(_Section):
     )
 
 
+class ClustersConfig(_Section):
+    """k-means on gold/customer_profile (see transforms/clustering.py for the preparation)."""
+
+    features: list[str] | None = Field(
+        None, description="Profile columns to cluster on. Null: the columns of `sections`."
+    )
+    sections: list[str] = Field(
+        default_factory=lambda: ["lrfmp", "spend", "basket", "channels", "promotions", "returns"],
+        description="Whole profile sections (transforms.clustering.FEATURE_SECTIONS) when `features` is null.",
+    )
+    log_features: list[str] = Field(
+        default_factory=lambda: list(_clustering().DEFAULT_LOG_FEATURES),
+        description="Skewed features transformed by signum(x) * log1p(|x|) (those among the features).",
+    )
+    zero_fill: list[str] = Field(
+        default_factory=lambda: list(_clustering().DEFAULT_ZERO_FILL),
+        description="Features whose null means 'no purchase in the window' -> 0; other nulls -> median.",
+    )
+    k: int | None = Field(None, ge=2, description="Fixed number of clusters. Null: search k_min..k_max.")
+    k_min: int = Field(3, ge=2)
+    k_max: int = Field(10, ge=2)
+    sample_rows: int = Field(100_000, ge=100, description="Customers sampled for the silhouette k search.")
+    seed: int = 42
+    algorithm: Literal["kmeans", "bisecting_kmeans"] = "kmeans"
+    max_iter: int = Field(20, ge=1)
+    tol: float = Field(1e-4, gt=0, description="KMeans convergence tolerance (centre movement).")
+    solver: Literal["auto", "row", "block"] = Field(
+        "block", description="KMeans solver: block (BLAS level 3, 5x faster on dense features), row or auto."
+    )
+    top_features: int = Field(3, ge=1, description="Top distinguishing features kept per cluster.")
+    name_words: int = Field(3, ge=1, description="Words in a generated cluster name (more on a collision).")
+    name_min_abs_z: float = Field(0.25, ge=0, description="|z| a feature needs to give a name word.")
+    max_match_distance: float | None = Field(
+        None, gt=0, description="Largest centroid distance that keeps a previous id. Null: no limit."
+    )
+    labels_file: str = Field(
+        "conf/cluster_labels.yaml",
+        description="Analyst names and notes by cluster id; relative paths: the working folder, else the "
+        "project. A missing file means no labels.",
+    )
+
+    @model_validator(mode="after")
+    def _valid_choices(self) -> ClustersConfig:
+        if self.k_min > self.k_max:
+            raise ValueError("k_min must not be above k_max")
+        unknown = [s for s in self.sections if s not in _clustering().FEATURE_SECTIONS]
+        if unknown:
+            raise ValueError(f"unknown section {unknown[0]} (one of {', '.join(_clustering().FEATURE_SECTIONS)})")
+        if self.features is not None and not self.features:
+            raise ValueError("features must name at least one column (or be null to use sections)")
+        if self.features is None and not self.sections:
+            raise ValueError("sections must name at least one section when features is null")
+        return self
+
+
+def _clustering() -> Any:
+    from transforms import clustering  # the feature lists live with the transform
+
+    return clustering
+
+
 class SeglakeConfig(_Section):
     lake: LakeConfig = Field(default_factory=LakeConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)
@@ -227,6 +288,7 @@ class SeglakeConfig(_Section):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     cohorts: CohortsConfig = Field(default_factory=CohortsConfig)
     rfm: RfmConfig = Field(default_factory=RfmConfig)
+    clusters: ClustersConfig = Field(default_factory=ClustersConfig)
 
     # Where the config came from; not a key users set.
     source: str = Field("<defaults>", exclude=True)

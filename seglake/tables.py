@@ -317,6 +317,31 @@ COMMENTS: dict[str, dict[str, str]] = {
         "revenue_amount": "Their window monetary amount at D (for '(gone)' the one at previous_as_of_date), "
         "base currency.",
     },
+    # clusters
+    "gold/clusters": {
+        "as_of_date": "Partition: as-of date D of the gold/customer_profile partition clustered.",
+        "customer_id": "Customer (as in gold/customer_profile).",
+        "cluster_id": "Stable cluster id: matched to the previous run's clusters, so an id keeps meaning "
+        "the same group (see gold/cluster_profiles.match_distance).",
+        "cluster_name": "Cluster name: the analyst's label (clusters.labels_file) or the generated one.",
+        "distance": "Euclidean distance to the cluster centre in the standardised feature space.",
+    },
+    "gold/cluster_profiles": {
+        "as_of_date": "Partition: as-of date D of the clustering run.",
+        "cluster_id": "Stable cluster id (as in gold/clusters).",
+        "cluster_name": "Analyst label if one is given for the id, else the generated name (unique in the run).",
+        "name_source": "'analyst' (from clusters.labels_file) or 'generated' (from the top features).",
+        "notes": "Analyst notes for the cluster; null without a label or notes.",
+        "customers": "Customers in the cluster.",
+        "customer_share": "customers / all customers clustered.",
+        "revenue_share": "Cluster monetary_amount (net, window) / the population's; null when that total is 0.",
+        "feature_means": "Feature -> mean of the raw profile value in the cluster (nulls skipped).",
+        "feature_z_scores": "Feature -> (cluster mean - population mean) / population standard deviation "
+        "(raw values; 0 for a constant feature).",
+        "top_features": "Features with the largest |z-score|, strongest first (clusters.top_features).",
+        "match_distance": "Distance to the previous run's cluster that gave this id (raw means scaled by this "
+        "run's population standard deviations); null for a fresh id.",
+    },
 }
 
 
@@ -345,6 +370,9 @@ TABLE_INFO: dict[str, tuple[str, str, str]] = {
     "gold/segment_migration": (
         "previous category x current category x as-of date", "`as_of_date`", "`segment`",
     ),
+    # clusters
+    "gold/clusters": ("customer x as-of date", "`as_of_date`", "`clusters`"),
+    "gold/cluster_profiles": ("cluster x as-of date", "`as_of_date`", "`clusters`"),
 }  # fmt: skip
 
 

@@ -1,0 +1,316 @@
+"""``clusters``: gold/customer_profile -> gold/clusters, gold/cluster_profiles, models/clusters/<as_of>.
+
+    seglake clusters --as-of 2024-12-31              # k by silhouette over clusters.k_min..k_max
+    seglake clusters --set clusters.k=6              # fixed k, no search
+
+Spark ML ``KMeans`` (or ``BisectingKMeans``) on the profile features of one as-of date
+(default: the latest in the profile), prepared, imputed and standardised by one
+``Pipeline`` (transforms/clustering.py). The k search fits on a sample of
+``clusters.sample_rows`` customers and records silhouette and training cost per k in
+``ops/runs``. Cluster ids are matched to the clusters of the nearest earlier as-of date
+already in ``gold/cluster_profiles`` (else the nearest later one), so an id keeps meaning
+the same group; analyst labels (``clusters.labels_file``) override the generated names.
+The fitted pipeline (including the stable-id mapping) is saved under
+``<lake>/models/clusters/<as_of>/``; both tables replace their ``as_of_date`` partition.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: spark-submit jobs/clusters.py
+    import _bootstrap  # noqa: F401
+
+from pyspark.ml.evaluation import ClusteringEvaluator
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from seglake import tables
+from seglake.cli import job_parser, run_job
+from seglake.config import PROJECT_ROOT, ClustersConfig, read_yaml_dict
+from seglake.errors import UserError
+from seglake.runlog import Run
+from transforms.clustering import (
+    FEATURES_COL,
+    PREDICTION_COL,
+    ClusterDescription,
+    Population,
+    PreviousCluster,
+    assign_stable_ids,
+    choose_k,
+    clustering_estimator,
+    describe_clusters,
+    feature_pipeline,
+    generate_names,
+    scoring_model,
+    select_features,
+    to_cluster_stats,
+    to_clusters,
+    to_population_stats,
+)
+
+PROFILES_SCHEMA = T.StructType(
+    [
+        T.StructField("as_of_date", T.DateType()),
+        T.StructField("cluster_id", T.IntegerType()),
+        T.StructField("cluster_name", T.StringType()),
+        T.StructField("name_source", T.StringType()),
+        T.StructField("notes", T.StringType()),
+        T.StructField("customers", T.LongType()),
+        T.StructField("customer_share", T.DoubleType()),
+        T.StructField("revenue_share", T.DoubleType()),
+        T.StructField("feature_means", T.MapType(T.StringType(), T.DoubleType())),
+        T.StructField("feature_z_scores", T.MapType(T.StringType(), T.DoubleType())),
+        T.StructField("top_features", T.ArrayType(T.StringType())),
+        T.StructField("match_distance", T.DoubleType()),
+    ]
+)
+
+ROWS_PER_PARTITION = 500_000
+
+
+@dataclass
+class ClusterLabel:
+    name: str
+    notes: str | None = None
+
+
+def labels_path(setting: str) -> Path:
+    """A relative ``clusters.labels_file`` is looked up in the working folder, then the project."""
+    path = Path(setting).expanduser()
+    if path.is_absolute() or path.exists():
+        return path
+    return PROJECT_ROOT / path
+
+
+def load_labels(setting: str) -> tuple[dict[int, ClusterLabel], str]:
+    """Analyst labels ``{cluster id: {name, notes}}`` (or ``id: name``); a missing file means none."""
+    path = labels_path(setting)
+    shown = str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
+    if not path.is_file():
+        return {}, shown
+    data = read_yaml_dict(path, shown, UserError)
+    labels: dict[int, ClusterLabel] = {}
+    for key, value in data.items():
+        try:
+            cluster_id = int(str(key))
+        except ValueError:
+            raise UserError(f"{shown}: {key}: expected a cluster id (a whole number)") from None
+        if isinstance(value, str):
+            value = {"name": value}
+        if not isinstance(value, dict):
+            raise UserError(f"{shown}: {key}: expected a name or a mapping with name and notes")
+        unknown = sorted(set(value) - {"name", "notes"})
+        if unknown:
+            raise UserError(f"{shown}: {key}.{unknown[0]}: unknown key (name, notes)")
+        name, notes = value.get("name"), value.get("notes")
+        if not isinstance(name, str) or not name.strip():
+            raise UserError(f"{shown}: {key}.name: expected a non-empty name")
+        if notes is not None and not isinstance(notes, str):
+            raise UserError(f"{shown}: {key}.notes: expected text")
+        labels[cluster_id] = ClusterLabel(name.strip(), notes)
+    return labels, shown
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return job_parser("clusters", "k-means clusters of the customer profile for one as-of date (default: the latest).")
+
+
+def profile_as_of(profile: DataFrame, run: Run) -> dt.date:
+    if run.as_of is not None:
+        return run.as_of
+    latest = profile.agg(F.max("as_of_date")).first()[0]
+    if latest is None:
+        raise UserError("gold/customer_profile is empty: run `seglake features` first")
+    run.as_of = latest
+    run.log(f"--as-of not given: using the latest as_of_date in gold/customer_profile, {latest}")
+    return latest
+
+
+def previous_clusters(spark: SparkSession, run: Run, as_of: dt.date) -> tuple[list[PreviousCluster], dt.date | None]:
+    """Clusters of the nearest earlier as-of date in gold/cluster_profiles, else the nearest later one."""
+    path = tables.table_path(run.config, "gold/cluster_profiles")
+    if not tables.table_exists(spark, path):
+        return [], None
+    profiles = run.read(spark, "gold/cluster_profiles")
+    dates = [r[0] for r in profiles.select("as_of_date").distinct().collect() if r[0] != as_of]
+    earlier = [d for d in dates if d < as_of]
+    reference = max(earlier) if earlier else min(dates, default=None)
+    if reference is None:
+        return [], None
+    rows = profiles.where(F.col("as_of_date") == F.lit(reference)).select("cluster_id", "feature_means").collect()
+    return [PreviousCluster(r["cluster_id"], dict(r["feature_means"] or {})) for r in rows], reference
+
+
+def partitions_for(spark: SparkSession, rows: int) -> int:
+    """One task per core at least, more only for partitions beyond ROWS_PER_PARTITION rows."""
+    return max(spark.sparkContext.defaultParallelism, math.ceil(rows / ROWS_PER_PARTITION))
+
+
+def search_k(vectors: DataFrame, rows: int, cfg: ClustersConfig, run: Run) -> tuple[int, list[dict[str, Any]], int]:
+    """Silhouette and training cost for each k in k_min..k_max on a sample; (best k, curve, sample rows)."""
+    fraction = min(1.0, cfg.sample_rows / rows)
+    sample = vectors.select(FEATURES_COL)
+    if fraction < 1.0:
+        sample = sample.sample(fraction=fraction, seed=cfg.seed)
+    sample = sample.cache()
+    try:
+        sample_rows = sample.count()
+        evaluator = ClusteringEvaluator(featuresCol=FEATURES_COL, predictionCol=PREDICTION_COL)
+        curve: list[dict[str, Any]] = []
+        for k in range(cfg.k_min, cfg.k_max + 1):
+            started = time.perf_counter()
+            model = clustering_estimator(cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol,
+                                         solver=cfg.solver).fit(sample)  # fmt: skip
+            found = sum(1 for size in model.summary.clusterSizes if size > 0)
+            silhouette = evaluator.evaluate(model.transform(sample)) if found > 1 else None
+            cost = float(model.summary.trainingCost)
+            curve.append({"k": k, "silhouette": silhouette, "cost": cost, "clusters_found": found})
+            shown = "n/a" if silhouette is None else f"{silhouette:.4f}"
+            run.log(f"k search: k={k} silhouette {shown}, cost {cost:,.1f} "
+                    f"({found} clusters, {time.perf_counter() - started:.1f}s)")  # fmt: skip
+    finally:
+        sample.unpersist()
+    best = choose_k([(c["k"], c["silhouette"], c["cost"]) for c in curve])
+    return best, curve, sample_rows
+
+
+def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
+    cfg = run.config.clusters
+    features = select_features(cfg.features, cfg.sections)
+    labels, labels_shown = load_labels(cfg.labels_file)
+    run.log(
+        f"analyst labels: {len(labels)} from {labels_shown}" if labels else f"analyst labels: none ({labels_shown})"
+    )
+    profile = run.read(spark, "gold/customer_profile", hint="run `seglake features` first")
+    missing = [c for c in ["customer_id", "monetary_amount", *features] if c not in profile.columns]
+    if missing:
+        raise UserError(f"gold/customer_profile has no column {', '.join(missing)} "
+                        "(set clusters.features or clusters.sections to columns it has)")  # fmt: skip
+    as_of = profile_as_of(profile, run)
+    columns = list(dict.fromkeys(["customer_id", "monetary_amount", *features]))
+    profile = profile.where(F.col("as_of_date") == F.lit(as_of)).select(*columns)
+
+    counts = profile.agg(F.count("*").alias("__rows"), *[F.count(f).alias(f) for f in features]).first()
+    rows = int(counts["__rows"])
+    needed, why = (cfg.k, "clusters.k") if cfg.k else (cfg.k_max, "clusters.k_max of the k search")
+    if rows < max(needed, 2):
+        raise UserError(f"gold/customer_profile as of {as_of} has {rows} customer(s): too few for "
+                        f"k = {needed} ({why}); lower it or pick another --as-of")  # fmt: skip
+    empty = [f for f in features if counts[f] == 0 and f not in cfg.zero_fill]
+    if empty:
+        raise UserError(f"feature {empty[0]} is null for every customer as of {as_of}: nothing to impute from "
+                        "(drop it from clusters.features / clusters.sections)")  # fmt: skip
+    run.rows_in = rows
+
+    started = time.perf_counter()
+    prep = feature_pipeline(
+        features, log_features=cfg.log_features, zero_fill=cfg.zero_fill, center=cfg.algorithm == "kmeans"
+    ).fit(profile)
+    partitions = partitions_for(spark, rows)
+    vectors = prep.transform(profile).select(*columns, FEATURES_COL).repartition(partitions).cache()
+    try:
+        vectors.count()
+        run.log(f"{rows:,} customers x {len(features)} features as of {as_of}, prepared and standardised "
+                f"({partitions} partitions, {time.perf_counter() - started:.1f}s)")  # fmt: skip
+        if cfg.k:
+            k, curve, sample_rows = cfg.k, [], 0
+        else:
+            k, curve, sample_rows = search_k(vectors, rows, cfg, run)
+            run.log(f"k search on {sample_rows:,} sampled customers: best silhouette at k = {k}")
+        fit_started = time.perf_counter()
+        estimator = clustering_estimator(cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol,
+                                         solver=cfg.solver)  # fmt: skip
+        model = estimator.fit(vectors.select(FEATURES_COL))
+        fit_seconds = time.perf_counter() - fit_started
+        cost = float(model.summary.trainingCost)
+        centers = [list(map(float, c)) for c in model.clusterCenters()]
+        scored = model.transform(vectors)
+        stats = [r.asDict() for r in to_cluster_stats(scored, features).collect()]
+        population = Population.from_row(to_population_stats(vectors, features).first().asDict(), features)
+        if len(stats) < k:
+            run.log(f"warning: {cfg.algorithm} returned {len(stats)} non-empty clusters for k = {k} "
+                    "(too few distinct customers, or bisecting stopped early)")  # fmt: skip
+        described = describe_clusters(stats, population, features, top_n=cfg.top_features)
+        previous, reference = previous_clusters(spark, run, as_of)
+        assign_stable_ids(described, previous, population.stds, max_distance=cfg.max_match_distance)
+        unknown_labels = name_clusters(described, features, labels, cfg)
+        for cluster_id in unknown_labels:
+            run.log(f"warning: {labels_shown} labels cluster {cluster_id} ({labels[cluster_id].name!r}), "
+                    "which does not exist in this run")  # fmt: skip
+        matched = [d for d in described if d.match_distance is not None]
+        run.log(
+            f"{len(described)} clusters, {fit_seconds:.1f}s fit, cost {cost:,.1f}; ids matched to "
+            + (f"{reference} ({len(matched)} of {len(previous)})" if reference else "nothing (first run)")
+        )
+        for d in sorted(described, key=lambda d: d.cluster_id):
+            run.log(f"  cluster {d.cluster_id}: {d.name!r} {d.customers:,} customers ({d.customer_share:.1%}), "
+                    f"top {', '.join(d.top_features)}")  # fmt: skip
+
+        ids = {d.index: d.cluster_id for d in described}
+        names = {d.cluster_id: d.name for d in described}
+        model_path = f"{tables.lake_root(run.config)}/models/clusters/{as_of.isoformat()}"
+        scoring_model(prep, model, ids).write().overwrite().save(model_path)
+
+        assigned = to_clusters(scored, as_of=as_of, centers=centers, ids=ids, names=names)
+        path = tables.replace_as_of(assigned, run.config, "gold/clusters", as_of)
+        run.wrote(spark, "gold/clusters")
+        run.rows_out = tables.last_commit_rows(spark, path)
+        profiles = spark.createDataFrame([profile_row(as_of, d) for d in described], PROFILES_SCHEMA)
+        tables.replace_as_of(profiles.coalesce(1), run.config, "gold/cluster_profiles", as_of)
+        run.wrote(spark, "gold/cluster_profiles")
+    finally:
+        vectors.unpersist()
+    run.details.update(
+        as_of=as_of.isoformat(), algorithm=cfg.algorithm, features=features, k=k,
+        k_source="config" if cfg.k else "silhouette", k_curve=curve, sample_rows=sample_rows,
+        clusters=len(described), training_cost=cost, fit_seconds=round(fit_seconds, 2), partitions=partitions,
+        model_path=model_path, matched_to_as_of=reference.isoformat() if reference else None,
+        match_distances={d.cluster_id: d.match_distance for d in described},
+        unknown_label_ids=unknown_labels, labels_file=labels_shown,
+    )  # fmt: skip
+    run.log(f"gold/clusters: {run.rows_out:,} customers; model saved to {model_path}")
+
+
+def name_clusters(
+    described: list[ClusterDescription], features: list[str], labels: dict[int, ClusterLabel], cfg: ClustersConfig
+) -> list[int]:
+    """Analyst labels first (name_source 'analyst'), generated names for the rest; ids of unused labels."""
+    present = {d.cluster_id for d in described}
+    analyst = {d.cluster_id: labels[d.cluster_id] for d in described if d.cluster_id in labels}
+    generated = generate_names(
+        [d for d in described if d.cluster_id not in analyst],
+        features,
+        words=cfg.name_words,
+        min_abs_z=cfg.name_min_abs_z,
+        taken=[label.name for label in analyst.values()],
+    )
+    for d in described:
+        if d.cluster_id in analyst:
+            d.name, d.name_source, d.notes = analyst[d.cluster_id].name, "analyst", analyst[d.cluster_id].notes
+        else:
+            d.name, d.name_source, d.notes = generated[d.cluster_id], "generated", None
+    return sorted(set(labels) - present)
+
+
+def profile_row(as_of: dt.date, d: ClusterDescription) -> tuple:
+    return (
+        as_of, d.cluster_id, d.name, d.name_source, d.notes, d.customers, d.customer_share, d.revenue_share,
+        d.feature_means, d.z_scores, list(d.top_features), d.match_distance,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_job("clusters", build_parser(), argv, clusters)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
