@@ -21,6 +21,7 @@ JOBS = {
     "ingest": "a receipt source into bronze/receipts (and bronze/customers) by a column mapping",
     "features": "silver/receipts -> silver/customer_month -> gold/customer_profile for one as-of date",
     "cohorts": "silver/receipts -> gold/cohort_retention (+ _by_channel) for one as-of date",
+    "report": "the gold tables of one as-of date -> reports/segmentation_<as_of>.html (charts embedded)",
     "run": "the whole pipeline for one as-of date (generates a sample lake if there is none)",
 }
 
