@@ -43,12 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def table_versions(spark: SparkSession, run: Run) -> dict[str, int]:
-    """Current version of every lake table that exists (ops tables excluded: they only append)."""
+def stage_tables(stage: str) -> list[str]:
+    """The lake tables a stage writes (TABLE_INFO's writer column), ops tables aside: they only append."""
+    return [t for t, info in tables.TABLE_INFO.items() if f"`{stage}`" in info[2] and not t.startswith("ops/")]
+
+
+def table_versions(spark: SparkSession, run: Run, names: list[str]) -> dict[str, int]:
+    """Current version of each of ``names`` that exists."""
     versions = {}
-    for table in tables.TABLE_INFO:
+    for table in names:
         path = tables.table_path(run.config, table)
-        if not table.startswith("ops/") and tables.table_exists(spark, path):
+        if tables.table_exists(spark, path):
             versions[table] = tables.table_version(spark, path)
     return versions
 
@@ -56,8 +61,8 @@ def table_versions(spark: SparkSession, run: Run) -> dict[str, int]:
 def restore_tables(spark: SparkSession, run: Run, before: dict[str, int]) -> list[str]:
     """Put every table a failed stage committed to back at its version from before the stage."""
     restored = []
-    for table, version in table_versions(spark, run).items():
-        if table in before and version != before[table]:
+    for table, version in table_versions(spark, run, list(before)).items():
+        if version != before[table]:
             DeltaTable.forPath(spark, tables.table_path(run.config, table)).restoreToVersion(before[table])
             restored.append(f"{table} v{before[table]}")
     return restored
@@ -65,7 +70,7 @@ def restore_tables(spark: SparkSession, run: Run, before: dict[str, int]) -> lis
 
 def run_stage(spark: SparkSession, stage: Run, body: StageBody, args: argparse.Namespace) -> None:
     """Run one stage; on failure restore what it committed, record it failed, raise one line."""
-    before = table_versions(spark, stage)
+    before = table_versions(spark, stage, stage_tables(stage.job))
     try:
         body(spark, stage, args)
     except Exception as exc:

@@ -35,7 +35,7 @@ def _with_shares(frame: DataFrame) -> DataFrame:
     return frame.withColumns(
         {
             "customer_share": F.col("customers") / F.sum("customers").over(everything),
-            "revenue_share": F.when(total_revenue != 0, F.col("revenue_amount") / total_revenue),
+            "revenue_share": F.when(total_revenue != 0, F.col("revenue_amount") / total_revenue).cast("double"),
         }
     )
 
