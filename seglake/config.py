@@ -279,6 +279,11 @@ def _clustering() -> Any:
     return clustering
 
 
+class ReportConfig(_Section):
+    dir: str = Field("./reports", description="Folder for reports/segmentation_<as_of>.html (a local path).")
+    recent_cohorts: int = Field(12, ge=1, le=120, description="Cohorts (latest first) in the retention heatmap.")
+
+
 class SeglakeConfig(_Section):
     lake: LakeConfig = Field(default_factory=LakeConfig)
     spark: SparkConfig = Field(default_factory=SparkConfig)
@@ -289,6 +294,7 @@ class SeglakeConfig(_Section):
     cohorts: CohortsConfig = Field(default_factory=CohortsConfig)
     rfm: RfmConfig = Field(default_factory=RfmConfig)
     clusters: ClustersConfig = Field(default_factory=ClustersConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
     # Where the config came from; not a key users set.
     source: str = Field("<defaults>", exclude=True)
@@ -356,6 +362,11 @@ def _apply_override(data: dict[str, Any], assignment: str) -> tuple[str, ...]:
         value = _load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    # Spark settings are flat keys with dots (spark.conf.spark.sql.x=1): no nested sections for them.
+    if parts[:2] == ("spark", "conf") and len(parts) > 2:
+        conf = data.setdefault("spark", {}).setdefault("conf", {})
+        conf[".".join(parts[2:])] = raw
+        return parts
     node = data
     for part in parts[:-1]:
         child = node.get(part)
@@ -364,11 +375,6 @@ def _apply_override(data: dict[str, Any], assignment: str) -> tuple[str, ...]:
         if not isinstance(child, dict):
             raise ConfigError(f"--set {key}: {part} is not a section")
         node = child
-    # Spark settings are flat keys with dots (spark.conf.spark.sql.x=1).
-    if parts[:2] == ("spark", "conf") and len(parts) > 2:
-        conf = data.setdefault("spark", {}).setdefault("conf", {})
-        conf[".".join(parts[2:])] = raw
-        return parts
     node[parts[-1]] = value
     return parts
 

@@ -31,6 +31,7 @@ def test_set_overrides_are_typed_from_yaml_scalars() -> None:
     assert config.rfm.tiles == 5
     assert config.generate.start_date == dt.date(2021, 3, 1)
     assert config.spark.conf["spark.x.y"] == "7"
+    assert "spark" not in config.spark.conf  # no stray nested section from the dotted key
 
 
 def test_unknown_key_in_file_names_file_and_key(tmp_path: Path) -> None:

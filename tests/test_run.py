@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from jobs import run as run_job
+from seglake import tables
 
 
 def test_run_generates_then_cleanses_and_records_every_stage(spark: SparkSession, lake: Path, capsys) -> None:
-    argv = ["--set", f"lake.root={lake}", "--set", "generate.customers=300", "--set", "generate.receipts=3000"]
+    argv = ["--set", f"lake.root={lake}", "--set", "generate.customers=300", "--set", "generate.receipts=3000",
+            "--set", f"report.dir={lake.parent / 'reports'}"]  # fmt: skip
     assert run_job.main(argv) == 0
     runs = {r["job"]: r for r in spark.read.format("delta").load(f"{lake}/ops/runs").collect()}
     assert runs["run"]["status"] == "succeeded" and runs["cleanse"]["status"] == "succeeded"
@@ -31,7 +36,8 @@ def test_run_generates_then_cleanses_and_records_every_stage(spark: SparkSession
     assert runs["cleanse"]["rows_in"] == bronze == silver + quarantined
     err = capsys.readouterr().err
     assert "generating the sample lake first" in err
-    assert re.search(rf"silver/receipts +{lake}/silver/receipts\n", err)
+    assert re.search(rf"silver/receipts +{silver:,} +last commit\n", err)  # the summary table
+    assert re.search(r"cleanse: done in [0-9.]+s: [0-9,]+ rows in", err)  # one line per stage
     # a second run generates nothing and cleanses nothing new
     assert run_job.main(argv) == 0
     assert spark.read.format("delta").load(f"{lake}/silver/receipts").count() == silver
@@ -44,3 +50,112 @@ def test_unknown_stage_is_one_line(spark: SparkSession, lake: Path, capsys) -> N
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"seglake run: error: --stages: unknown stage segmentize; choose from {', '.join(run_job.STAGES)}"
     )
+
+
+# --- the pipeline lake (tests/conftest.py: pipeline_lake): reruns, history, failure -------------
+
+
+def _comparable(frame: DataFrame) -> DataFrame:
+    """Map columns as sorted entry arrays: set operations cannot compare maps."""
+    columns = [
+        F.array_sort(F.map_entries(name)).alias(name) if isinstance(kind, T.MapType) else F.col(name)
+        for name, kind in ((f.name, f.dataType) for f in frame.schema.fields)
+    ]
+    return frame.select(*columns)
+
+
+def _assert_same_rows(before: DataFrame, after: DataFrame, what: str) -> None:
+    before, after = _comparable(before), _comparable(after)
+    assert before.exceptAll(after).count() == 0, f"{what}: rows lost or changed"
+    assert after.exceptAll(before).count() == 0, f"{what}: rows added or changed"
+
+
+def _gold_snapshot(spark: SparkSession, lake: Path) -> dict[str, tuple[int, DataFrame]]:
+    """Every gold table that exists, pinned at its current version."""
+    pinned = {}
+    for table in tables.TABLE_INFO:
+        path = f"{lake}/{table}"
+        if table.startswith("gold/") and tables.table_exists(spark, path):
+            version = tables.table_version(spark, path)
+            pinned[table] = (version, spark.read.format("delta").option("versionAsOf", version).load(path))
+    return pinned
+
+
+def _latest_as_of(spark: SparkSession, lake: Path) -> dt.date:
+    return spark.read.format("delta").load(f"{lake}/gold/customer_profile").agg(F.max("as_of_date")).first()[0]
+
+
+def _argv(lake: Path, *extra: str) -> list[str]:
+    return ["--set", f"lake.root={lake}", "--set", f"report.dir={lake.parent / 'reports'}", *extra]
+
+
+def test_the_same_as_of_twice_leaves_gold_identical(spark: SparkSession, pipeline_lake: Path, capsys) -> None:
+    as_of = _latest_as_of(spark, pipeline_lake)
+    before = _gold_snapshot(spark, pipeline_lake)
+    assert {"gold/customer_profile", "gold/cohort_retention"} <= set(before)
+    capsys.readouterr()
+    assert run_job.main(_argv(pipeline_lake, "--as-of", str(as_of))) == 0
+    after = _gold_snapshot(spark, pipeline_lake)
+    assert set(after) == set(before)
+    for table, (version, rows) in after.items():
+        assert version > before[table][0], f"{table} was not rewritten"
+        _assert_same_rows(before[table][1], rows, table)
+        assert rows.count() == _comparable(rows).distinct().count(), f"{table}: duplicate rows"
+    profile = after["gold/customer_profile"][1]
+    assert profile.groupBy("as_of_date", "customer_id").count().where("count > 1").count() == 0
+    err = capsys.readouterr().err
+    customers = profile.where(F.col("as_of_date") == as_of).count()
+    assert f"summary (as of {as_of}" in err
+    assert re.search(rf"gold/customer_profile +{customers:,} +as-of partition\n", err)
+    assert f"report: {pipeline_lake.parent / 'reports'}/segmentation_{as_of}.html" in err
+    assert re.search(r"quarantined this run: 0\n", err)  # nothing new in bronze
+
+
+def test_an_older_as_of_adds_history_and_keeps_newer_dates(spark: SparkSession, pipeline_lake: Path) -> None:
+    latest = _latest_as_of(spark, pipeline_lake)
+    older = latest - dt.timedelta(days=92)
+    before = _gold_snapshot(spark, pipeline_lake)
+    assert run_job.main(_argv(pipeline_lake, "--as-of", str(older), "--stages", "features,cohorts")) == 0
+    after = _gold_snapshot(spark, pipeline_lake)
+    for table in ("gold/customer_profile", "gold/cohort_retention", "gold/cohort_retention_by_channel"):
+        old_rows, new_rows = before[table][1], after[table][1]
+        assert old_rows.where(F.col("as_of_date") == older).count() == 0
+        assert new_rows.where(F.col("as_of_date") == older).count() > 0, table
+        _assert_same_rows(old_rows, new_rows.where(F.col("as_of_date") != older), table)
+    # the older profile ignores later receipts: nobody's last purchase is after it
+    older_profile = after["gold/customer_profile"][1].where(F.col("as_of_date") == older)
+    assert older_profile.where(F.col("last_purchase_date") > older).count() == 0
+
+
+def test_a_failing_stage_restores_its_tables_and_marks_the_run_failed(
+    spark: SparkSession, pipeline_lake: Path, capsys, monkeypatch
+) -> None:
+    as_of = _latest_as_of(spark, pipeline_lake)
+    before = _gold_snapshot(spark, pipeline_lake)
+    real_replace = tables.replace_as_of
+
+    def failing_replace(frame, config, table, day):  # cohorts writes gold/cohort_retention first, then fails
+        if table == "gold/cohort_retention_by_channel":
+            raise RuntimeError("disk full (injected)")
+        return real_replace(frame, config, table, day)
+
+    monkeypatch.setattr(tables, "replace_as_of", failing_replace)
+    capsys.readouterr()
+    assert run_job.main(_argv(pipeline_lake, "--as-of", str(as_of), "--stages", "features,cohorts,report")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "seglake run: error: stage cohorts failed: disk full (injected)"
+    after = _gold_snapshot(spark, pipeline_lake)
+    for table, (_, rows) in after.items():  # features rewrote the same values; cohorts was undone
+        _assert_same_rows(before[table][1], rows, table)
+    assert after["gold/cohort_retention_by_channel"][0] == before["gold/cohort_retention_by_channel"][0]
+    runs = spark.read.format("delta").load(f"{pipeline_lake}/ops/runs")
+    last = {r["job"]: r for r in runs.orderBy("started_at").collect()}
+    assert last["run"]["status"] == "failed" and "stage cohorts failed" in last["run"]["error"]
+    assert last["cohorts"]["status"] == "failed" and "disk full (injected)" in last["cohorts"]["error"]
+    assert last["features"]["status"] == "succeeded"
+    assert last["report"]["started_at"] < last["cohorts"]["started_at"]  # the report did not run
+
+    monkeypatch.undo()
+    assert run_job.main(_argv(pipeline_lake, "--as-of", str(as_of), "--stages", "cohorts")) == 0
+    runs = spark.read.format("delta").load(f"{pipeline_lake}/ops/runs")
+    assert runs.orderBy(F.col("started_at").desc()).where("job = 'run'").first()["status"] == "succeeded"

@@ -1,0 +1,166 @@
+"""``report``: the gold tables of one as-of date -> ``<report.dir>/segmentation_<as_of>.html``.
+
+    seglake report                        # the latest as_of_date in gold/customer_profile
+    seglake report --as-of 2024-12-31 --set report.dir=/tmp/reports
+
+One self-contained HTML page (charts embedded as PNG) for people who do not read
+tables: headline numbers, segments and campaigns, R x F, cohort retention, value
+tiers, clusters, migration since the previous as-of, data quality. Only small
+aggregates are collected from Spark. A section whose table (or as-of partition) is
+missing says which job to run instead of failing; only gold/customer_profile is
+required.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: spark-submit jobs/report.py
+    import _bootstrap  # noqa: F401
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from seglake import tables
+from seglake.cli import job_parser, run_job
+from seglake.errors import UserError
+from seglake.report import ReportData, Rows, render_report
+from seglake.runlog import Run, code_version
+from transforms.report import (
+    filter_recent_cohorts,
+    to_headline,
+    to_latest_checks,
+    to_rf_grid,
+    to_segment_sizes,
+    to_value_tier_grid,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return job_parser(
+        "report",
+        "Write reports/segmentation_<as_of>.html from the gold tables (default: the latest as-of in the profile).",
+    )
+
+
+def report_path(config: Any, as_of: dt.date) -> Path:
+    """Where the report of ``as_of`` goes: ``<report.dir>/segmentation_<as_of>.html``."""
+    return Path(config.report.dir).expanduser().resolve() / f"segmentation_{as_of.isoformat()}.html"
+
+
+def latest_as_of(profile: DataFrame) -> dt.date:
+    row = profile.agg(F.max("as_of_date").alias("as_of")).first()
+    if row is None or row["as_of"] is None:
+        raise UserError("gold/customer_profile is empty; run `seglake features` first")
+    return row["as_of"]
+
+
+def _rows(frame: DataFrame) -> Rows:
+    return [row.asDict() for row in frame.collect()]
+
+
+def _of_date(spark: SparkSession, run: Run, table: str, as_of: dt.date) -> DataFrame | None:
+    """The ``as_of`` partition of an optional table; None when the table does not exist."""
+    if not tables.table_exists(spark, tables.table_path(run.config, table)):
+        return None
+    return run.read(spark, table).where(F.col("as_of_date") == F.lit(as_of))
+
+
+def collect_report_data(spark: SparkSession, run: Run) -> ReportData:
+    """Aggregate every section in Spark and collect the (small) results."""
+    config = run.config
+    profile_all = run.read(spark, "gold/customer_profile", hint="run `seglake features` first")
+    as_of = run.as_of or latest_as_of(profile_all)
+    run.as_of = as_of
+    profile = profile_all.where(F.col("as_of_date") == F.lit(as_of))
+    headline = to_headline(profile).first()
+    if headline is None or not headline["customers"]:
+        raise UserError(f"gold/customer_profile has no rows for {as_of}; run `seglake features --as-of {as_of}`")
+    tiers = config.features.value_tiers
+    data = ReportData(
+        as_of=as_of,
+        currency=config.currency.base,
+        window_days=config.features.window_days,
+        lake_root=tables.lake_root(config),
+        headline=headline.asDict(),
+        value_tiers=_rows(to_value_tier_grid(profile)),
+        longevity_days=tiers.longevity_days,
+        recency_days=tiers.recency_days,
+        tiles=config.rfm.tiles,
+    )
+
+    segments = _of_date(spark, run, "gold/rfm_segments", as_of)
+    if segments is not None:
+        data.segments = _rows(to_segment_sizes(segments)) or None
+        data.rf_grid = _rows(to_rf_grid(segments)) or None
+        seen = segments.agg(
+            F.array_sort(F.collect_set("segment_map")).alias("maps"),
+            F.max(F.greatest("r_score", "f_score", "m_score")).alias("tiles"),
+        ).first()
+        if seen is not None:
+            data.segment_map = ", ".join(seen["maps"]) or None
+            data.tiles = max(int(seen["tiles"] or 0), config.rfm.tiles)
+
+    retention = _of_date(spark, run, "gold/cohort_retention", as_of)
+    if retention is not None:
+        recent = filter_recent_cohorts(retention, config.report.recent_cohorts).select(
+            "period_unit", "cohort", "cohort_start_date", "period_offset", "cohort_size",
+            "retention_rate", "is_partial_period",
+        )  # fmt: skip
+        data.retention = _rows(recent) or None
+        if data.retention:
+            data.period_unit = str(data.retention[0]["period_unit"])
+
+    clusters = _of_date(spark, run, "gold/cluster_profiles", as_of)
+    if clusters is not None:
+        data.clusters = _rows(clusters.drop("feature_means")) or None
+
+    migration = _of_date(spark, run, "gold/segment_migration", as_of)
+    if migration is not None:
+        data.migration = _rows(migration) or None
+        if data.migration:
+            data.previous_as_of = data.migration[0]["previous_as_of_date"]
+        elif tables.table_exists(spark, tables.table_path(config, "gold/rfm_segments")):
+            data.notes["migration"] = (
+                f"No migration rows for {as_of}: there is no earlier segmented as-of to compare with "
+                f"(or `seglake segment --as-of {as_of}` has not run)."
+            )
+
+    if tables.table_exists(spark, tables.table_path(config, "ops/data_quality")):
+        checks = to_latest_checks(run.read(spark, "ops/data_quality"))
+        data.quality = _rows(checks.drop("run_id", "job", "table_name")) or None
+        if data.quality:
+            data.quality_checked_at = max(r["checked_at"] for r in data.quality)
+    return data
+
+
+def write_report(text: str, path: Path) -> None:
+    """Write ``text`` to ``path`` via a temporary file: a reader never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+def report(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
+    data = collect_report_data(spark, run)
+    path = report_path(run.config, data.as_of)
+    write_report(render_report(data, version=code_version()), path)
+    run.rows_in = int(data.headline["customers"]) if data.headline else None
+    missing = [name for name in ("segments", "retention", "clusters", "migration", "quality")
+               if getattr(data, name) is None]  # fmt: skip
+    run.details.update(report=str(path), sections_not_computed=missing)
+    run.log(f"report for {data.as_of}: {path}" + (f" (not computed: {', '.join(missing)})" if missing else ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_job("report", build_parser(), argv, report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
