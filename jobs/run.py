@@ -7,6 +7,7 @@ generates the sample lake from the ``generate`` section of the config.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 import time
 import traceback
@@ -21,6 +22,7 @@ from pyspark.sql import functions as F
 
 from jobs import cleanse, clusters, cohorts, features, generate, report, segment
 from seglake import tables
+from seglake.asof import last_complete_day
 from seglake.cli import job_parser, run_job
 from seglake.errors import UserError
 from seglake.runlog import Run
@@ -87,6 +89,21 @@ def run_stage(spark: SparkSession, stage: Run, body: StageBody, args: argparse.N
     stage.record(spark, "succeeded")
 
 
+def default_as_of(spark: SparkSession, run: Run, *, cleanse_first: bool) -> dt.date:
+    """The last complete day in the receipts the run will profile, printed.
+
+    bronze/receipts when the run cleanses first (or on a first run, without silver): the
+    day is capped by ingestion time, so junk dates in the future do not count; else silver.
+    """
+    silver = tables.table_path(run.config, "silver/receipts")
+    table = "silver/receipts" if tables.table_exists(spark, silver) and not cleanse_first else "bronze/receipts"
+    day = last_complete_day(spark.read.format("delta").load(tables.table_path(run.config, table)))
+    if day is None:
+        raise UserError(f"{table} has no receipts: nothing to compute")
+    run.log(f"as of {day}: the last complete day in {table} (--as-of to choose another)")
+    return day
+
+
 def run_pipeline(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     receipts = tables.table_path(run.config, "bronze/receipts")
     if not tables.table_exists(spark, receipts):
@@ -96,8 +113,10 @@ def run_pipeline(spark: SparkSession, run: Run, args: argparse.Namespace) -> Non
     unknown = [s for s in wanted if s not in STAGES]
     if unknown:
         raise UserError(f"--stages: unknown stage {unknown[0]}; choose from {', '.join(STAGES)}")
-    if run.as_of is not None:
-        run.log(f"as of {run.as_of}")
+    if run.as_of is None:
+        run.as_of = default_as_of(spark, run, cleanse_first="cleanse" in wanted)
+    else:
+        run.log(f"as of {run.as_of} (--as-of)")
     stages: list[Run] = []
     for name in wanted:
         stage = Run(job=name, config=run.config, as_of=run.as_of)

@@ -235,22 +235,23 @@ def retention_chart(retention: Rows) -> str:
 
 
 def cluster_chart(clusters: Rows) -> str:
+    """Features down, clusters across (ids as in the table above): readable with 18+ features."""
     features = sorted({name for r in clusters for name in (r["feature_z_scores"] or {})})
     ordered = sorted(clusters, key=lambda r: int(r["cluster_id"]))
-    values = np.array([[float((r["feature_z_scores"] or {}).get(f, np.nan) or 0) for f in features] for r in ordered])
+    values = np.array([[float((r["feature_z_scores"] or {}).get(f, np.nan) or 0) for r in ordered] for f in features])
     labels = [[f"{v:+.1f}" for v in line] for line in values]
     return _heatmap(
         values,
-        [f"{r['cluster_id']}: {r['cluster_name']}" for r in ordered],
         features,
+        [str(r["cluster_id"]) for r in ordered],
         labels=labels,
         cmap="RdBu_r",
-        xlabel="feature (z-score vs all customers)",
-        ylabel="cluster",
+        xlabel="cluster id (as in the table above)",
+        ylabel="feature (z-score of the cluster mean vs all customers)",
         vmin=-2,
         vmax=2,
         colorbar="z-score",
-        cell_inches=(0.95, 0.5),
+        cell_inches=(0.75, 0.34),
     )
 
 
