@@ -200,7 +200,7 @@ def segment(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         rfm_segments = scored.withColumn("as_of_date", F.lit(as_of)).select(*RFM_SEGMENT_COLUMNS)
 
         lap("thresholds")
-        tiles = to_rfm_thresholds(scored, thresholds, as_of=as_of, run_id=run.run_id)
+        tiles = to_rfm_thresholds(scored, thresholds, as_of=as_of)
         tile_rows = tiles.collect()  # metric x tile: a few rows
         write(spark, run, spark.createDataFrame(tile_rows, tiles.schema), "gold/rfm_thresholds", as_of)
         empty = [f"{r['metric']} tile {r['tile']}" for r in tile_rows if r["customers"] == 0]

@@ -287,7 +287,6 @@ COMMENTS: dict[str, dict[str, str]] = {
     },
     "gold/rfm_thresholds": {
         "as_of_date": "Partition: as-of date D of the scored profile.",
-        "run_id": "ops/runs.run_id of the segment run that computed the thresholds.",
         "metric": "recency, frequency or monetary.",
         "tiles": "Tiles per metric (rfm.tiles).",
         "tile": "Ascending tile 1..tiles: tile i holds values in (lower_bound, upper_bound].",

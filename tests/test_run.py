@@ -98,7 +98,8 @@ def test_the_same_as_of_twice_leaves_gold_identical(spark: SparkSession, pipelin
     after = _gold_snapshot(spark, pipeline_lake)
     assert set(after) == set(before)
     for table, (version, rows) in after.items():
-        assert version > before[table][0], f"{table} was not rewritten"
+        # every partition with rows is rewritten; an empty one (a first migration) may stay as it was
+        assert version > before[table][0] or rows.count() == 0, f"{table} was not rewritten"
         _assert_same_rows(before[table][1], rows, table)
         assert rows.count() == _comparable(rows).distinct().count(), f"{table}: duplicate rows"
     profile = after["gold/customer_profile"][1]

@@ -104,7 +104,7 @@ def test_tile_counts_and_bounds_are_recorded(spark: SparkSession) -> None:
     profile = spark.createDataFrame(TIES, RFM)
     thresholds = thresholds_of(profile)
     scored = with_rfm_scores(profile, thresholds)
-    rows = to_rfm_thresholds(scored, thresholds, as_of=dt.date(2024, 6, 30), run_id="r1").collect()
+    rows = to_rfm_thresholds(scored, thresholds, as_of=dt.date(2024, 6, 30)).collect()
     got = {(r["metric"], r["tile"]): (r["score"], r["lower_bound"], r["upper_bound"], r["customers"]) for r in rows}
     n = None
     assert got == {
@@ -121,7 +121,7 @@ def test_tile_counts_and_bounds_are_recorded(spark: SparkSession) -> None:
         ("monetary", 3): (2, 0.0, 30.0, 4),  # b g h i
         ("monetary", 4): (1, 30.0, n, 1),  # a
     }
-    assert {(r["as_of_date"], r["run_id"], r["tiles"]) for r in rows} == {(dt.date(2024, 6, 30), "r1", 4)}
+    assert {(r["as_of_date"], r["tiles"]) for r in rows} == {(dt.date(2024, 6, 30), 4)}
 
 
 def test_an_empty_tile_has_zero_customers(spark: SparkSession) -> None:
@@ -135,7 +135,7 @@ def test_an_empty_tile_has_zero_customers(spark: SparkSession) -> None:
     assert {r["customer_id"]: r["f_score"] for r in scored.collect()} == {
         "c0": 4, "c1": 4, "c2": 4, "c3": 4, "c4": 4, "c5": 4, "c6": 1, "c7": 1,
     }  # fmt: skip
-    tiles = to_rfm_thresholds(scored, thresholds, as_of=dt.date(2024, 6, 30), run_id="r")
+    tiles = to_rfm_thresholds(scored, thresholds, as_of=dt.date(2024, 6, 30))
     frequency = tiles.where("metric = 'frequency'").orderBy("tile").select("tile", "customers").collect()
     assert [tuple(r) for r in frequency] == [(1, 6), (2, 0), (3, 0), (4, 2)]
 

@@ -97,7 +97,6 @@ def to_rfm_thresholds(
     thresholds: Mapping[str, Sequence[Threshold]],
     *,
     as_of: dt.date,
-    run_id: str,
 ) -> DataFrame:
     """Grain: metric x tile. The thresholds used and the customers in every tile (0 when empty).
 
@@ -127,7 +126,6 @@ def to_rfm_thresholds(
         .select(F.inline(F.array(*rows)))
         .select(
             F.lit(as_of).alias("as_of_date"),
-            F.lit(run_id).alias("run_id"),
             "metric",
             F.lit(tiles).alias("tiles"),
             "tile",
