@@ -10,8 +10,8 @@ import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from transforms.features import ProfilePeriod, to_customer_month, to_customer_profile
-from transforms.profile import to_profile_360, trend_months, with_demographics
+from transforms.features import ProfilePeriod, to_customer_month, to_customer_profile, to_customer_profile_360
+from transforms.profile import trend_months, with_demographics
 
 SOURCE = (
     "receipt_id string, customer_id string, receipt_ts string, amount decimal(18,2), channel string, "
@@ -51,15 +51,7 @@ def profile_of(spark: SparkSession, rows: list[tuple], as_of: str, window_days: 
     period = ProfilePeriod(day, window_days)
     customer_month = to_customer_month(receipts, last_k=5)
     core = to_customer_profile(customer_month, receipts, as_of=day, window_days=window_days, last_k=5)
-    profile_360 = to_profile_360(
-        customer_month,
-        receipts,
-        as_of=day,
-        window_start=period.window_start,
-        last_whole_month=period.last_whole_month,
-        first_whole_window_month=period.first_whole_window_month,
-        cut_months=period.cut_months,
-    )
+    profile_360 = to_customer_profile_360(customer_month, receipts, period)
     return {r["customer_id"]: r for r in core.join(profile_360, "customer_id", how="left").collect()}
 
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from transforms.profile import MONTH_360_COLUMNS, PROFILE_SOURCE_COLUMNS, month_360_aggregates
+from transforms.profile import MONTH_360_COLUMNS, PROFILE_SOURCE_COLUMNS, month_360_aggregates, to_profile_360
 
 AMOUNT = "decimal(18,2)"
 
@@ -362,4 +362,17 @@ def to_customer_profile(
         F.date_format("first_purchase_date", "yyyy-MM").alias("cohort"),
         "orders_lifetime",
         "net_amount_lifetime",
+    )
+
+
+def to_customer_profile_360(customer_month: DataFrame, receipts: DataFrame, period: ProfilePeriod) -> DataFrame:
+    """The 360° columns (``transforms.profile.to_profile_360``) cut like the core profile for ``period``."""
+    return to_profile_360(
+        customer_month,
+        receipts,
+        as_of=period.as_of,
+        window_start=period.window_start,
+        last_whole_month=period.last_whole_month,
+        first_whole_window_month=period.first_whole_window_month,
+        cut_months=period.cut_months,
     )
