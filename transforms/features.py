@@ -45,9 +45,15 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from transforms.profile import MONTH_360_COLUMNS, PROFILE_SOURCE_COLUMNS, month_360_aggregates, to_profile_360
-
-AMOUNT = "decimal(18,2)"
+from transforms.profile import (
+    AMOUNT,
+    MONTH_360_COLUMNS,
+    PROFILE_SOURCE_COLUMNS,
+    month_360_aggregates,
+    sum_amount,
+    sum_long,
+    to_profile_360,
+)
 
 
 def _zero_amount() -> Column:
@@ -124,14 +130,6 @@ def _last_dates(dates: Column, last_k: int) -> Column:
     return F.slice(F.sort_array(dates, asc=False), 1, last_k)
 
 
-def _sum_long(column: Column) -> Column:
-    return F.coalesce(F.sum(column), F.lit(0)).cast("long")
-
-
-def _sum_amount(column: Column) -> Column:
-    return F.coalesce(F.sum(column), _zero_amount()).cast(AMOUNT)
-
-
 CUSTOMER_MONTH_COLUMNS = (
     "customer_id", "month", "orders", "purchase_amount", "returns", "return_amount", "net_amount",
     "first_purchase_ts", "last_purchase_ts", "gap_count", "gap_sum_days", "gap_sumsq_days", "last_purchase_dates",
@@ -159,15 +157,15 @@ def _month_rollup(with_gap: DataFrame, last_k: int) -> DataFrame:
         with_gap.groupBy("customer_id", F.date_format("receipt_date", "yyyy-MM").alias("month"))
         .agg(
             F.count(F.when(is_purchase, 1)).alias("orders"),
-            _sum_amount(F.when(is_purchase, F.col("amount"))).alias("purchase_amount"),
+            sum_amount(F.when(is_purchase, F.col("amount"))).alias("purchase_amount"),
             F.count(F.when(is_return, 1)).alias("returns"),
-            _sum_amount(F.when(is_return, F.col("amount"))).alias("return_amount"),
+            sum_amount(F.when(is_return, F.col("amount"))).alias("return_amount"),
             F.sum("amount").cast(AMOUNT).alias("net_amount"),
             F.min(F.when(is_purchase, F.col("receipt_ts"))).alias("first_purchase_ts"),
             F.max(F.when(is_purchase, F.col("receipt_ts"))).alias("last_purchase_ts"),
             F.count("gap_days").alias("gap_count"),
-            _sum_long(F.col("gap_days")).alias("gap_sum_days"),
-            _sum_long(F.col("gap_days") * F.col("gap_days")).alias("gap_sumsq_days"),
+            sum_long(F.col("gap_days")).alias("gap_sum_days"),
+            sum_long(F.col("gap_days") * F.col("gap_days")).alias("gap_sumsq_days"),
             _last_dates(F.collect_list(F.when(is_purchase, F.col("receipt_date"))), last_k).alias(
                 "last_purchase_dates"
             ),
@@ -245,17 +243,17 @@ def _whole_months(customer_month: DataFrame, period: ProfilePeriod, last_k: int)
         customer_month.where(F.col("month") <= period.last_whole_month)
         .groupBy("customer_id")
         .agg(
-            _sum_long(F.col("orders")).alias("whole_orders"),
-            _sum_amount(F.col("net_amount")).alias("whole_net_amount"),
+            sum_long(F.col("orders")).alias("whole_orders"),
+            sum_amount(F.col("net_amount")).alias("whole_net_amount"),
             F.to_date(F.min("first_purchase_ts")).alias("whole_first_date"),
             F.to_date(F.max("last_purchase_ts")).alias("whole_last_date"),
-            _sum_long(F.col("gap_count")).alias("whole_gap_count"),
-            _sum_long(F.col("gap_sum_days")).alias("whole_gap_sum"),
-            _sum_long(F.col("gap_sumsq_days")).alias("whole_gap_sumsq"),
+            sum_long(F.col("gap_count")).alias("whole_gap_count"),
+            sum_long(F.col("gap_sum_days")).alias("whole_gap_sum"),
+            sum_long(F.col("gap_sumsq_days")).alias("whole_gap_sumsq"),
             _last_dates(F.flatten(F.collect_list("last_purchase_dates")), last_k).alias("whole_last_dates"),
-            _sum_long(F.when(in_window, F.col("orders"))).alias("whole_window_orders"),
-            _sum_amount(F.when(in_window, F.col("net_amount"))).alias("whole_window_net"),
-            _sum_amount(F.when(in_window, F.col("purchase_amount"))).alias("whole_window_purchase"),
+            sum_long(F.when(in_window, F.col("orders"))).alias("whole_window_orders"),
+            sum_amount(F.when(in_window, F.col("net_amount"))).alias("whole_window_net"),
+            sum_amount(F.when(in_window, F.col("purchase_amount"))).alias("whole_window_purchase"),
         )
     )
 
@@ -276,16 +274,16 @@ def _cut_months(receipts: DataFrame, period: ProfilePeriod, last_k: int) -> Data
     is_counted = F.col("is_counted")
     return with_gap.groupBy("customer_id").agg(
         F.count(F.when(is_counted, 1)).alias("cut_orders"),
-        _sum_amount(F.when(in_as_of_month, F.col("amount"))).alias("cut_net_amount"),
+        sum_amount(F.when(in_as_of_month, F.col("amount"))).alias("cut_net_amount"),
         F.min(F.when(is_counted, F.col("receipt_date"))).alias("cut_first_date"),
         F.max(F.when(is_counted, F.col("receipt_date"))).alias("cut_last_date"),
         F.count("gap_days").alias("cut_gap_count"),
-        _sum_long(F.col("gap_days")).alias("cut_gap_sum"),
-        _sum_long(F.col("gap_days") * F.col("gap_days")).alias("cut_gap_sumsq"),
+        sum_long(F.col("gap_days")).alias("cut_gap_sum"),
+        sum_long(F.col("gap_days") * F.col("gap_days")).alias("cut_gap_sumsq"),
         _last_dates(F.collect_list(F.when(is_counted, F.col("receipt_date"))), last_k).alias("cut_last_dates"),
         F.count(F.when(in_window & is_purchase, 1)).alias("cut_window_orders"),
-        _sum_amount(F.when(in_window, F.col("amount"))).alias("cut_window_net"),
-        _sum_amount(F.when(in_window & is_purchase, F.col("amount"))).alias("cut_window_purchase"),
+        sum_amount(F.when(in_window, F.col("amount"))).alias("cut_window_net"),
+        sum_amount(F.when(in_window & is_purchase, F.col("amount"))).alias("cut_window_purchase"),
     )
 
 

@@ -149,11 +149,13 @@ def _share(part: Column, whole: Column) -> Column:
     return F.when(whole > 0, part.cast("double") / whole.cast("double"))
 
 
-def _sum_long(column: Column) -> Column:
+def sum_long(column: Column) -> Column:
+    """Sum as a long, 0 for no rows."""
     return F.coalesce(F.sum(column), F.lit(0)).cast("long")
 
 
-def _sum_amount(column: Column) -> Column:
+def sum_amount(column: Column) -> Column:
+    """Sum as an amount (decimal(18,2)), 0.00 for no rows."""
     return F.coalesce(F.sum(column), F.lit(0).cast(AMOUNT)).cast(AMOUNT)
 
 
@@ -204,8 +206,8 @@ def _span_rows(
         F.lit(False).alias("is_rollup"),
         F.count(F.when(is_purchase, 1)).alias("orders"),
         F.count(F.when(is_return, 1)).alias("returns"),
-        _sum_amount(F.when(is_purchase, F.col("amount"))).alias("purchase_amount"),
-        _sum_amount(F.when(is_return, F.col("amount"))).alias("return_amount"),
+        sum_amount(F.when(is_purchase, F.col("amount"))).alias("purchase_amount"),
+        sum_amount(F.when(is_return, F.col("amount"))).alias("return_amount"),
         F.sum("amount").cast(AMOUNT).alias("net_amount"),
         F.min(F.when(is_purchase, F.col("receipt_ts"))).alias("first_purchase_ts"),
         *month_360_aggregates(),
@@ -248,24 +250,24 @@ def to_profile_360(
         F.size(F.collect_set(F.when(lifetime & has_orders, F.col("month"))))
         .cast("long")
         .alias("months_active_lifetime"),
-        _sum_amount(F.when(lifetime, F.col("purchase_amount"))).alias("gross_spend_lifetime"),
+        sum_amount(F.when(lifetime, F.col("purchase_amount"))).alias("gross_spend_lifetime"),
         F.max(F.when(lifetime, F.col("max_receipt_amount"))).alias("max_receipt_amount_lifetime"),
-        _sum_amount(F.when(in_trend & F.col("month").isin(last_3), F.col("net_amount"))).alias("spend_last_3_months"),
-        _sum_amount(F.when(in_trend & F.col("month").isin(previous_3), F.col("net_amount"))).alias(
+        sum_amount(F.when(in_trend & F.col("month").isin(last_3), F.col("net_amount"))).alias("spend_last_3_months"),
+        sum_amount(F.when(in_trend & F.col("month").isin(previous_3), F.col("net_amount"))).alias(
             "spend_previous_3_months"
         ),
         # window
-        _sum_long(F.when(window, F.col("orders"))).alias("orders_window"),
+        sum_long(F.when(window, F.col("orders"))).alias("orders_window"),
         F.size(F.collect_set(F.when(window & has_orders, F.col("month")))).cast("long").alias("months_active_window"),
-        _sum_amount(F.when(window, F.col("purchase_amount"))).alias("gross_spend_window"),
+        sum_amount(F.when(window, F.col("purchase_amount"))).alias("gross_spend_window"),
         F.max(F.when(window, F.col("max_receipt_amount"))).alias("max_receipt_amount_window"),
-        _sum_long(F.when(window, F.col("coupon_orders"))).alias("coupon_orders_window"),
-        _sum_amount(F.when(window, F.col("discount_amount"))).alias("discount_amount_window"),
-        _sum_long(F.when(window, F.col("items"))).alias("items_window"),
-        _sum_long(F.when(window, F.col("weekend_orders"))).alias("weekend_orders_window"),
-        *[_sum_long(F.when(window, F.col(f"{part}_orders"))).alias(f"{part}_orders_window") for part in PARTS_OF_DAY],
-        _sum_long(F.when(window, F.col("returns"))).alias("returns_window"),
-        (-_sum_amount(F.when(window, F.col("return_amount")))).cast(AMOUNT).alias("return_amount_window"),
+        sum_long(F.when(window, F.col("coupon_orders"))).alias("coupon_orders_window"),
+        sum_amount(F.when(window, F.col("discount_amount"))).alias("discount_amount_window"),
+        sum_long(F.when(window, F.col("items"))).alias("items_window"),
+        sum_long(F.when(window, F.col("weekend_orders"))).alias("weekend_orders_window"),
+        *[sum_long(F.when(window, F.col(f"{part}_orders"))).alias(f"{part}_orders_window") for part in PARTS_OF_DAY],
+        sum_long(F.when(window, F.col("returns"))).alias("returns_window"),
+        (-sum_amount(F.when(window, F.col("return_amount")))).cast(AMOUNT).alias("return_amount_window"),
         _merged_map("channel_orders", window, "bigint").alias("channels"),
         _merged_map("category_amounts", window, AMOUNT).alias("categories"),
         _merged_map("region_orders", window, "bigint").alias("regions"),
