@@ -232,6 +232,7 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         model = estimator.fit(vectors.select(FEATURES_COL))
         fit_seconds = time.perf_counter() - fit_started
         cost = float(model.summary.trainingCost)
+        iterations = int(model.summary.numIter)
         centers = [list(map(float, c)) for c in model.clusterCenters()]
         scored = model.transform(vectors)
         stats = [r.asDict() for r in to_cluster_stats(scored, features).collect()]
@@ -248,7 +249,8 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
                     "which does not exist in this run")  # fmt: skip
         matched = [d for d in described if d.match_distance is not None]
         run.log(
-            f"{len(described)} clusters, {fit_seconds:.1f}s fit, cost {cost:,.1f}; ids matched to "
+            f"{len(described)} clusters, {fit_seconds:.1f}s fit ({iterations} iterations), cost {cost:,.1f}; "
+            "ids matched to "
             + (f"{reference} ({len(matched)} of {len(previous)})" if reference else "nothing (first run)")
         )
         for d in sorted(described, key=lambda d: d.cluster_id):
@@ -272,7 +274,8 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     run.details.update(
         as_of=as_of.isoformat(), algorithm=cfg.algorithm, features=features, k=k,
         k_source="config" if cfg.k else "silhouette", k_curve=curve, sample_rows=sample_rows,
-        clusters=len(described), training_cost=cost, fit_seconds=round(fit_seconds, 2), partitions=partitions,
+        clusters=len(described), training_cost=cost, iterations=iterations, fit_seconds=round(fit_seconds, 2),
+        partitions=partitions,
         model_path=model_path, matched_to_as_of=reference.isoformat() if reference else None,
         match_distances={d.cluster_id: d.match_distance for d in described},
         unknown_label_ids=unknown_labels, labels_file=labels_shown,

@@ -36,7 +36,6 @@ from transforms.features import (
     to_customer_month,
     to_customer_month_update,
     to_customer_profile,
-    to_customer_profile_360,
 )
 from transforms.profile import with_demographics
 from transforms.segments import with_value_tier
@@ -76,10 +75,8 @@ def features(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     else:
         run.log("no bronze/customers: demographic columns stay null")
     tiers = config.features.value_tiers
-    core = to_customer_profile(customer_month, receipts, as_of=as_of, window_days=window_days, last_k=last_k)
-    profile_360 = to_customer_profile_360(customer_month, receipts, period)
     profile = (
-        core.join(profile_360, "customer_id", how="left")
+        to_customer_profile(customer_month, receipts, as_of=as_of, window_days=window_days, last_k=last_k)
         .transform(with_demographics, customers, customer_id_case=config.cleanse.customer_id_case)
         .transform(
             with_value_tier,

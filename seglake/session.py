@@ -77,6 +77,9 @@ def configure_builder(builder: SparkSession.Builder, spark_config: SparkConfig) 
         .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
         .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
         .config("spark.sql.adaptive.enabled", "true")
+        # An aggregation over rows that arrive sorted by its keys (after a window, say)
+        # streams instead of building a hash map (and falling back to a sort).
+        .config("spark.sql.execution.replaceHashWithSortAgg", "true")
         .config("spark.sql.session.timeZone", spark_config.timezone)
         .config(
             "spark.ui.showConsoleProgress",

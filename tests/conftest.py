@@ -46,34 +46,32 @@ def lake(tmp_path: Path) -> Path:
 
 
 # A tiny lake made by the run job (generate + every stage), shared by the run, report,
-# notebook and BI tests. Tests may add as-of dates or rerun stages but must leave it valid.
-PIPELINE_LAKE_SIZE = ("generate.customers=2000", "generate.receipts=20000")
+# notebook and BI tests. Tests may add as-of dates or rerun stages but must leave it valid,
+# and rerun with pipeline_argv so that they use the same settings (the k search range).
+PIPELINE_SETTINGS = ("generate.customers=2000", "generate.receipts=20000", "clusters.k_max=5")
+# a second, earlier as-of date with segments, so that gold/segment_migration has rows
+PIPELINE_EARLIER_DAYS = 30
+
+
+def pipeline_argv(lake: Path, *extra: str) -> list[str]:
+    argv = ["--set", f"lake.root={lake}", "--set", f"report.dir={lake.parent / 'reports'}"]
+    for assignment in PIPELINE_SETTINGS:
+        argv += ["--set", assignment]
+    return [*argv, *extra]
 
 
 @pytest.fixture(scope="session")
 def pipeline_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from jobs import run as run_job
-
-    root = tmp_path_factory.mktemp("pipeline") / "lake"
-    argv = ["--set", f"lake.root={root}", "--set", f"report.dir={root.parent / 'reports'}"]
-    for assignment in PIPELINE_LAKE_SIZE:
-        argv += ["--set", assignment]
-    assert run_job.main(argv) == 0
-    return root
-
-
-@pytest.fixture(scope="session")
-def fake_gold_lake(spark: SparkSession, pipeline_lake: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the pipeline lake plus stand-in segment/cluster tables (tests/fake_gold.py)."""
-    import shutil
+    import datetime as dt
 
     from pyspark.sql import functions as F
 
-    from tests.fake_gold import write_fake_gold
+    from jobs import run as run_job
 
-    root = tmp_path_factory.mktemp("fake_gold") / "lake"
-    shutil.copytree(pipeline_lake, root)
+    root = tmp_path_factory.mktemp("pipeline") / "lake"
+    assert run_job.main(pipeline_argv(root)) == 0
     profile = spark.read.format("delta").load(str(root / "gold" / "customer_profile"))
-    as_of = profile.agg(F.max("as_of_date")).first()[0]
-    write_fake_gold(spark, str(root), as_of)
+    earlier = profile.agg(F.max("as_of_date")).first()[0] - dt.timedelta(days=PIPELINE_EARLIER_DAYS)
+    # run out of order: the later date's migration is recomputed against the earlier one
+    assert run_job.main(pipeline_argv(root, "--as-of", str(earlier), "--stages", "features,segment")) == 0
     return root

@@ -24,9 +24,9 @@ def _run(lake: Path, monkeypatch) -> str:
     )  # fmt: skip
 
 
-def test_notebook_runs_top_to_bottom_with_every_table(fake_gold_lake: Path, monkeypatch) -> None:
-    text = _run(fake_gold_lake, monkeypatch)
-    assert f"lake: {fake_gold_lake}" in text
-    assert "gold/rfm_segments" not in text or "not in this lake" not in text
-    assert "no segments for" not in text and "no clusters for" not in text
+def test_notebook_runs_top_to_bottom_with_every_table(pipeline_lake: Path, monkeypatch) -> None:
+    text = _run(pipeline_lake, monkeypatch)
+    assert f"lake: {pipeline_lake}" in text
+    assert "not in this lake" not in text
+    assert "no segments for" not in text and "no clusters for" not in text and "no migration for" not in text
     assert "Loyal" in text  # the segment table and the pivot by value tier

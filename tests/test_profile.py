@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from transforms.features import ProfilePeriod, to_customer_month, to_customer_profile, to_customer_profile_360
+from transforms.features import to_customer_month, to_customer_profile
 from transforms.profile import trend_months, with_demographics
 
 SOURCE = (
@@ -48,11 +48,9 @@ def receipts_of(spark: SparkSession, rows: list[tuple]) -> DataFrame:
 def profile_of(spark: SparkSession, rows: list[tuple], as_of: str, window_days: int = 365) -> dict[str, Row]:
     receipts = receipts_of(spark, rows)
     day = dt.date.fromisoformat(as_of)
-    period = ProfilePeriod(day, window_days)
     customer_month = to_customer_month(receipts, last_k=5)
-    core = to_customer_profile(customer_month, receipts, as_of=day, window_days=window_days, last_k=5)
-    profile_360 = to_customer_profile_360(customer_month, receipts, period)
-    return {r["customer_id"]: r for r in core.join(profile_360, "customer_id", how="left").collect()}
+    profile = to_customer_profile(customer_month, receipts, as_of=day, window_days=window_days, last_k=5)
+    return {r["customer_id"]: r for r in profile.collect()}
 
 
 @pytest.fixture(scope="module")

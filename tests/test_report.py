@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
 from decimal import Decimal
 from pathlib import Path
 
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from jobs import report as report_job
 from seglake.report import ReportData, render_report
@@ -116,13 +118,19 @@ def test_page_embeds_charts_and_escapes_names() -> None:
     assert 'src="http' not in page and "<link" not in page  # self-contained
 
 
-def test_report_job_renders_every_section_from_the_gold_tables(fake_gold_lake: Path, tmp_path: Path) -> None:
+def test_report_job_renders_every_section_from_the_gold_tables(
+    spark: SparkSession, pipeline_lake: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "reports"
-    argv = ["--set", f"lake.root={fake_gold_lake}", "--set", f"report.dir={out}"]
+    argv = ["--set", f"lake.root={pipeline_lake}", "--set", f"report.dir={out}"]
     assert report_job.main(argv) == 0
     (page_path,) = out.glob("segmentation_*.html")
     page = page_path.read_text()
     assert "Not computed" not in page
     # segments, R x F, retention, clusters, migration, quality: one chart each
     assert page.count("data:image/png;base64,") == 6
-    assert "Frequent big spenders" in page and "weekly promotions" in page
+    clusters = spark.read.format("delta").load(f"{pipeline_lake}/gold/cluster_profiles")
+    latest = clusters.agg(F.max("as_of_date")).first()[0]
+    names = [r["cluster_name"] for r in clusters.where(F.col("as_of_date") == latest).collect()]
+    assert names and all(html.escape(name) in page for name in names)
+    assert "weekly promotions" in page  # the default map's campaign for Loyal

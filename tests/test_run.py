@@ -12,12 +12,14 @@ from pyspark.sql import types as T
 
 from jobs import run as run_job
 from seglake import tables
+from tests.conftest import pipeline_argv
 
 
-def test_run_generates_then_cleanses_and_records_every_stage(spark: SparkSession, lake: Path, capsys) -> None:
+def test_run_generates_then_cleanses_and_records_each_stage(spark: SparkSession, lake: Path, capsys) -> None:
     argv = ["--set", f"lake.root={lake}", "--set", "generate.customers=300", "--set", "generate.receipts=3000",
             "--set", f"report.dir={lake.parent / 'reports'}"]  # fmt: skip
-    assert run_job.main(argv) == 0
+    # the whole pipeline runs on the pipeline lake (conftest.py); here the stages up to cohorts
+    assert run_job.main([*argv, "--stages", "cleanse,features,cohorts"]) == 0
     runs = {r["job"]: r for r in spark.read.format("delta").load(f"{lake}/ops/runs").collect()}
     assert runs["run"]["status"] == "succeeded" and runs["cleanse"]["status"] == "succeeded"
     assert runs["cohorts"]["status"] == "succeeded" and runs["cohorts"]["as_of_date"] is not None
@@ -39,7 +41,7 @@ def test_run_generates_then_cleanses_and_records_every_stage(spark: SparkSession
     assert re.search(rf"silver/receipts +{silver:,} +last commit\n", err)  # the summary table
     assert re.search(r"cleanse: done in [0-9.]+s: [0-9,]+ rows in", err)  # one line per stage
     # a second run generates nothing and cleanses nothing new
-    assert run_job.main(argv) == 0
+    assert run_job.main([*argv, "--stages", "cleanse"]) == 0
     assert spark.read.format("delta").load(f"{lake}/silver/receipts").count() == silver
     assert "generating" not in capsys.readouterr().err
 
@@ -85,16 +87,12 @@ def _latest_as_of(spark: SparkSession, lake: Path) -> dt.date:
     return spark.read.format("delta").load(f"{lake}/gold/customer_profile").agg(F.max("as_of_date")).first()[0]
 
 
-def _argv(lake: Path, *extra: str) -> list[str]:
-    return ["--set", f"lake.root={lake}", "--set", f"report.dir={lake.parent / 'reports'}", *extra]
-
-
 def test_the_same_as_of_twice_leaves_gold_identical(spark: SparkSession, pipeline_lake: Path, capsys) -> None:
     as_of = _latest_as_of(spark, pipeline_lake)
     before = _gold_snapshot(spark, pipeline_lake)
     assert {"gold/customer_profile", "gold/cohort_retention"} <= set(before)
     capsys.readouterr()
-    assert run_job.main(_argv(pipeline_lake, "--as-of", str(as_of))) == 0
+    assert run_job.main(pipeline_argv(pipeline_lake, "--as-of", str(as_of))) == 0
     after = _gold_snapshot(spark, pipeline_lake)
     assert set(after) == set(before)
     for table, (version, rows) in after.items():
@@ -116,7 +114,7 @@ def test_an_older_as_of_adds_history_and_keeps_newer_dates(spark: SparkSession, 
     latest = _latest_as_of(spark, pipeline_lake)
     older = latest - dt.timedelta(days=92)
     before = _gold_snapshot(spark, pipeline_lake)
-    assert run_job.main(_argv(pipeline_lake, "--as-of", str(older), "--stages", "features,cohorts")) == 0
+    assert run_job.main(pipeline_argv(pipeline_lake, "--as-of", str(older), "--stages", "features,cohorts")) == 0
     after = _gold_snapshot(spark, pipeline_lake)
     for table in ("gold/customer_profile", "gold/cohort_retention", "gold/cohort_retention_by_channel"):
         old_rows, new_rows = before[table][1], after[table][1]
@@ -142,7 +140,7 @@ def test_a_failing_stage_restores_its_tables_and_marks_the_run_failed(
 
     monkeypatch.setattr(tables, "replace_as_of", failing_replace)
     capsys.readouterr()
-    assert run_job.main(_argv(pipeline_lake, "--as-of", str(as_of), "--stages", "features,cohorts,report")) == 2
+    assert run_job.main(pipeline_argv(pipeline_lake, "--as-of", str(as_of), "--stages", "features,cohorts,report")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "seglake run: error: stage cohorts failed: disk full (injected)"
     after = _gold_snapshot(spark, pipeline_lake)
@@ -157,6 +155,6 @@ def test_a_failing_stage_restores_its_tables_and_marks_the_run_failed(
     assert last["report"]["started_at"] < last["cohorts"]["started_at"]  # the report did not run
 
     monkeypatch.undo()
-    assert run_job.main(_argv(pipeline_lake, "--as-of", str(as_of), "--stages", "cohorts")) == 0
+    assert run_job.main(pipeline_argv(pipeline_lake, "--as-of", str(as_of), "--stages", "cohorts")) == 0
     runs = spark.read.format("delta").load(f"{pipeline_lake}/ops/runs")
     assert runs.orderBy(F.col("started_at").desc()).where("job = 'run'").first()["status"] == "succeeded"

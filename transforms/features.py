@@ -10,19 +10,33 @@ the count, sum and sum of squares of the whole days between consecutive purchase
 dates. Gaps are computed over the customer's whole purchase history (window by
 customer, ordered by time, frame = the previous purchase); a gap that crosses into a
 month counts in the later month and the first purchase ever has none. It also keeps
-the month's last ``k`` purchase dates (descending).
+the month's last ``k`` purchase dates (descending) and the monthly 360° values
+(``transforms.profile.month_360_aggregates``).
 
-``to_customer_profile`` derives every profile column exactly from that rollup, except
-where a month is cut:
+How it runs: one shuffle (by customer), one sort (customer, month, time, receipt id),
+two window passes that share that sort (the previous purchase date over the
+customer's history; the number of later purchases in the same month, which picks the
+month's last ``k`` dates without collecting them), then an aggregation over rows that
+already arrive grouped, so it streams (``spark.sql.execution.replaceHashWithSortAgg``,
+set by the session factory).
+
+``to_customer_profile`` derives every profile column exactly from that rollup in one
+aggregation per customer, except where a month is cut:
 
 * lifetime values (orders, net amount, first/last purchase, gaps, last ``k`` dates)
   add up the whole months up to ``D``. When ``D`` is not the last day of its month,
   that month is read from the receipts instead (only receipts dated <= ``D``), its
   gaps computed within the month, plus the gap from the last purchase of the earlier
   months to its first purchase. Months after ``D`` never contribute.
-* window values (frequency, monetary, purchase amount) add up the months that lie
-  wholly inside ``[S, D]``; the (at most two) months cut by ``S`` and by ``D`` are read
-  from the receipts, filtered to ``S <= date <= D``.
+* window values (frequency, monetary, purchase amount, the window's 360° values) add
+  up the months that lie wholly inside ``[S, D]``; the (at most two) months cut by
+  ``S`` and by ``D`` are read from the receipts, filtered to ``S <= date <= D``.
+
+The cut months are rolled up by the same code as the rollup, grouped also by two
+flags (``is_lifetime``, ``is_window``), and stacked under the rollup's whole months,
+each row flagged with the spans it counts in. So a profile run reads the rollup plus
+the receipts of at most two months (the receipts are filtered on the ``receipt_month``
+partition, so Spark scans only those).
 
 Late or removed receipts change their own month and, for a purchase, the first gap of
 the customer's next month with a purchase: ``to_changed_months`` names those months and
@@ -30,8 +44,6 @@ the customer's next month with a purchase: ``to_changed_months`` names those mon
 the previous purchase with its ``last_purchase_ts``), so the rollup can be kept up to
 date without reading all receipts.
 
-So a profile run reads the rollup plus the receipts of at most two months (the receipts are
-filtered on the ``receipt_month`` partition, so Spark scans only those).
 Periodicity is ``stddev_samp`` of the gaps, from count ``n``, sum ``s`` and sum of
 squares ``q``: ``sqrt((n*q - s*s) / (n*(n-1)))``, null for ``n < 2`` (fewer than three
 purchases).
@@ -49,15 +61,13 @@ from transforms.profile import (
     AMOUNT,
     MONTH_360_COLUMNS,
     PROFILE_SOURCE_COLUMNS,
+    SpanFlags,
     month_360_aggregates,
+    profile_360_aggregates,
+    profile_360_columns,
     sum_amount,
     sum_long,
-    to_profile_360,
 )
-
-
-def _zero_amount() -> Column:
-    return F.lit(0).cast(AMOUNT)
 
 
 def month_label(day: dt.date) -> str:
@@ -110,26 +120,6 @@ class ProfilePeriod:
         return sorted(set(months))
 
 
-def _gap_days(is_counted: Column) -> Column:
-    """Whole days from the previous counted receipt's date (same customer) to this one's.
-
-    Needs ``customer_id``, ``receipt_ts``, ``receipt_id``, ``receipt_date``. The window is
-    partitioned by customer only, so the rollup's ``groupBy(customer_id, month)`` that
-    follows needs no second shuffle: the previous counted date is the latest counted
-    date among all earlier rows (dates rise with ``receipt_ts``).
-    """
-    earlier = (
-        Window.partitionBy("customer_id").orderBy("receipt_ts", "receipt_id").rowsBetween(Window.unboundedPreceding, -1)
-    )
-    previous_date = F.max(F.when(is_counted, F.col("receipt_date"))).over(earlier)
-    return F.when(is_counted, F.datediff("receipt_date", previous_date))
-
-
-def _last_dates(dates: Column, last_k: int) -> Column:
-    """The ``last_k`` latest dates of an array, descending."""
-    return F.slice(F.sort_array(dates, asc=False), 1, last_k)
-
-
 CUSTOMER_MONTH_COLUMNS = (
     "customer_id", "month", "orders", "purchase_amount", "returns", "return_amount", "net_amount",
     "first_purchase_ts", "last_purchase_ts", "gap_count", "gap_sum_days", "gap_sumsq_days", "last_purchase_dates",
@@ -138,23 +128,51 @@ CUSTOMER_MONTH_COLUMNS = (
 
 
 def _dated(receipts: DataFrame) -> DataFrame:
+    """The receipt columns the rollup needs, with the receipt date and month (session time zone)."""
     return receipts.select(
         "customer_id",
         "receipt_id",
         "receipt_ts",
         "amount",
         F.to_date("receipt_ts").alias("receipt_date"),
-        (F.col("amount") > 0).alias("is_counted"),
+        F.date_format("receipt_ts", "yyyy-MM").alias("month"),
         *PROFILE_SOURCE_COLUMNS,
     )
 
 
-def _month_rollup(with_gap: DataFrame, last_k: int) -> DataFrame:
-    """Receipts with ``receipt_date`` and ``gap_days`` -> customer x month."""
+def _with_purchase_order(dated: DataFrame, is_counted: Column) -> DataFrame:
+    """Add ``gap_days`` and ``later_in_month`` for the purchases that ``is_counted`` selects.
+
+    ``gap_days``: whole days from the previous counted purchase of the customer (any
+    earlier month) to this one; null for the first and for rows not counted.
+    ``later_in_month``: counted purchases after this row in the same customer-month.
+    Both windows are ordered by (month, time, receipt id) within the customer, the
+    same order as time (the month follows from the time), so they share one sort;
+    the previous counted date is the latest counted date among all earlier rows.
+    """
+    by_customer = Window.partitionBy("customer_id").orderBy("month", "receipt_ts", "receipt_id")
+    by_month = Window.partitionBy("customer_id", "month").orderBy("receipt_ts", "receipt_id")
+    previous_date = F.max(F.when(is_counted, F.col("receipt_date"))).over(
+        by_customer.rowsBetween(Window.unboundedPreceding, -1)
+    )
+    later = F.count(F.when(is_counted, 1)).over(by_month.rowsBetween(1, Window.unboundedFollowing))
+    return dated.withColumns(
+        {
+            "gap_days": F.when(is_counted, F.datediff("receipt_date", previous_date)),
+            "later_in_month": F.when(is_counted, later),
+        }
+    )
+
+
+def _month_rollup(with_order: DataFrame, last_k: int, *, keys: tuple[str, ...] = ()) -> DataFrame:
+    """Receipts with ``gap_days`` and ``later_in_month`` -> customer x month (x ``keys``)."""
     is_purchase = F.col("amount") > 0
     is_return = F.col("amount") < 0
+    last_dates = F.array(
+        *[F.max(F.when(F.col("later_in_month") == j, F.col("receipt_date"))) for j in range(last_k)]
+    )  # the j-th latest counted purchase date of the month in slot j (null when fewer)
     return (
-        with_gap.groupBy("customer_id", F.date_format("receipt_date", "yyyy-MM").alias("month"))
+        with_order.groupBy("customer_id", "month", *keys)
         .agg(
             F.count(F.when(is_purchase, 1)).alias("orders"),
             sum_amount(F.when(is_purchase, F.col("amount"))).alias("purchase_amount"),
@@ -166,22 +184,20 @@ def _month_rollup(with_gap: DataFrame, last_k: int) -> DataFrame:
             F.count("gap_days").alias("gap_count"),
             sum_long(F.col("gap_days")).alias("gap_sum_days"),
             sum_long(F.col("gap_days") * F.col("gap_days")).alias("gap_sumsq_days"),
-            _last_dates(F.collect_list(F.when(is_purchase, F.col("receipt_date"))), last_k).alias(
-                "last_purchase_dates"
-            ),
+            F.filter(last_dates, lambda day: day.isNotNull()).alias("last_purchase_dates"),
             *month_360_aggregates(),
         )
-        .select(*CUSTOMER_MONTH_COLUMNS)
+        .select(*CUSTOMER_MONTH_COLUMNS, *keys)
     )
 
 
 def to_customer_month(receipts: DataFrame, *, last_k: int) -> DataFrame:
     """Grain: customer x calendar month of the receipt date. Needs the whole history.
 
-    Needs customer_id, receipt_id, receipt_ts, amount.
+    Needs customer_id, receipt_id, receipt_ts, amount and the 360° source columns.
     """
-    dated = _dated(receipts)
-    return _month_rollup(dated.withColumn("gap_days", _gap_days(F.col("is_counted"))), last_k)
+    with_order = _with_purchase_order(_dated(receipts), F.col("amount") > 0)
+    return _month_rollup(with_order, last_k)
 
 
 def to_changed_months(changed_receipts: DataFrame, customer_month: DataFrame) -> DataFrame:
@@ -227,72 +243,116 @@ def to_customer_month_update(
         F.col("last_purchase_ts").alias("receipt_ts"),
         F.lit(None).cast(AMOUNT).alias("amount"),
         F.to_date("last_purchase_ts").alias("receipt_date"),
-        F.lit(True).alias("is_counted"),
-        F.lit(True).alias("is_anchor"),
+        "month",
         *[F.lit(None).cast(kind).alias(name) for name, kind in PROFILE_SOURCE_COLUMNS.items()],
+        F.lit(True).alias("is_anchor"),
     )
-    with_gap = real.unionByName(anchors).withColumn("gap_days", _gap_days(F.col("is_counted")))
-    return _month_rollup(with_gap.where(~F.col("is_anchor")), last_k)
+    is_counted = F.col("is_anchor") | (F.col("amount") > 0)
+    with_order = _with_purchase_order(real.unionByName(anchors), is_counted)
+    return _month_rollup(with_order.where(~F.col("is_anchor")), last_k)
 
 
-def _whole_months(customer_month: DataFrame, period: ProfilePeriod, last_k: int) -> DataFrame:
-    """Per customer: lifetime values over the months that end by D; window values over
-    the months wholly inside the window."""
-    in_window = (F.col("month") >= period.first_whole_window_month) & (F.col("month") <= period.last_whole_month)
-    return (
-        customer_month.where(F.col("month") <= period.last_whole_month)
-        .groupBy("customer_id")
-        .agg(
-            sum_long(F.col("orders")).alias("whole_orders"),
-            sum_amount(F.col("net_amount")).alias("whole_net_amount"),
-            F.to_date(F.min("first_purchase_ts")).alias("whole_first_date"),
-            F.to_date(F.max("last_purchase_ts")).alias("whole_last_date"),
-            sum_long(F.col("gap_count")).alias("whole_gap_count"),
-            sum_long(F.col("gap_sum_days")).alias("whole_gap_sum"),
-            sum_long(F.col("gap_sumsq_days")).alias("whole_gap_sumsq"),
-            _last_dates(F.flatten(F.collect_list("last_purchase_dates")), last_k).alias("whole_last_dates"),
-            sum_long(F.when(in_window, F.col("orders"))).alias("whole_window_orders"),
-            sum_amount(F.when(in_window, F.col("net_amount"))).alias("whole_window_net"),
-            sum_amount(F.when(in_window, F.col("purchase_amount"))).alias("whole_window_purchase"),
-        )
-    )
-
-
-def _cut_months(receipts: DataFrame, period: ProfilePeriod, last_k: int) -> DataFrame:
-    """Per customer: the receipts of the months D and the window start cut, dated <= D."""
+def _cut_rollup(receipts: DataFrame, period: ProfilePeriod, last_k: int) -> DataFrame:
+    """The cut months rolled up from their receipts dated <= D, by (customer, month,
+    is_lifetime, is_window): ``is_lifetime`` for D's month (when D cuts it), ``is_window``
+    for days from the window start on. Gaps and last dates count lifetime purchases only:
+    within D's month; the gap from the earlier months is added by the profile."""
     as_of_month = period.as_of_month or ""
-    dated = (
-        receipts.where(F.col("receipt_month").isin(period.cut_months))
-        .select("customer_id", "receipt_id", "receipt_ts", "amount", F.to_date("receipt_ts").alias("receipt_date"))
-        .where(F.col("receipt_date") <= F.lit(period.as_of))
+    cut = receipts.where(F.col("receipt_month").isin(period.cut_months))
+    flagged = (
+        _dated(cut.where(F.to_date("receipt_ts") <= F.lit(period.as_of)))
+        .withColumns(
+            {
+                "is_lifetime": F.col("month") == F.lit(as_of_month),
+                "is_window": F.col("receipt_date") >= F.lit(period.window_start),
+            }
+        )
+        .where(F.col("is_lifetime") | F.col("is_window"))
     )
-    is_purchase = F.col("amount") > 0
-    in_as_of_month = F.date_format("receipt_date", "yyyy-MM") == F.lit(as_of_month)
-    in_window = F.col("receipt_date") >= F.lit(period.window_start)
-    counted = dated.withColumn("is_counted", in_as_of_month & is_purchase)
-    with_gap = counted.withColumn("gap_days", _gap_days(F.col("is_counted")))
-    is_counted = F.col("is_counted")
-    return with_gap.groupBy("customer_id").agg(
-        F.count(F.when(is_counted, 1)).alias("cut_orders"),
-        sum_amount(F.when(in_as_of_month, F.col("amount"))).alias("cut_net_amount"),
-        F.min(F.when(is_counted, F.col("receipt_date"))).alias("cut_first_date"),
-        F.max(F.when(is_counted, F.col("receipt_date"))).alias("cut_last_date"),
-        F.count("gap_days").alias("cut_gap_count"),
-        sum_long(F.col("gap_days")).alias("cut_gap_sum"),
-        sum_long(F.col("gap_days") * F.col("gap_days")).alias("cut_gap_sumsq"),
-        _last_dates(F.collect_list(F.when(is_counted, F.col("receipt_date"))), last_k).alias("cut_last_dates"),
-        F.count(F.when(in_window & is_purchase, 1)).alias("cut_window_orders"),
-        sum_amount(F.when(in_window, F.col("amount"))).alias("cut_window_net"),
-        sum_amount(F.when(in_window & is_purchase, F.col("amount"))).alias("cut_window_purchase"),
+    with_order = _with_purchase_order(flagged, F.col("is_lifetime") & (F.col("amount") > 0))
+    return _month_rollup(with_order, last_k, keys=("is_lifetime", "is_window"))
+
+
+def to_span_rows(customer_month: DataFrame, receipts: DataFrame, period: ProfilePeriod, last_k: int) -> DataFrame:
+    """Rollup-shaped rows flagged ``is_lifetime`` / ``is_window`` / ``is_rollup``: the whole
+    months up to D from the rollup (all lifetime; window when wholly inside it), then the
+    cut months from the receipts (:func:`_cut_rollup`)."""
+    whole = customer_month.where(F.col("month") <= period.last_whole_month).select(
+        *CUSTOMER_MONTH_COLUMNS,
+        F.lit(True).alias("is_lifetime"),
+        (F.col("month") >= period.first_whole_window_month).alias("is_window"),
+        F.lit(True).alias("is_rollup"),
     )
+    if not period.cut_months:
+        return whole
+    cut = _cut_rollup(receipts, period, last_k).withColumn("is_rollup", F.lit(False))
+    return whole.unionByName(cut)
 
 
-def _plus(left: str, right: str) -> Column:
-    return F.coalesce(F.col(left), F.lit(0)) + F.coalesce(F.col(right), F.lit(0))
+def _last_dates(dates: Column, last_k: int) -> Column:
+    """The ``last_k`` latest dates of an array, descending."""
+    return F.slice(F.sort_array(dates, asc=False), 1, last_k)
 
 
-def _plus_amount(left: str, right: str) -> Column:
-    return (F.coalesce(F.col(left), _zero_amount()) + F.coalesce(F.col(right), _zero_amount())).cast(AMOUNT)
+def _core_aggregates(flags: SpanFlags, last_k: int) -> list[Column]:
+    lifetime, window, rollup = flags.lifetime, flags.window, flags.rollup
+    cut_lifetime = lifetime & ~rollup
+    return [
+        sum_long(F.when(lifetime, F.col("orders"))).alias("orders_lifetime"),
+        sum_amount(F.when(lifetime, F.col("net_amount"))).alias("net_amount_lifetime"),
+        F.min(F.when(lifetime, F.col("first_purchase_ts"))).alias("first_purchase_ts"),
+        F.max(F.when(lifetime, F.col("last_purchase_ts"))).alias("last_purchase_ts"),
+        F.max(F.when(rollup, F.col("last_purchase_ts"))).alias("whole_last_purchase_ts"),
+        F.min(F.when(cut_lifetime, F.col("first_purchase_ts"))).alias("cut_first_purchase_ts"),
+        sum_long(F.when(lifetime, F.col("gap_count"))).alias("month_gap_count"),
+        sum_long(F.when(lifetime, F.col("gap_sum_days"))).alias("month_gap_sum"),
+        sum_long(F.when(lifetime, F.col("gap_sumsq_days"))).alias("month_gap_sumsq"),
+        _last_dates(F.flatten(F.collect_list(F.when(lifetime, F.col("last_purchase_dates")))), last_k).alias(
+            "last_dates"
+        ),
+        sum_long(F.when(window, F.col("orders"))).alias("frequency"),
+        sum_amount(F.when(window, F.col("net_amount"))).alias("monetary_amount"),
+        sum_amount(F.when(window, F.col("purchase_amount"))).alias("window_purchase_amount"),
+    ]
+
+
+PROFILE_CORE_COLUMNS = (
+    "customer_id", "as_of_date", "recency_days", "frequency", "monetary_amount", "avg_receipt_amount",
+    "first_purchase_date", "last_purchase_date", "tenure_days", "length_days", "recency_last_k_days",
+    "periodicity_days", "mean_gap_days", "cohort", "orders_lifetime", "net_amount_lifetime",
+)  # fmt: skip
+
+
+def _core_columns(as_of: dt.date) -> list[Column]:
+    as_of_date = F.lit(as_of)
+    first_date, last_date = F.to_date("first_purchase_ts"), F.to_date("last_purchase_ts")
+    # the gap from the last purchase of the whole months into D's (cut) month
+    crossing = F.datediff(F.to_date("cut_first_purchase_ts"), F.to_date("whole_last_purchase_ts"))
+    n = F.col("month_gap_count") + F.when(crossing.isNotNull(), 1).otherwise(0)
+    s = F.col("month_gap_sum") + F.coalesce(crossing, F.lit(0))
+    q = F.col("month_gap_sumsq") + F.coalesce(crossing * crossing, F.lit(0))
+    variance = (n * q - s * s).cast("double") / (n * (n - 1)).cast("double")
+    days_to_as_of = F.aggregate("last_dates", F.lit(0).cast("long"), lambda acc, day: acc + F.datediff(as_of_date, day))
+    return [
+        F.col("customer_id"),
+        as_of_date.alias("as_of_date"),
+        F.datediff(as_of_date, last_date).alias("recency_days"),
+        F.col("frequency"),
+        F.col("monetary_amount"),
+        F.when(F.col("frequency") > 0, F.col("window_purchase_amount") / F.col("frequency"))
+        .cast(AMOUNT)
+        .alias("avg_receipt_amount"),
+        first_date.alias("first_purchase_date"),
+        last_date.alias("last_purchase_date"),
+        F.datediff(as_of_date, first_date).alias("tenure_days"),
+        F.datediff(last_date, first_date).alias("length_days"),
+        (days_to_as_of / F.size("last_dates")).alias("recency_last_k_days"),
+        F.when(n >= 2, F.sqrt(F.greatest(variance, F.lit(0.0)))).alias("periodicity_days"),
+        F.when(n >= 1, s.cast("double") / n.cast("double")).alias("mean_gap_days"),
+        F.date_format(first_date, "yyyy-MM").alias("cohort"),
+        F.col("orders_lifetime"),
+        F.col("net_amount_lifetime"),
+    ]
 
 
 def to_customer_profile(
@@ -303,74 +363,21 @@ def to_customer_profile(
     window_days: int,
     last_k: int,
 ) -> DataFrame:
-    """Grain: customer (with a purchase on or before ``as_of``). Core RFM / LRFMP columns.
+    """Grain: customer (with a purchase on or before ``as_of``). The core RFM / LRFMP
+    columns (:data:`PROFILE_CORE_COLUMNS`) and the 360° columns, in one aggregation.
 
     ``customer_month`` is :func:`to_customer_month`'s output; ``receipts`` are silver
     receipts (with ``receipt_month``), of which only the cut months are read.
     """
     period = ProfilePeriod(as_of, window_days)
-    whole = _whole_months(customer_month, period, last_k)
-    cut = _cut_months(receipts, period, last_k)
-    both_sides = F.col("whole_last_date").isNotNull() & F.col("cut_first_date").isNotNull()
-    crossing_gap = F.when(both_sides, F.datediff("cut_first_date", "whole_last_date"))
-    combined = whole.join(cut, "customer_id", how="full").select(
-        "customer_id",
-        _plus("whole_orders", "cut_orders").cast("long").alias("orders_lifetime"),
-        _plus_amount("whole_net_amount", "cut_net_amount").alias("net_amount_lifetime"),
-        F.coalesce("whole_first_date", "cut_first_date").alias("first_purchase_date"),
-        F.coalesce("cut_last_date", "whole_last_date").alias("last_purchase_date"),
-        (_plus("whole_gap_count", "cut_gap_count") + F.when(both_sides, 1).otherwise(0))
-        .cast("long")
-        .alias("gap_count"),
-        (_plus("whole_gap_sum", "cut_gap_sum") + F.coalesce(crossing_gap, F.lit(0))).cast("long").alias("gap_sum"),
-        (_plus("whole_gap_sumsq", "cut_gap_sumsq") + F.coalesce(crossing_gap * crossing_gap, F.lit(0)))
-        .cast("long")
-        .alias("gap_sumsq"),
-        _last_dates(
-            F.concat(
-                F.coalesce("cut_last_dates", F.array().cast("array<date>")),
-                F.coalesce("whole_last_dates", F.array().cast("array<date>")),
-            ),
-            last_k,
-        ).alias("last_dates"),
-        _plus("whole_window_orders", "cut_window_orders").cast("long").alias("frequency"),
-        _plus_amount("whole_window_net", "cut_window_net").alias("monetary_amount"),
-        _plus_amount("whole_window_purchase", "cut_window_purchase").alias("window_purchase_amount"),
+    rows = to_span_rows(customer_month, receipts, period, last_k)
+    flags = SpanFlags(F.col("is_lifetime"), F.col("is_window"), F.col("is_rollup"))
+    # Clustered and sorted by customer first, the aggregation streams in one pass per
+    # partition; left to itself Spark would aggregate partially before the shuffle,
+    # which on ~10 rows per customer costs a sort and saves nothing.
+    by_customer = rows.repartition("customer_id").sortWithinPartitions("customer_id")
+    merged = by_customer.groupBy("customer_id").agg(
+        *_core_aggregates(flags, last_k),
+        *profile_360_aggregates(flags, period.last_whole_month, period.cut_months),
     )
-    as_of_date = F.lit(as_of)
-    n, s, q = F.col("gap_count"), F.col("gap_sum"), F.col("gap_sumsq")
-    variance = (n * q - s * s).cast("double") / (n * (n - 1)).cast("double")
-    days_to_as_of = F.aggregate("last_dates", F.lit(0).cast("long"), lambda acc, day: acc + F.datediff(as_of_date, day))
-    return combined.where(F.col("orders_lifetime") > 0).select(
-        "customer_id",
-        as_of_date.alias("as_of_date"),
-        F.datediff(as_of_date, "last_purchase_date").alias("recency_days"),
-        "frequency",
-        "monetary_amount",
-        F.when(F.col("frequency") > 0, F.col("window_purchase_amount") / F.col("frequency"))
-        .cast(AMOUNT)
-        .alias("avg_receipt_amount"),
-        "first_purchase_date",
-        "last_purchase_date",
-        F.datediff(as_of_date, "first_purchase_date").alias("tenure_days"),
-        F.datediff("last_purchase_date", "first_purchase_date").alias("length_days"),
-        (days_to_as_of / F.size("last_dates")).alias("recency_last_k_days"),
-        F.when(n >= 2, F.sqrt(F.greatest(variance, F.lit(0.0)))).alias("periodicity_days"),
-        F.when(n >= 1, s.cast("double") / n.cast("double")).alias("mean_gap_days"),
-        F.date_format("first_purchase_date", "yyyy-MM").alias("cohort"),
-        "orders_lifetime",
-        "net_amount_lifetime",
-    )
-
-
-def to_customer_profile_360(customer_month: DataFrame, receipts: DataFrame, period: ProfilePeriod) -> DataFrame:
-    """The 360° columns (``transforms.profile.to_profile_360``) cut like the core profile for ``period``."""
-    return to_profile_360(
-        customer_month,
-        receipts,
-        as_of=period.as_of,
-        window_start=period.window_start,
-        last_whole_month=period.last_whole_month,
-        first_whole_window_month=period.first_whole_window_month,
-        cut_months=period.cut_months,
-    )
+    return merged.where(F.col("orders_lifetime") > 0).select(*_core_columns(as_of), *profile_360_columns())

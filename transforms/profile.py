@@ -4,15 +4,17 @@ returns, geography and demographics, derived from the ``customer_month`` rollup.
 ``month_360_aggregates`` are the monthly values ``silver/customer_month`` keeps for this
 (purchases only: receipts with amount > 0). All of them merge exactly across months:
 counts and amounts add, maxima take the max, ``first_purchase_channel`` follows the
-earliest ``first_purchase_ts``, and the per-key maps (orders per channel, region and
-store; purchase amount per category) add key by key.
+earliest ``first_purchase_ts``, and the per-key maps (orders per region and store;
+purchase amount per category) add key by key. Channels are the canonical three
+(store, online, app), so they are three counts rather than a map.
 
-``to_profile_360`` merges them per customer over two spans, cut exactly like the core
-profile (see ``transforms/features.py``): *lifetime* = every receipt dated <= D, and the
-*window* ``(D-W, D]``. Whole months come from the rollup; the (at most two) months that
-the window start or D cut are rolled up again from their receipts, filtered to the
-span. Hours, weekdays and calendar months are read in the session time zone
-(``spark.timezone``), like every date in the lake.
+``profile_360_aggregates`` merges them per customer over two spans, cut exactly like
+the core profile (see ``transforms/features.py``, which runs both in one aggregation):
+*lifetime* = every receipt dated <= D, and the *window* ``(D-W, D]``. Whole months come
+from the rollup; the (at most two) months that the window start or D cut are rolled
+up again from their receipts, filtered to the span. Hours, weekdays and calendar
+months are read in the session time zone (``spark.timezone``), like every date in the
+lake.
 
 Window shares and rates are null when the customer has no purchase in the window
 (frequency 0); counts are 0 then. Ties for a "main" or "top" key go to the smallest key
@@ -22,7 +24,7 @@ part of day to the earlier part (night, morning, afternoon, evening).
 
 from __future__ import annotations
 
-import datetime as dt
+from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -49,7 +51,7 @@ PROFILE_SOURCE_COLUMNS = {
 MONTH_360_COLUMNS = (
     "first_purchase_channel", "max_receipt_amount", "coupon_orders", "discount_amount", "items",
     "weekend_orders", *(f"{part}_orders" for part in PARTS_OF_DAY),
-    "channel_orders", "category_amounts", "region_orders", "store_orders",
+    *(f"{channel}_channel_orders" for channel in CHANNELS), "category_amounts", "region_orders", "store_orders",
 )  # fmt: skip
 
 
@@ -100,13 +102,11 @@ def month_360_aggregates() -> list[Column]:
         F.min_by("channel", purchases(F.struct("receipt_ts", "receipt_id"))).alias("first_purchase_channel"),
         F.max(purchases(F.col("amount"))).cast(AMOUNT).alias("max_receipt_amount"),
         F.count(F.when(is_purchase & F.col("coupon_used"), 1)).alias("coupon_orders"),
-        F.coalesce(F.sum(purchases(F.col("discount_amount"))), F.lit(0).cast(AMOUNT))
-        .cast(AMOUNT)
-        .alias("discount_amount"),
-        F.coalesce(F.sum(purchases(F.col("item_count"))), F.lit(0)).cast("long").alias("items"),
+        sum_amount(purchases(F.col("discount_amount"))).alias("discount_amount"),
+        sum_long(purchases(F.col("item_count"))).alias("items"),
         F.count(F.when(is_purchase & F.dayofweek("receipt_ts").isin(1, 7), 1)).alias("weekend_orders"),
         *part_counts,
-        _key_counts(F.collect_list(purchases(F.col("channel")))).alias("channel_orders"),
+        *[F.count(F.when(is_purchase & (F.col("channel") == c), 1)).alias(f"{c}_channel_orders") for c in CHANNELS],
         _key_amounts(
             F.collect_list(purchases(F.struct(F.col("category").alias("key"), F.col("amount").alias("amount"))))
         ).alias("category_amounts"),
@@ -125,9 +125,9 @@ def trend_months(last_whole_month: str) -> tuple[list[str], list[str]]:
     return labels[:3], labels[3:]
 
 
-def _merged_map(column: str, when: Column, value_type: str, *, key_type: str = "string") -> Column:
+def _merged_map(column: str, when: Column, value_type: str) -> Column:
     """Key-by-key sum of the map ``column`` over the group's rows where ``when`` holds."""
-    empty = F.create_map().cast(f"map<{key_type},{value_type}>")
+    empty = F.create_map().cast(f"map<string,{value_type}>")
     zero = F.lit(0).cast(value_type)
     return F.aggregate(
         F.collect_list(F.when(when, F.col(column))),
@@ -159,97 +159,43 @@ def sum_amount(column: Column) -> Column:
     return F.coalesce(F.sum(column), F.lit(0).cast(AMOUNT)).cast(AMOUNT)
 
 
-def _span_rows(
-    customer_month: DataFrame,
-    receipts: DataFrame,
-    *,
-    window_start: dt.date,
-    as_of: dt.date,
-    last_whole_month: str,
-    first_whole_window_month: str,
-    cut_months: list[str],
-) -> DataFrame:
-    """Monthly rows, each flagged ``is_lifetime`` / ``is_window`` / ``is_rollup``.
+@dataclass(frozen=True)
+class SpanFlags:
+    """Boolean columns of a rollup-shaped row: counts in the lifetime (dated <= D), counts
+    in the window (D-W, D], comes from the rollup (a whole month) rather than a cut month."""
 
-    Rollup months up to the last whole month count for the lifetime, those wholly inside
-    the window for the window too. The cut months are rolled up from their receipts in
-    parts: dated <= D and in D's month (lifetime), and inside [window start, D] (window).
+    lifetime: Column
+    window: Column
+    rollup: Column
+
+
+MONTHS_OF_YEAR = range(1, 13)
+
+
+def profile_360_aggregates(flags: SpanFlags, last_whole_month: str, cut_months: list[str]) -> list[Column]:
+    """Per-customer aggregates over rollup-shaped rows flagged with :class:`SpanFlags`.
+
+    Rollup rows are one per month; a cut month can give two rows (inside and before the
+    window), so months are counted once each: rollup rows by count, cut months by name.
+    The spend trend compares whole calendar months only.
     """
-    as_of_month = f"{as_of:%Y-%m}"
-    month_values = ("orders", "returns", "purchase_amount", "return_amount", "net_amount", "first_purchase_ts")
-    whole = customer_month.where(F.col("month") <= last_whole_month).select(
-        "customer_id",
-        "month",
-        F.lit(True).alias("is_lifetime"),
-        (F.col("month") >= first_whole_window_month).alias("is_window"),
-        F.lit(True).alias("is_rollup"),
-        *month_values,
-        *MONTH_360_COLUMNS,
-    )
-    receipt_date = F.to_date("receipt_ts")
-    cut = (
-        receipts.where(F.col("receipt_month").isin(cut_months))
-        .where(receipt_date <= F.lit(as_of))
-        .withColumns(
-            {
-                "month": F.date_format(receipt_date, "yyyy-MM"),
-                "is_lifetime": F.date_format(receipt_date, "yyyy-MM") == F.lit(as_of_month)
-                if as_of_month > last_whole_month
-                else F.lit(False),
-                "is_window": receipt_date >= F.lit(window_start),
-            }
-        )
-        .where(F.col("is_lifetime") | F.col("is_window"))
-    )
-    is_purchase, is_return = F.col("amount") > 0, F.col("amount") < 0
-    cut_rows = cut.groupBy("customer_id", "month", "is_lifetime", "is_window").agg(
-        F.lit(False).alias("is_rollup"),
-        F.count(F.when(is_purchase, 1)).alias("orders"),
-        F.count(F.when(is_return, 1)).alias("returns"),
-        sum_amount(F.when(is_purchase, F.col("amount"))).alias("purchase_amount"),
-        sum_amount(F.when(is_return, F.col("amount"))).alias("return_amount"),
-        F.sum("amount").cast(AMOUNT).alias("net_amount"),
-        F.min(F.when(is_purchase, F.col("receipt_ts"))).alias("first_purchase_ts"),
-        *month_360_aggregates(),
-    )
-    return whole.unionByName(cut_rows)
-
-
-def to_profile_360(
-    customer_month: DataFrame,
-    receipts: DataFrame,
-    *,
-    as_of: dt.date,
-    window_start: dt.date,
-    last_whole_month: str,
-    first_whole_window_month: str,
-    cut_months: list[str],
-) -> DataFrame:
-    """Grain: customer (with any receipt up to D). The 360° columns; see the module docstring.
-
-    Takes the period as plain values (``transforms.features.ProfilePeriod`` has them).
-    """
-    rows = _span_rows(
-        customer_month,
-        receipts,
-        window_start=window_start,
-        as_of=as_of,
-        last_whole_month=last_whole_month,
-        first_whole_window_month=first_whole_window_month,
-        cut_months=cut_months,
-    ).withColumn("month_orders", F.create_map(F.substring("month", 6, 2).cast("int"), F.col("orders")))
-    lifetime, window = F.col("is_lifetime"), F.col("is_window")
+    lifetime, window, rollup = flags.lifetime, flags.window, flags.rollup
     has_orders = F.col("orders") > 0
     last_3, previous_3 = trend_months(last_whole_month)
-    in_trend = lifetime & F.col("is_rollup")
-    merged = rows.groupBy("customer_id").agg(
+    in_trend = lifetime & rollup
+    month_of_year = F.substring("month", 6, 2).cast("int")
+
+    def cut_months_with_orders(span: Column) -> Column:
+        """How many of the cut months have a purchase in ``span`` (each month once)."""
+        present = [F.max(F.when(~rollup & span & has_orders & (F.col("month") == m), 1)) for m in cut_months]
+        return sum((F.coalesce(month, F.lit(0)) for month in present), F.lit(0))
+
+    return [
         # lifetime
         F.min_by("first_purchase_channel", F.when(lifetime & has_orders, F.col("first_purchase_ts"))).alias(
             "first_channel"
         ),
-        F.size(F.collect_set(F.when(lifetime & has_orders, F.col("month"))))
-        .cast("long")
-        .alias("months_active_lifetime"),
+        (F.count(F.when(rollup & has_orders, 1)) + cut_months_with_orders(lifetime)).alias("months_active_lifetime"),
         sum_amount(F.when(lifetime, F.col("purchase_amount"))).alias("gross_spend_lifetime"),
         F.max(F.when(lifetime, F.col("max_receipt_amount"))).alias("max_receipt_amount_lifetime"),
         sum_amount(F.when(in_trend & F.col("month").isin(last_3), F.col("net_amount"))).alias("spend_last_3_months"),
@@ -258,7 +204,9 @@ def to_profile_360(
         ),
         # window
         sum_long(F.when(window, F.col("orders"))).alias("orders_window"),
-        F.size(F.collect_set(F.when(window & has_orders, F.col("month")))).cast("long").alias("months_active_window"),
+        (F.count(F.when(rollup & window & has_orders, 1)) + cut_months_with_orders(window)).alias(
+            "months_active_window"
+        ),
         sum_amount(F.when(window, F.col("purchase_amount"))).alias("gross_spend_window"),
         F.max(F.when(window, F.col("max_receipt_amount"))).alias("max_receipt_amount_window"),
         sum_long(F.when(window, F.col("coupon_orders"))).alias("coupon_orders_window"),
@@ -266,40 +214,53 @@ def to_profile_360(
         sum_long(F.when(window, F.col("items"))).alias("items_window"),
         sum_long(F.when(window, F.col("weekend_orders"))).alias("weekend_orders_window"),
         *[sum_long(F.when(window, F.col(f"{part}_orders"))).alias(f"{part}_orders_window") for part in PARTS_OF_DAY],
+        *[sum_long(F.when(window, F.col(f"{c}_channel_orders"))).alias(f"{c}_orders_window") for c in CHANNELS],
+        *[
+            sum_long(F.when(window & (month_of_year == m), F.col("orders"))).alias(f"month_{m}_orders_window")
+            for m in MONTHS_OF_YEAR
+        ],
         sum_long(F.when(window, F.col("returns"))).alias("returns_window"),
         (-sum_amount(F.when(window, F.col("return_amount")))).cast(AMOUNT).alias("return_amount_window"),
-        _merged_map("channel_orders", window, "bigint").alias("channels"),
         _merged_map("category_amounts", window, AMOUNT).alias("categories"),
         _merged_map("region_orders", window, "bigint").alias("regions"),
         _merged_map("store_orders", window, "bigint").alias("stores"),
-        _merged_map("month_orders", window & has_orders, "bigint", key_type="int").alias("months_of_year"),
-    )
+    ]
+
+
+def _first_top(names: list[str], values: list[Column]) -> Column:
+    """The first name whose value is the largest (null when all are null)."""
+    top = F.greatest(*values)
+    chosen: Column = F.lit(None).cast("string")
+    for name, value in reversed(list(zip(names, values, strict=True))):
+        chosen = F.when(value == top, F.lit(name)).otherwise(chosen)
+    return chosen
+
+
+def profile_360_columns() -> list[Column]:
+    """The 360° columns from :func:`profile_360_aggregates`' output, in section order."""
     orders = F.col("orders_window")
     gross = F.col("gross_spend_window")
     spend_previous = F.col("spend_previous_3_months")
     category_total = F.aggregate(F.map_values("categories"), F.lit(0).cast(AMOUNT), lambda t, v: (t + v).cast(AMOUNT))
     top_category = _top_key(F.col("categories"))
     main_region = _top_key(F.col("regions"))
-    peak_orders = F.array_max(F.map_values("months_of_year"))
+    month_orders = [F.col(f"month_{m}_orders_window") for m in MONTHS_OF_YEAR]
+    peak_orders = F.greatest(*month_orders)
     parts = list(PARTS_OF_DAY)
-    part_top = F.greatest(*[F.col(f"{part}_orders_window") for part in parts])
-    preferred_part: Column = F.lit(None).cast("string")
-    for part in reversed(parts):  # the earliest part with the most orders
-        preferred_part = F.when(F.col(f"{part}_orders_window") == part_top, F.lit(part)).otherwise(preferred_part)
-    channels_used = F.size(F.map_keys("channels")).cast("long")
-    return merged.select(
-        "customer_id",
+    channel_orders = [F.col(f"{c}_orders_window") for c in CHANNELS]
+    channels_used = sum((F.when(c > 0, 1).otherwise(0) for c in channel_orders), F.lit(0)).cast("long")
+    return [
         # relationship
-        "first_channel",
-        "months_active_lifetime",
-        "months_active_window",
+        F.col("first_channel"),
+        F.col("months_active_lifetime"),
+        F.col("months_active_window"),
         # spend
-        "gross_spend_lifetime",
-        "gross_spend_window",
+        F.col("gross_spend_lifetime"),
+        F.col("gross_spend_window"),
         F.col("max_receipt_amount_lifetime").cast(AMOUNT).alias("max_receipt_amount_lifetime"),
         F.col("max_receipt_amount_window").cast(AMOUNT).alias("max_receipt_amount_window"),
-        "spend_last_3_months",
-        "spend_previous_3_months",
+        F.col("spend_last_3_months"),
+        F.col("spend_previous_3_months"),
         F.when(spend_previous > 0, F.col("spend_last_3_months").cast("double") / spend_previous.cast("double")).alias(
             "spend_trend_ratio"
         ),
@@ -308,35 +269,34 @@ def to_profile_360(
         top_category.alias("top_category"),
         _share(F.element_at("categories", top_category), category_total).alias("top_category_share"),
         # channels
-        *[
-            F.when(orders > 0, _share(F.coalesce(F.element_at("channels", F.lit(c)), F.lit(0)), orders)).alias(
-                f"{c}_order_share"
-            )
-            for c in CHANNELS
-        ],
+        *[_share(F.col(f"{c}_orders_window"), orders).alias(f"{c}_order_share") for c in CHANNELS],
         channels_used.alias("channels_used_window"),
         F.when(orders > 0, channels_used >= 2).alias("is_omnichannel"),
-        _top_key(F.col("channels")).alias("main_channel"),
+        F.when(orders > 0, _first_top(sorted(CHANNELS), [F.col(f"{c}_orders_window") for c in sorted(CHANNELS)])).alias(
+            "main_channel"
+        ),
         # promotions
-        "coupon_orders_window",
+        F.col("coupon_orders_window"),
         _share(F.col("coupon_orders_window"), orders).alias("coupon_order_share"),
-        "discount_amount_window",
+        F.col("discount_amount_window"),
         _share(F.col("discount_amount_window"), gross + F.col("discount_amount_window")).alias("discount_share"),
         # basket
-        "items_window",
+        F.col("items_window"),
         _share(F.col("items_window"), orders).alias("avg_items_per_order"),
         _share(gross, F.col("items_window")).alias("avg_item_amount"),
         # time
         _share(F.col("weekend_orders_window"), orders).alias("weekend_order_share"),
         *[_share(F.col(f"{part}_orders_window"), orders).alias(f"{part}_order_share") for part in parts],
-        F.when(orders > 0, preferred_part).alias("preferred_part_of_day"),
-        F.array_min(
-            F.filter(F.map_keys("months_of_year"), lambda m: F.element_at("months_of_year", m) == peak_orders)
-        ).alias("peak_month_of_year"),
+        F.when(orders > 0, _first_top(parts, [F.col(f"{part}_orders_window") for part in parts])).alias(
+            "preferred_part_of_day"
+        ),
+        F.when(orders > 0, _first_top([str(m) for m in MONTHS_OF_YEAR], month_orders).cast("int")).alias(
+            "peak_month_of_year"
+        ),
         _share(peak_orders, orders).alias("peak_month_share"),
         # returns
-        "returns_window",
-        "return_amount_window",
+        F.col("returns_window"),
+        F.col("return_amount_window"),
         _share(F.col("returns_window"), orders).alias("return_rate_count"),
         _share(F.col("return_amount_window"), gross).alias("return_rate_amount"),
         # geography
@@ -345,7 +305,7 @@ def to_profile_360(
         F.size(F.map_keys("regions")).cast("long").alias("regions_used_window"),
         _top_key(F.col("stores")).alias("main_store"),
         F.size(F.map_keys("stores")).cast("long").alias("stores_used_window"),
-    )
+    ]
 
 
 DEMOGRAPHIC_COLUMNS = {
