@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,11 +48,12 @@ def lake(tmp_path: Path) -> Path:
 
 
 # A tiny lake made by the run job (generate + every stage), shared by the run, report,
-# notebook and BI tests. Tests may add as-of dates or rerun stages but must leave it valid,
-# and rerun with pipeline_argv so that they use the same settings (the k search range).
+# notebook and BI tests. Tests may add as-of dates or rerun stages but must leave it valid
+# (same rows), and rerun with pipeline_argv so that they use the same settings.
 PIPELINE_SETTINGS = ("generate.customers=2000", "generate.receipts=20000", "clusters.k_max=5")
-# a second, earlier as-of date with segments, so that gold/segment_migration has rows
+# then a run for an earlier as-of date (out of order), so that gold/segment_migration has rows
 PIPELINE_EARLIER_DAYS = 30
+PIPELINE_EARLIER_STAGES = "features,cohorts,segment"
 
 
 def pipeline_argv(lake: Path, *extra: str) -> list[str]:
@@ -60,18 +63,28 @@ def pipeline_argv(lake: Path, *extra: str) -> list[str]:
     return [*argv, *extra]
 
 
+def versions_before_earlier_run(lake: Path) -> dict[str, int]:
+    """The gold table versions the pipeline lake had before its earlier as-of run."""
+    return json.loads((lake.parent / "versions_before_earlier_run.json").read_text())
+
+
 @pytest.fixture(scope="session")
 def pipeline_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import datetime as dt
-
     from pyspark.sql import functions as F
 
     from jobs import run as run_job
+    from seglake import tables
 
     root = tmp_path_factory.mktemp("pipeline") / "lake"
     assert run_job.main(pipeline_argv(root)) == 0
+    versions = {
+        table: tables.table_version(spark, str(root / table))
+        for table in tables.TABLE_INFO
+        if table.startswith("gold/") and tables.table_exists(spark, str(root / table))
+    }
+    (root.parent / "versions_before_earlier_run.json").write_text(json.dumps(versions))
     profile = spark.read.format("delta").load(str(root / "gold" / "customer_profile"))
     earlier = profile.agg(F.max("as_of_date")).first()[0] - dt.timedelta(days=PIPELINE_EARLIER_DAYS)
-    # run out of order: the later date's migration is recomputed against the earlier one
-    assert run_job.main(pipeline_argv(root, "--as-of", str(earlier), "--stages", "features,segment")) == 0
+    argv = pipeline_argv(root, "--as-of", str(earlier), "--stages", PIPELINE_EARLIER_STAGES)
+    assert run_job.main(argv) == 0
     return root

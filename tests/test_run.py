@@ -12,7 +12,7 @@ from pyspark.sql import types as T
 
 from jobs import run as run_job
 from seglake import tables
-from tests.conftest import pipeline_argv
+from tests.conftest import PIPELINE_EARLIER_DAYS, pipeline_argv, versions_before_earlier_run
 
 
 def test_run_generates_then_cleanses_and_records_each_stage(spark: SparkSession, lake: Path, capsys) -> None:
@@ -110,17 +110,28 @@ def test_the_same_as_of_twice_leaves_gold_identical(spark: SparkSession, pipelin
     assert re.search(r"quarantined this run: 0\n", err)  # nothing new in bronze
 
 
+HISTORY_TABLES = (
+    "gold/customer_profile", "gold/cohort_retention", "gold/cohort_retention_by_channel", "gold/rfm_segments",
+    "gold/rule_segments", "gold/campaign_audiences", "gold/rfm_thresholds",
+)  # fmt: skip
+
+
 def test_an_older_as_of_adds_history_and_keeps_newer_dates(spark: SparkSession, pipeline_lake: Path) -> None:
+    # the pipeline lake's second run (conftest.py) was for an earlier as-of date than its first
+    before = versions_before_earlier_run(pipeline_lake)
     latest = _latest_as_of(spark, pipeline_lake)
-    older = latest - dt.timedelta(days=92)
-    before = _gold_snapshot(spark, pipeline_lake)
-    assert run_job.main(pipeline_argv(pipeline_lake, "--as-of", str(older), "--stages", "features,cohorts")) == 0
+    older = latest - dt.timedelta(days=PIPELINE_EARLIER_DAYS)
     after = _gold_snapshot(spark, pipeline_lake)
-    for table in ("gold/customer_profile", "gold/cohort_retention", "gold/cohort_retention_by_channel"):
-        old_rows, new_rows = before[table][1], after[table][1]
+    for table in HISTORY_TABLES:
+        path = f"{pipeline_lake}/{table}"
+        old_rows = spark.read.format("delta").option("versionAsOf", before[table]).load(path)
+        new_rows = after[table][1]
         assert old_rows.where(F.col("as_of_date") == older).count() == 0
         assert new_rows.where(F.col("as_of_date") == older).count() > 0, table
         _assert_same_rows(old_rows, new_rows.where(F.col("as_of_date") != older), table)
+    # the later date's migration now starts from the older date (a run out of order)
+    migration = after["gold/segment_migration"][1].where(F.col("as_of_date") == latest)
+    assert {r["previous_as_of_date"] for r in migration.select("previous_as_of_date").distinct().collect()} == {older}
     # the older profile ignores later receipts: nobody's last purchase is after it
     older_profile = after["gold/customer_profile"][1].where(F.col("as_of_date") == older)
     assert older_profile.where(F.col("last_purchase_date") > older).count() == 0
