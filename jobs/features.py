@@ -5,8 +5,9 @@ silver. With ``--incremental`` only the months that changed since the silver ver
 the rollup was last built from are rebuilt (``replaceWhere`` on ``month``): the months
 of receipts added or removed since, plus, per customer with a changed purchase, the
 next month with a purchase (its first gap changes). It falls back to the full rewrite
-when the last run's bookkeeping (``ops/runs`` details) does not match the tables or
-``features.recency_last_k`` changed. The profile for the as-of date D (``--as-of``, default: the last day with
+when the last run's bookkeeping (``ops/runs`` details) does not match the tables,
+``features.recency_last_k`` changed, or the rollup has other columns (written by another
+seglake version). The profile for the as-of date D (``--as-of``, default: the last day with
 receipts in silver) is derived from the rollup plus the receipts of the at most two
 months that D and the window start cut (see ``transforms/features.py``), and
 replaces the ``as_of_date = D`` partition of ``gold/customer_profile`` atomically.
@@ -31,6 +32,7 @@ from seglake.asof import resolve_as_of
 from seglake.cli import job_parser, run_job
 from seglake.runlog import Run
 from transforms.features import (
+    CUSTOMER_MONTH_COLUMNS,
     ProfilePeriod,
     to_changed_months,
     to_customer_month,
@@ -121,6 +123,9 @@ def update_customer_month(spark: SparkSession, run: Run, receipts: DataFrame, *,
         reason = f"full rewrite: features.recency_last_k changed ({previous.get('recency_last_k')} -> {last_k})"
     elif previous is not None and previous.get("customer_month_version") != tables.table_version(spark, path):
         reason = "full rewrite: silver/customer_month was written by something else since the last run"
+    elif previous is not None and set(spark.read.format("delta").load(path).columns) != set(CUSTOMER_MONTH_COLUMNS):
+        # a rollup written by an earlier seglake version (e.g. per-channel counts as a map)
+        reason = "full rewrite: silver/customer_month has other columns than this version's rollup"
     elif previous is not None:
         customer_month = run.read(spark, table)
         try:

@@ -478,3 +478,19 @@ def test_incremental_rollup_rebuilds_only_changed_months_and_nothing_when_nothin
     rerun = last_features_run(spark, lake)
     assert json.loads(rerun["details"])["rebuilt_months"] == []
     assert "silver/customer_month" not in rerun["tables_written"]
+
+
+def test_incremental_rollup_of_another_version_is_rewritten_whole(
+    spark: SparkSession, lake: Path, monkeypatch, capsys
+) -> None:
+    root = f"--set=lake.root={lake}"
+    append_silver(spark, lake, FIRST_BATCH)
+    assert features_job.main([root, "--as-of=2024-05-31"]) == 0
+    # as if the rollup had been written by a seglake version with other rollup columns
+    monkeypatch.setattr(
+        features_job, "CUSTOMER_MONTH_COLUMNS", (*features_job.CUSTOMER_MONTH_COLUMNS, "channel_orders")
+    )
+    capsys.readouterr()
+    assert features_job.main([root, "--as-of=2024-05-31", "--incremental"]) == 0
+    assert "full rewrite: silver/customer_month has other columns than this version's rollup" in capsys.readouterr().err
+    assert "rebuilt_months" not in last_features_run(spark, lake)["details"]
