@@ -13,12 +13,13 @@ month counts in the later month and the first purchase ever has none. It also ke
 the month's last ``k`` purchase dates (descending) and the monthly 360° values
 (``transforms.profile.month_360_aggregates``).
 
-How it runs: one shuffle (by customer), one sort (customer, month, time, receipt id),
-two window passes that share that sort (the previous purchase date over the
-customer's history; the number of later purchases in the same month, which picks the
-month's last ``k`` dates without collecting them), then an aggregation over rows that
-already arrive grouped, so it streams (``spark.sql.execution.replaceHashWithSortAgg``,
-set by the session factory).
+How it runs: one shuffle (by customer), one sort (customer, month), then an
+aggregation per customer-month over rows that already arrive grouped, so it streams
+(``spark.sql.execution.replaceHashWithSortAgg``, set by the session factory). No window
+runs over the receipts: the month keeps its purchase dates sorted, which give the
+gaps inside the month and the last ``k`` dates; the gap that crosses into the month
+comes from one window over the aggregated months (the latest purchase date of the
+customer's earlier months), which arrive already partitioned and sorted for it.
 
 ``to_customer_profile`` derives every profile column exactly from that rollup in one
 aggregation per customer, except where a month is cut:
@@ -32,8 +33,11 @@ aggregation per customer, except where a month is cut:
   up the months that lie wholly inside ``[S, D]``; the (at most two) months cut by
   ``S`` and by ``D`` are read from the receipts, filtered to ``S <= date <= D``.
 
-The cut months are rolled up by the same code as the rollup, grouped also by two
-flags (``is_lifetime``, ``is_window``), and stacked under the rollup's whole months,
+The cut months are rolled up with the same monthly values, grouped also by two flags
+(``is_lifetime``, ``is_window``); as a flag can split a month, their gaps and last ``k``
+dates come from two windows over the (few) receipts instead of per-group date lists:
+the previous counted purchase, and the counted purchases later in the month. They are
+stacked under the rollup's whole months,
 each row flagged with the spans it counts in. So a profile run reads the rollup plus
 the receipts of at most two months (the receipts are filtered on the ``receipt_month``
 partition, so Spark scans only those).
@@ -140,6 +144,21 @@ def _dated(receipts: DataFrame) -> DataFrame:
     )
 
 
+def _month_values() -> list[Column]:
+    """Per customer-month (or a cut part of one): the values that only add up its receipts."""
+    is_purchase = F.col("amount") > 0
+    is_return = F.col("amount") < 0
+    return [
+        F.count(F.when(is_purchase, 1)).alias("orders"),
+        sum_amount(F.when(is_purchase, F.col("amount"))).alias("purchase_amount"),
+        F.count(F.when(is_return, 1)).alias("returns"),
+        sum_amount(F.when(is_return, F.col("amount"))).alias("return_amount"),
+        F.sum("amount").cast(AMOUNT).alias("net_amount"),
+        F.min(F.when(is_purchase, F.col("receipt_ts"))).alias("first_purchase_ts"),
+        F.max(F.when(is_purchase, F.col("receipt_ts"))).alias("last_purchase_ts"),
+    ]
+
+
 def _with_purchase_order(dated: DataFrame, is_counted: Column) -> DataFrame:
     """Add ``gap_days`` and ``later_in_month`` for the purchases that ``is_counted`` selects.
 
@@ -165,22 +184,18 @@ def _with_purchase_order(dated: DataFrame, is_counted: Column) -> DataFrame:
 
 
 def _month_rollup(with_order: DataFrame, last_k: int, *, keys: tuple[str, ...] = ()) -> DataFrame:
-    """Receipts with ``gap_days`` and ``later_in_month`` -> customer x month (x ``keys``)."""
-    is_purchase = F.col("amount") > 0
-    is_return = F.col("amount") < 0
+    """Receipts with ``gap_days`` and ``later_in_month`` -> customer x month x ``keys``.
+
+    For the cut months only: there a month splits into parts by span flag, and its
+    counted purchases (hence gaps and last dates) run across the parts.
+    """
     last_dates = F.array(
         *[F.max(F.when(F.col("later_in_month") == j, F.col("receipt_date"))) for j in range(last_k)]
     )  # the j-th latest counted purchase date of the month in slot j (null when fewer)
     return (
         with_order.groupBy("customer_id", "month", *keys)
         .agg(
-            F.count(F.when(is_purchase, 1)).alias("orders"),
-            sum_amount(F.when(is_purchase, F.col("amount"))).alias("purchase_amount"),
-            F.count(F.when(is_return, 1)).alias("returns"),
-            sum_amount(F.when(is_return, F.col("amount"))).alias("return_amount"),
-            F.sum("amount").cast(AMOUNT).alias("net_amount"),
-            F.min(F.when(is_purchase, F.col("receipt_ts"))).alias("first_purchase_ts"),
-            F.max(F.when(is_purchase, F.col("receipt_ts"))).alias("last_purchase_ts"),
+            *_month_values(),
             F.count("gap_days").alias("gap_count"),
             sum_long(F.col("gap_days")).alias("gap_sum_days"),
             sum_long(F.col("gap_days") * F.col("gap_days")).alias("gap_sumsq_days"),
@@ -191,13 +206,59 @@ def _month_rollup(with_order: DataFrame, last_k: int, *, keys: tuple[str, ...] =
     )
 
 
+def _whole_months(dated: DataFrame) -> DataFrame:
+    """Receipts (``_dated``) -> customer x month with the month's purchase dates, ascending
+    (``purchase_dates``), clustered by customer and sorted by (customer, month)."""
+    return (
+        dated.repartition("customer_id")
+        .sortWithinPartitions("customer_id", "month")
+        .groupBy("customer_id", "month")
+        .agg(
+            *_month_values(),
+            F.array_sort(F.collect_list(F.when(F.col("amount") > 0, F.col("receipt_date")))).alias("purchase_dates"),
+            *month_360_aggregates(),
+        )
+    )
+
+
+def _with_month_gaps(months: DataFrame, last_k: int) -> DataFrame:
+    """Add the gap columns and ``last_purchase_dates`` to :func:`_whole_months` rows.
+
+    Inside the month the gaps are the steps between its sorted purchase dates; the gap
+    into the month runs from the latest purchase date of the customer's earlier months
+    (a window over months, not receipts) to the month's first purchase date.
+    """
+    dates = F.col("purchase_dates")
+    steps = F.transform(
+        F.slice(dates, 2, F.greatest(F.size(dates), F.lit(0))),
+        lambda day, i: F.datediff(day, F.element_at(dates, i + 1)),
+    )
+    earlier = Window.partitionBy("customer_id").orderBy("month").rowsBetween(Window.unboundedPreceding, -1)
+    crossing = F.datediff(F.to_date("first_purchase_ts"), F.max(F.to_date("last_purchase_ts")).over(earlier))
+    with_crossing = months.withColumn("crossing_gap", crossing)
+    crossing_gap = F.col("crossing_gap")
+    return with_crossing.withColumns(
+        {
+            "gap_count": (F.size(steps) + F.when(crossing_gap.isNotNull(), 1).otherwise(0)).cast("long"),
+            "gap_sum_days": (
+                F.aggregate(steps, F.lit(0).cast("long"), lambda total, gap: total + gap)
+                + F.coalesce(crossing_gap, F.lit(0))
+            ).cast("long"),
+            "gap_sumsq_days": (
+                F.aggregate(steps, F.lit(0).cast("long"), lambda total, gap: total + gap * gap)
+                + F.coalesce(crossing_gap * crossing_gap, F.lit(0))
+            ).cast("long"),
+            "last_purchase_dates": F.slice(F.reverse(dates), 1, last_k),
+        }
+    )
+
+
 def to_customer_month(receipts: DataFrame, *, last_k: int) -> DataFrame:
     """Grain: customer x calendar month of the receipt date. Needs the whole history.
 
     Needs customer_id, receipt_id, receipt_ts, amount and the 360° source columns.
     """
-    with_order = _with_purchase_order(_dated(receipts), F.col("amount") > 0)
-    return _month_rollup(with_order, last_k)
+    return _with_month_gaps(_whole_months(_dated(receipts)), last_k).select(*CUSTOMER_MONTH_COLUMNS)
 
 
 def to_changed_months(changed_receipts: DataFrame, customer_month: DataFrame) -> DataFrame:
@@ -231,25 +292,18 @@ def to_customer_month_update(
     """The rollup rows of ``months`` rebuilt from their receipts.
 
     ``receipts`` are read only for ``months`` (partition filter on ``receipt_month``).
-    The gap of a month's first purchase needs the purchase before it, which may lie in
-    a month not rebuilt: each such month stands in with one row at its
-    ``last_purchase_ts`` from ``customer_month``. Those rows only serve as the previous
-    purchase and are dropped before the rollup.
+    The gap into a month's first purchase needs the purchase before it, which may lie
+    in a month not rebuilt: each such month stands in with its ``last_purchase_ts`` from
+    ``customer_month`` (an anchor row), and anchors are dropped after the gaps.
     """
-    real = _dated(receipts.where(F.col("receipt_month").isin(months))).withColumn("is_anchor", F.lit(False))
-    anchors = customer_month.where(~F.col("month").isin(months) & (F.col("orders") > 0)).select(
-        "customer_id",
-        F.lit(None).cast("string").alias("receipt_id"),
-        F.col("last_purchase_ts").alias("receipt_ts"),
-        F.lit(None).cast(AMOUNT).alias("amount"),
-        F.to_date("last_purchase_ts").alias("receipt_date"),
-        "month",
-        *[F.lit(None).cast(kind).alias(name) for name, kind in PROFILE_SOURCE_COLUMNS.items()],
-        F.lit(True).alias("is_anchor"),
+    rebuilt = _whole_months(_dated(receipts.where(F.col("receipt_month").isin(months)))).withColumn(
+        "is_anchor", F.lit(False)
     )
-    is_counted = F.col("is_anchor") | (F.col("amount") > 0)
-    with_order = _with_purchase_order(real.unionByName(anchors), is_counted)
-    return _month_rollup(with_order.where(~F.col("is_anchor")), last_k)
+    anchors = customer_month.where(~F.col("month").isin(months) & (F.col("orders") > 0)).select(
+        "customer_id", "month", "last_purchase_ts", F.lit(True).alias("is_anchor")
+    )
+    with_gaps = _with_month_gaps(rebuilt.unionByName(anchors, allowMissingColumns=True), last_k)
+    return with_gaps.where(~F.col("is_anchor")).select(*CUSTOMER_MONTH_COLUMNS)
 
 
 def _cut_rollup(receipts: DataFrame, period: ProfilePeriod, last_k: int) -> DataFrame:
