@@ -329,7 +329,8 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
     return "\n".join(
         [
             f"On the cleansed generated lake, as of {as_of}. `features` is the whole stage: it rewrites",
-            "`silver/customer_month` (window gaps and the monthly 360° values, one shuffle), then writes",
+            "`silver/customer_month` (gaps from each month's sorted purchase dates and one window over",
+            "months, the monthly 360° values; one shuffle, one sort), then writes",
             "the profile partition (R, F, M, L, last-k recency, periodicity, value tier and the 360°",
             "columns) to Delta. *DuckDB core* is the work the features issue names, in DuckDB SQL on the",
             "same silver files (bench/reference.py `FEATURES_CORE_SQL`): the customer x month rollup with",
