@@ -7,8 +7,8 @@ ignored. The window is ``(D-W, D]``, i.e. the days ``S = D-W+1`` .. ``D``.
 ``to_customer_month`` (grain customer x calendar month of the receipt date) holds
 additive values: orders, purchase/return/net amounts, first/last purchase time, and
 the count, sum and sum of squares of the whole days between consecutive purchase
-dates. Gaps are computed over the customer's whole purchase history (window by
-customer, ordered by time, frame = the previous purchase); a gap that crosses into a
+dates. Gaps run over the customer's whole purchase history (each purchase against
+the customer's previous purchase, in any earlier month); a gap that crosses into a
 month counts in the later month and the first purchase ever has none. It also keeps
 the month's last ``k`` purchase dates (descending) and the monthly 360° values
 (``transforms.profile.month_360_aggregates``).
@@ -230,7 +230,7 @@ def _with_month_gaps(months: DataFrame, last_k: int) -> DataFrame:
     """
     dates = F.col("purchase_dates")
     steps = F.transform(
-        F.slice(dates, 2, F.greatest(F.size(dates), F.lit(0))),
+        F.slice(dates, 2, F.size(dates)),
         lambda day, i: F.datediff(day, F.element_at(dates, i + 1)),
     )
     earlier = Window.partitionBy("customer_id").orderBy("month").rowsBetween(Window.unboundedPreceding, -1)
