@@ -44,6 +44,7 @@ def cohorts(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
                 run.rows_out = rows
     finally:
         customer_periods.unpersist()
+    run.rows_in = receipts.count()  # the main input, as ops/runs documents rows_in
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from jobs import cleanse as cleanse_job
 from jobs import cohorts as cohorts_job
@@ -168,6 +169,10 @@ def test_rerun_replaces_its_date_and_keeps_other_dates(spark: SparkSession, coho
     totals = by_channel.where("as_of_date = DATE'2024-06-30' AND period_offset = 0").groupBy().sum("cohort_size")
     overall = table_now.where("as_of_date = DATE'2024-06-30' AND period_offset = 0").groupBy().sum("cohort_size")
     assert totals.first()[0] == overall.first()[0]
+    # ops/runs: rows in = the silver receipts read, rows out = the as-of partition written
+    last = spark.read.format("delta").load(f"{cohort_lake}/ops/runs").orderBy(F.col("started_at").desc()).first()
+    silver = spark.read.format("delta").load(f"{cohort_lake}/silver/receipts").count()
+    assert (last["job"], last["rows_in"], last["rows_out"]) == ("cohorts", silver, len(before))
 
 
 def test_calendar_dates_follow_the_session_time_zone(spark: SparkSession) -> None:
