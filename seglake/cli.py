@@ -78,9 +78,9 @@ def run_job(
     try:
         config = load_config(args.config, args.set)
         as_of = parse_as_of(args.as_of)
+        session = spark or build_session(config.spark)
     except UserError as exc:
         return fail(job, str(exc))
-    session = spark or build_session(config.spark)
     run = Run(job=job, config=config, as_of=as_of)
     try:
         body(session, run, args)

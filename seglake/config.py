@@ -23,7 +23,7 @@ from seglake.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "conf" / "local.yaml"
 
-DELTA_PACKAGE = "io.delta:delta-spark_4.2_2.13:4.4.0"
+DELTA_PACKAGE = "io.delta:delta-spark_4.1_2.13:4.4.0"
 
 
 class _Section(BaseModel):

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
+import pyspark
 from pyspark.sql import SparkSession
 
 from seglake.config import DELTA_PACKAGE, PROJECT_ROOT, SparkConfig
+from seglake.errors import ConfigError
 
 LOG4J_CONFIG = PROJECT_ROOT / "conf" / "log4j2.properties"
 
@@ -64,6 +67,18 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def check_delta_package(package: str, spark_version: str) -> None:
+    """Delta publishes one jar per Spark line (``delta-spark_<spark major.minor>_<scala>``);
+    a jar for another line fails later, deep inside Spark, with a class or method error."""
+    built_for = re.match(r"io\.delta:delta-spark_(\d+\.\d+)_[\d.]+:", package)
+    running = ".".join(spark_version.split(".")[:2])
+    if built_for and built_for.group(1) != running:
+        raise ConfigError(
+            f"spark.delta_package {package} is built for Spark {built_for.group(1)}, but this Spark is "
+            f"{spark_version}: use io.delta:delta-spark_{running}_2.13:<version> (default {DELTA_PACKAGE})"
+        )
+
+
 def _console_progress(setting: str) -> bool:
     if setting != "auto":
         return setting == "on"
@@ -90,6 +105,7 @@ def configure_builder(builder: SparkSession.Builder, spark_config: SparkConfig) 
     )
     extra_java = spark_config.conf.get("spark.driver.extraJavaOptions", "")
     if not under_spark_submit():
+        check_delta_package(spark_config.delta_package, pyspark.__version__)
         builder = builder.master(spark_config.master or "local[*]")
         if "log4j2.configurationFile" not in extra_java and LOG4J_CONFIG.is_file():
             extra_java = f"{extra_java} -Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}".strip()

@@ -49,6 +49,15 @@ def test_bad_override_stops_before_spark_with_one_line() -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_delta_package_for_another_spark_stops_before_spark_with_one_line() -> None:
+    wrong = "io.delta:delta-spark_3.9_2.13:4.4.0"
+    result = run(sys.executable, "-m", "jobs.generate", "--set", f"spark.delta_package={wrong}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"seglake generate: error: spark.delta_package {wrong} is built for Spark 3.9, ")
+
+
 def test_bad_as_of_is_one_line() -> None:
     result = run(str(BIN / "seglake"), "run", "--as-of", "2024-13-01")
     assert result.returncode == 2

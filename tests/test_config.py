@@ -117,3 +117,19 @@ def test_dirty_rate_scales_the_defect_mix_and_dirty_false_disables_it() -> None:
         abs(scaled["null_customer"] / scaled["zero_amount"] - default["null_customer"] / default["zero_amount"]) < 1e-12
     )
     assert load_config(None, ["generate.dirty=false"]).generate.effective_defect_rates() == {}
+
+
+def test_delta_package_for_another_spark_line_is_refused_in_one_line() -> None:
+    import pyspark
+
+    from seglake.config import DELTA_PACKAGE
+    from seglake.session import check_delta_package
+
+    check_delta_package(DELTA_PACKAGE, pyspark.__version__)  # the pinned pair agrees
+    check_delta_package("io.delta:delta-core_2.12:2.4.0", "3.4.1")  # no Spark line in the name: not judged
+    with pytest.raises(ConfigError) as err:
+        check_delta_package("io.delta:delta-spark_4.2_2.13:4.4.0", "4.1.1")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "spark.delta_package io.delta:delta-spark_4.2_2.13:4.4.0 is built for Spark 4.2" in message
+    assert "this Spark is 4.1.1: use io.delta:delta-spark_4.1_2.13:<version>" in message
