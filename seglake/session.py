@@ -70,12 +70,13 @@ def under_spark_submit() -> bool:
 def check_delta_package(package: str, spark_version: str) -> None:
     """Delta publishes one jar per Spark line (``delta-spark_<spark major.minor>_<scala>``);
     a jar for another line fails later, deep inside Spark, with a class or method error."""
-    built_for = re.match(r"io\.delta:delta-spark_(\d+\.\d+)_[\d.]+:", package)
+    built_for = re.match(r"io\.delta:delta-spark_(\d+\.\d+)_([\d.]+):", package)
     running = ".".join(spark_version.split(".")[:2])
     if built_for and built_for.group(1) != running:
+        line, scala = built_for.groups()
         raise ConfigError(
-            f"spark.delta_package {package} is built for Spark {built_for.group(1)}, but this Spark is "
-            f"{spark_version}: use io.delta:delta-spark_{running}_2.13:<version> (default {DELTA_PACKAGE})"
+            f"spark.delta_package {package} is built for Spark {line}, but this Spark is "
+            f"{spark_version}: use io.delta:delta-spark_{running}_{scala}:<version> (default {DELTA_PACKAGE})"
         )
 
 
