@@ -177,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--package", default=DELTA_PACKAGE, help="Maven coordinate")
     args = parser.parse_args(argv)
     spark_config = SparkConfig(delta_package=args.package)
+    try:  # refuse before fetching jars that the first session would refuse anyway
+        check_delta_package(args.package, pyspark.__version__)
+    except ConfigError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 2
     if args.resolve:
         target = resolve_delta_jars(spark_config)
         print(f"Delta jars for {args.package}: {target} ({len(list(target.glob('*.jar')))} jars)")

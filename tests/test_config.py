@@ -133,3 +133,19 @@ def test_delta_package_for_another_spark_line_is_refused_in_one_line() -> None:
     assert "\n" not in message
     assert "spark.delta_package io.delta:delta-spark_4.2_2.13:4.4.0 is built for Spark 4.2" in message
     assert "this Spark is 4.1.1: use io.delta:delta-spark_4.1_2.13:<version>" in message
+
+
+def test_resolving_a_delta_package_for_another_spark_line_fetches_nothing(tmp_path, monkeypatch, capsys) -> None:
+    import pyspark
+
+    from seglake import session
+
+    monkeypatch.setenv("SEGLAKE_JARS_DIR", str(tmp_path))
+    running = ".".join(pyspark.__version__.split(".")[:2])
+    other = "4.0" if running != "4.0" else "4.1"
+    package = f"io.delta:delta-spark_{other}_2.13:4.0.0"
+    assert session.main(["--resolve", "--package", package]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"python -m seglake.session: error: spark.delta_package {package} is built for Spark ")
+    assert list(tmp_path.iterdir()) == []  # no jar folder, no resolver cache
