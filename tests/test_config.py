@@ -141,11 +141,12 @@ def test_resolving_a_delta_package_for_another_spark_line_fetches_nothing(tmp_pa
     from seglake import session
 
     monkeypatch.setenv("SEGLAKE_JARS_DIR", str(tmp_path))
-    running = ".".join(pyspark.__version__.split(".")[:2])
-    other = "4.0" if running != "4.0" else "4.1"
-    package = f"io.delta:delta-spark_{other}_2.13:4.0.0"
+    package = "io.delta:delta-spark_3.9_2.13:4.4.0"  # a Spark line that does not exist
     assert session.main(["--resolve", "--package", package]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert err[0].startswith(f"python -m seglake.session: error: spark.delta_package {package} is built for Spark ")
+    assert err[0].startswith(
+        f"python -m seglake.session: error: spark.delta_package {package} is built for Spark 3.9, "
+        f"but this Spark is {pyspark.__version__}: "
+    )
     assert list(tmp_path.iterdir()) == []  # no jar folder, no resolver cache
