@@ -21,6 +21,7 @@ import datetime as dt
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/clusters.py
     import _bootstrap  # noqa: F401
 
+from pyspark.ml.clustering import KMeansModel
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -50,6 +52,7 @@ from transforms.clustering import (
     describe_clusters,
     feature_pipeline,
     generate_names,
+    non_finite,
     scoring_model,
     select_features,
     to_cluster_stats,
@@ -155,32 +158,99 @@ def partitions_for(spark: SparkSession, rows: int) -> int:
     return max(spark.sparkContext.defaultParallelism, math.ceil(rows / ROWS_PER_PARTITION))
 
 
-def search_k(vectors: DataFrame, rows: int, cfg: ClustersConfig, run: Run) -> tuple[int, list[dict[str, Any]], int]:
-    """Silhouette and training cost for each k in k_min..k_max on a sample; (best k, curve, sample rows)."""
+@dataclass(frozen=True)
+class RefinedKMeans:
+    """A k-means model refined on all rows, with what ``KMeans.fit``'s summary would say."""
+
+    model: KMeansModel
+    iterations: int
+    training_cost: float
+
+
+def refine_kmeans(
+    vectors: DataFrame, centers: Sequence[Sequence[float]], *, max_iter: int, tol: float
+) -> RefinedKMeans:
+    """Lloyd's iterations over every row's ``features``, starting from ``centers``.
+
+    The final fit starts from the centres k-means|| found on the k search's sample
+    instead of running k-means|| again over every customer: those centres are already
+    close, so the full data needs a few passes instead of the init's seven plus
+    ten-odd Lloyd passes. Spark ML's ``KMeans`` takes no initial model, so this runs
+    the engine under it, Spark's RDD-based k-means (``setInitialModel``), on the same
+    vectors (``DatasetUtils.columnToOldVector``, the conversion Spark ML uses) and
+    wraps the result as the ML ``KMeansModel`` that ``KMeans.fit`` builds from it: the
+    same model class, which saves, reloads and scores like a fitted one. Convergence is
+    ``KMeans``'s (every centre moves less than ``tol``); so is the training cost (the
+    WSSSE against the last centres the loop assigned to). Unlike ``KMeans.fit`` this
+    does not check the vectors for NaN or infinity: callers check the features first.
+    """
+    spark = vectors.sparkSession
+    jvm = spark.sparkContext._jvm
+    if jvm is None:
+        raise RuntimeError("refine_kmeans needs a classic SparkSession (Spark Connect has no JVM gateway)")
+    old_linalg = jvm.org.apache.spark.mllib.linalg
+    initial = spark.sparkContext._gateway.new_array(old_linalg.Vector, len(centers))
+    for i, center in enumerate(centers):  # repr() round-trips every double exactly
+        initial[i] = old_linalg.Vectors.parse("[" + ",".join(repr(float(x)) for x in center) + "]")
+    old_clustering = jvm.org.apache.spark.mllib.clustering
+    kmeans = (
+        old_clustering.KMeans()
+        .setK(len(centers))
+        .setMaxIterations(max_iter)
+        .setEpsilon(tol)
+        .setInitialModel(old_clustering.KMeansModel(initial))
+    )
+    rows = jvm.org.apache.spark.ml.util.DatasetUtils.columnToOldVector(vectors._jdf, FEATURES_COL)
+    fitted = kmeans.run(rows)  # caches the rows with their norms for the passes, then unpersists them
+    uid = jvm.org.apache.spark.ml.util.Identifiable.randomUID("kmeans")
+    model = KMeansModel(jvm.org.apache.spark.ml.clustering.KMeansModel(uid, fitted))
+    model.setFeaturesCol(FEATURES_COL).setPredictionCol(PREDICTION_COL)
+    return RefinedKMeans(model, int(fitted.numIter()), float(fitted.trainingCost()))
+
+
+def sample_vectors(vectors: DataFrame, rows: int, cfg: ClustersConfig) -> DataFrame:
+    """About ``clusters.sample_rows`` customers' vectors (all of them when fewer), cached."""
     fraction = min(1.0, cfg.sample_rows / rows)
     sample = vectors.select(FEATURES_COL)
     if fraction < 1.0:
         sample = sample.sample(fraction=fraction, seed=cfg.seed)
-    sample = sample.cache()
-    try:
-        sample_rows = sample.count()
-        evaluator = ClusteringEvaluator(featuresCol=FEATURES_COL, predictionCol=PREDICTION_COL)
-        curve: list[dict[str, Any]] = []
-        for k in range(cfg.k_min, cfg.k_max + 1):
-            started = time.perf_counter()
-            model = clustering_estimator(cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol,
-                                         solver=cfg.solver).fit(sample)  # fmt: skip
-            found = sum(1 for size in model.summary.clusterSizes if size > 0)
-            silhouette = evaluator.evaluate(model.transform(sample)) if found > 1 else None
-            cost = float(model.summary.trainingCost)
-            curve.append({"k": k, "silhouette": silhouette, "cost": cost, "clusters_found": found})
-            shown = "n/a" if silhouette is None else f"{silhouette:.4f}"
-            run.log(f"k search: k={k} silhouette {shown}, cost {cost:,.1f} "
-                    f"({found} clusters, {time.perf_counter() - started:.1f}s)")  # fmt: skip
-    finally:
-        sample.unpersist()
+    return sample.cache()
+
+
+@dataclass(frozen=True)
+class SampleFit:
+    """The centres one k found on the sample, and how long the fit took (silhouette not included)."""
+
+    k: int
+    centers: list[list[float]]
+    seconds: float
+
+
+def fit_on_sample(sample: DataFrame, k: int, cfg: ClustersConfig) -> tuple[Any, SampleFit]:
+    started = time.perf_counter()
+    model = clustering_estimator(cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol,
+                                 solver=cfg.solver).fit(sample)  # fmt: skip
+    seconds = time.perf_counter() - started
+    return model, SampleFit(k, [list(map(float, c)) for c in model.clusterCenters()], seconds)
+
+
+def search_k(sample: DataFrame, cfg: ClustersConfig, run: Run) -> tuple[int, list[dict[str, Any]], SampleFit]:
+    """Silhouette and training cost for each k in k_min..k_max on the sample; (best k, curve, its fit)."""
+    evaluator = ClusteringEvaluator(featuresCol=FEATURES_COL, predictionCol=PREDICTION_COL)
+    curve: list[dict[str, Any]] = []
+    fits: dict[int, SampleFit] = {}
+    for k in range(cfg.k_min, cfg.k_max + 1):
+        started = time.perf_counter()
+        model, fits[k] = fit_on_sample(sample, k, cfg)
+        found = sum(1 for size in model.summary.clusterSizes if size > 0)
+        silhouette = evaluator.evaluate(model.transform(sample)) if found > 1 else None
+        cost = float(model.summary.trainingCost)
+        curve.append({"k": k, "silhouette": silhouette, "cost": cost, "clusters_found": found})
+        shown = "n/a" if silhouette is None else f"{silhouette:.4f}"
+        run.log(f"k search: k={k} silhouette {shown}, cost {cost:,.1f} "
+                f"({found} clusters, {time.perf_counter() - started:.1f}s)")  # fmt: skip
     best = choose_k([(c["k"], c["silhouette"], c["cost"]) for c in curve])
-    return best, curve, sample_rows
+    return best, curve, fits[best]
 
 
 def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
@@ -199,7 +269,11 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     columns = list(dict.fromkeys(["customer_id", "monetary_amount", *features]))
     profile = profile.where(F.col("as_of_date") == F.lit(as_of)).select(*columns)
 
-    counts = profile.agg(F.count("*").alias("__rows"), *[F.count(f).alias(f) for f in features]).first()
+    counts = profile.agg(
+        F.count("*").alias("__rows"),
+        *[F.count(f).alias(f) for f in features],
+        *[F.count(F.when(non_finite(F.col(f)), True)).alias(f"__non_finite_{f}") for f in features],
+    ).first()
     rows = int(counts["__rows"])
     needed, why = (cfg.k, "clusters.k") if cfg.k else (cfg.k_max, "clusters.k_max of the k search")
     if rows < max(needed, 2):
@@ -209,6 +283,11 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     if empty:
         raise UserError(f"feature {empty[0]} is null for every customer as of {as_of}: nothing to impute from "
                         "(drop it from clusters.features / clusters.sections)")  # fmt: skip
+    broken = [f for f in features if counts[f"__non_finite_{f}"]]
+    if broken:
+        raise UserError(f"gold/customer_profile as of {as_of}: feature {broken[0]} is NaN or infinite for "
+                        f"{counts[f'__non_finite_{broken[0]}']:,} customer(s); fix the profile or drop the feature "
+                        "from clusters.features / clusters.sections")  # fmt: skip
     run.rows_in = rows
 
     started = time.perf_counter()
@@ -221,18 +300,39 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         vectors.count()
         run.log(f"{rows:,} customers x {len(features)} features as of {as_of}, prepared and standardised "
                 f"({partitions} partitions, {time.perf_counter() - started:.1f}s)")  # fmt: skip
-        if cfg.k:
-            k, curve, sample_rows = cfg.k, [], 0
-        else:
-            k, curve, sample_rows = search_k(vectors, rows, cfg, run)
-            run.log(f"k search on {sample_rows:,} sampled customers: best silhouette at k = {k}")
+        kmeans = cfg.algorithm == "kmeans"
+        k, curve, sample_rows, sample_fit = cfg.k or 0, [], 0, None
+        if kmeans or not cfg.k:
+            sample = sample_vectors(vectors, rows, cfg)
+            try:
+                sample_rows = sample.count()
+                if not cfg.k:
+                    k, curve, sample_fit = search_k(sample, cfg, run)
+                    run.log(f"k search on {sample_rows:,} sampled customers: best silhouette at k = {k}")
+                elif kmeans:
+                    sample_fit = fit_on_sample(sample, k, cfg)[1]
+            finally:
+                sample.unpersist()
         fit_started = time.perf_counter()
-        estimator = clustering_estimator(cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol,
-                                         solver=cfg.solver)  # fmt: skip
-        model = estimator.fit(vectors.select(FEATURES_COL))
-        fit_seconds = time.perf_counter() - fit_started
-        cost = float(model.summary.trainingCost)
-        iterations = int(model.summary.numIter)
+        if kmeans and sample_fit is not None:
+            # k-means|| on the sample, then Lloyd's passes over every customer from its centres
+            refined = refine_kmeans(
+                vectors.select(FEATURES_COL), sample_fit.centers, max_iter=cfg.max_iter, tol=cfg.tol
+            )
+            model, cost, iterations = refined.model, refined.training_cost, refined.iterations
+            init_seconds = sample_fit.seconds
+        else:
+            estimator = clustering_estimator(cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol,
+                                             solver=cfg.solver)  # fmt: skip
+            model = estimator.fit(vectors.select(FEATURES_COL))
+            cost, iterations = float(model.summary.trainingCost), int(model.summary.numIter)
+            init_seconds = 0.0
+        final_seconds = time.perf_counter() - fit_started
+        fit_seconds = init_seconds + final_seconds
+        run.log(
+            f"final fit on all {rows:,} customers: {final_seconds:.1f}s, {iterations} iterations"
+            + (f", from the centres k-means|| found on the sample in {init_seconds:.1f}s" if init_seconds else "")
+        )
         centers = [list(map(float, c)) for c in model.clusterCenters()]
         scored = model.transform(vectors)
         stats = [r.asDict() for r in to_cluster_stats(scored, features).collect()]
@@ -275,6 +375,7 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         as_of=as_of.isoformat(), algorithm=cfg.algorithm, features=features, k=k,
         k_source="config" if cfg.k else "silhouette", k_curve=curve, sample_rows=sample_rows,
         clusters=len(described), training_cost=cost, iterations=iterations, fit_seconds=round(fit_seconds, 2),
+        init_seconds=round(init_seconds, 2), final_fit_seconds=round(final_seconds, 2),
         partitions=partitions,
         model_path=model_path, matched_to_as_of=reference.isoformat() if reference else None,
         match_distances={d.cluster_id: d.match_distance for d in described},

@@ -124,6 +124,25 @@ def test_distance_to_the_centre(spark: SparkSession) -> None:
     assert distances == [5.0, 1.0, 0.0]  # 3-4-5; (1,1) to (1,2); at the centre
 
 
+def test_the_final_fit_runs_lloyd_from_the_given_centres_to_convergence(spark: SparkSession, tmp_path: Path) -> None:
+    schema = T.StructType([T.StructField("features", VectorUDT())])
+    points = [(0.0, 0.0), (0.0, 2.0), (10.0, 0.0), (10.0, 2.0), (11.0, 1.0)]
+    vectors = spark.createDataFrame([(Vectors.dense(list(p)),) for p in points], schema)
+    refined = clusters_job.refine_kmeans(vectors, [[1.0, 1.0], [9.0, 1.0]], max_iter=20, tol=1e-6)
+    # pass 1: {(0,0), (0,2)} and the other three -> centres (0, 1) and (31/3, 1); pass 2: nothing moves
+    centers = [list(c) for c in refined.model.clusterCenters()]
+    assert centers[0] == pytest.approx([0.0, 1.0]) and centers[1] == pytest.approx([31 / 3, 1.0])
+    assert refined.iterations == 2
+    # cost of pass 2 against those centres: 1 + 1 + (1/9 + 1) + (1/9 + 1) + 4/9 = 14/3
+    assert refined.training_cost == pytest.approx(14 / 3)
+    # an ML KMeansModel like KMeans.fit's: it scores, and saves and reloads inside a pipeline
+    scored = [r["prediction"] for r in refined.model.transform(vectors).collect()]
+    assert scored == [0, 0, 1, 1, 1]
+    PipelineModel(stages=[refined.model]).write().save(str(tmp_path / "model"))
+    reloaded = PipelineModel.load(str(tmp_path / "model"))
+    assert [r["prediction"] for r in reloaded.transform(vectors).collect()] == scored
+
+
 def test_min_cost_assignment_agrees_with_scipy() -> None:
     from scipy.optimize import linear_sum_assignment
 
@@ -331,5 +350,22 @@ def test_too_few_customers_is_one_clear_error_before_any_write(
                    "k = 5 (clusters.k); lower it or pick another --as-of")  # fmt: skip
     assert clusters_job.main(job_args(lake)) == 2  # the search needs k_max = 10
     assert "too few for k = 10 (clusters.k_max of the k search)" in capsys.readouterr().err
+    assert not (lake / "gold" / "clusters").exists()
+    assert not (lake / "models").exists()
+
+
+def test_a_nan_or_infinite_feature_is_one_clear_error_before_any_write(
+    spark: SparkSession, lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = blob_rows(per_blob=3)
+    rows[0] = (*rows[0][:5], float("inf"), rows[0][6])
+    rows[5] = (*rows[5][:5], float("nan"), rows[5][6])
+    rows[7] = (*rows[7][:5], None, rows[7][6])  # null is no error: zero-filled
+    write_profile(spark, lake, rows)
+    assert clusters_job.main(job_args(lake, "clusters.k=2")) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == ("seglake clusters: error: gold/customer_profile as of 2024-12-31: feature store_order_share is "
+                   "NaN or infinite for 2 customer(s); fix the profile or drop the feature from clusters.features / "
+                   "clusters.sections")  # fmt: skip
     assert not (lake / "gold" / "clusters").exists()
     assert not (lake / "models").exists()

@@ -165,6 +165,12 @@ def feature_pipeline(
     )
 
 
+def non_finite(value: Column) -> Column:
+    """True where the value, as a double, is NaN or infinite (null stays null: nulls are imputed)."""
+    as_double = value.cast("double")
+    return F.isnan(as_double) | (F.abs(as_double) == F.lit(float("inf")))
+
+
 def clustering_estimator(
     algorithm: str, *, k: int, seed: int, max_iter: int = 20, tol: float = 1e-4, solver: str = "block"
 ) -> KMeans | BisectingKMeans:
