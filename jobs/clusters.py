@@ -7,9 +7,11 @@ Spark ML ``KMeans`` (or ``BisectingKMeans``) on the profile features of one as-o
 (default: the latest in the profile), prepared, imputed and standardised by one
 ``Pipeline`` (transforms/clustering.py). The k search fits on a sample of
 ``clusters.sample_rows`` customers and records silhouette and training cost per k in
-``ops/runs``. Cluster ids are matched to the clusters of the nearest earlier as-of date
-already in ``gold/cluster_profiles`` (else the nearest later one), so an id keeps meaning
-the same group; analyst labels (``clusters.labels_file``) override the generated names.
+``ops/runs``; the final k-means fit starts from the centres found on that sample and
+runs Lloyd's iterations over every customer (``refine_kmeans``). Cluster ids are
+matched to the clusters of the nearest earlier as-of date already in
+``gold/cluster_profiles`` (else the nearest later one), so an id keeps meaning the same
+group; analyst labels (``clusters.labels_file``) override the generated names.
 The fitted pipeline (including the stable-id mapping) is saved under
 ``<lake>/models/clusters/<as_of>/``; both tables replace their ``as_of_date`` partition.
 """
