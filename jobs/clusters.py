@@ -311,18 +311,17 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
                 if not cfg.k:
                     k, curve, sample_fit = search_k(sample, cfg, run)
                     run.log(f"k search on {sample_rows:,} sampled customers: best silhouette at k = {k}")
-                elif kmeans:
+                else:  # k-means with a fixed k: its start still comes from the sample
                     sample_fit = fit_on_sample(sample, k, cfg)[1]
             finally:
                 sample.unpersist()
         fit_started = time.perf_counter()
-        if kmeans and sample_fit is not None:
+        start = sample_fit if kmeans else None
+        if start is not None:
             # k-means|| on the sample, then Lloyd's passes over every customer from its centres
-            refined = refine_kmeans(
-                vectors.select(FEATURES_COL), sample_fit.centers, max_iter=cfg.max_iter, tol=cfg.tol
-            )
+            refined = refine_kmeans(vectors.select(FEATURES_COL), start.centers, max_iter=cfg.max_iter, tol=cfg.tol)
             model, cost, iterations = refined.model, refined.training_cost, refined.iterations
-            init_seconds = sample_fit.seconds
+            init_seconds = start.seconds
         else:
             estimator = clustering_estimator(cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol,
                                              solver=cfg.solver)  # fmt: skip
@@ -333,7 +332,7 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         fit_seconds = init_seconds + final_seconds
         run.log(
             f"final fit on all {rows:,} customers: {final_seconds:.1f}s, {iterations} iterations"
-            + (f", from the centres k-means|| found on the sample in {init_seconds:.1f}s" if init_seconds else "")
+            + (f", from the centres k-means|| found on the sample in {init_seconds:.1f}s" if start is not None else "")
         )
         centers = [list(map(float, c)) for c in model.clusterCenters()]
         scored = model.transform(vectors)
