@@ -16,21 +16,18 @@ replaces the ``as_of_date = D`` partition of ``gold/customer_profile`` atomicall
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any
 
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/features.py
     import _bootstrap  # noqa: F401
 
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from seglake import tables
 from seglake.asof import resolve_as_of
 from seglake.cli import job_parser, run_job
-from seglake.runlog import Run
+from seglake.runlog import Run, last_rollup
 from transforms.features import (
     CUSTOMER_MONTH_COLUMNS,
     ProfilePeriod,
@@ -96,31 +93,23 @@ def features(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     run.log(f"gold/customer_profile: {run.rows_out:,} customers as of {as_of}")
 
 
-def previous_rollup(spark: SparkSession, run: Run) -> dict[str, Any] | None:
-    """What the last successful features run recorded about the rollup it left."""
-    path = tables.table_path(run.config, "ops/runs")
-    if not tables.table_exists(spark, path):
-        return None
-    last = (
-        spark.read.format("delta").load(path)
-        .where((F.col("job") == "features") & (F.col("status") == "succeeded") & F.col("details").contains("rollup"))
-        .orderBy(F.desc("started_at")).select("details").first()
-    )  # fmt: skip
-    return json.loads(last["details"])["rollup"] if last else None
-
-
 def update_customer_month(spark: SparkSession, run: Run, receipts: DataFrame, *, incremental: bool) -> int:
     """Rewrite silver/customer_month (or only its changed months); rows written."""
     config, last_k = run.config, run.config.features.recency_last_k
     table = "silver/customer_month"
     path = tables.table_path(config, table)
     silver_version = run.tables_read["silver/receipts"]
-    previous = previous_rollup(spark, run) if incremental and tables.table_exists(spark, path) else None
+    timezone = spark.conf.get("spark.sql.session.timeZone")
+    bookkeeping = {"silver_version": silver_version, "recency_last_k": last_k, "timezone": timezone}
+    previous = last_rollup(spark, config) if incremental and tables.table_exists(spark, path) else None
     reason = "full rewrite"
     if incremental and previous is None:
         reason = "full rewrite: no earlier features run to continue from"
     elif previous is not None and previous.get("recency_last_k") != last_k:
         reason = f"full rewrite: features.recency_last_k changed ({previous.get('recency_last_k')} -> {last_k})"
+    elif previous is not None and previous.get("timezone") != timezone:
+        # the rollup's months are calendar months in the zone it was built in
+        reason = f"full rewrite: spark.timezone changed ({previous.get('timezone', 'not recorded')} -> {timezone})"
     elif previous is not None and previous.get("customer_month_version") != tables.table_version(spark, path):
         reason = "full rewrite: silver/customer_month was written by something else since the last run"
     elif previous is not None and set(spark.read.format("delta").load(path).columns) != set(CUSTOMER_MONTH_COLUMNS):
@@ -149,8 +138,7 @@ def update_customer_month(spark: SparkSession, run: Run, receipts: DataFrame, *,
                 written = tables.last_commit_rows(spark, path)
                 run.wrote(spark, table)
             run.details.update(rebuilt_months=months)
-            run.details["rollup"] = {"silver_version": silver_version, "recency_last_k": last_k,
-                                     "customer_month_version": tables.table_version(spark, path)}  # fmt: skip
+            run.details["rollup"] = {**bookkeeping, "customer_month_version": tables.table_version(spark, path)}
             run.log(f"{table}: {len(months)} changed month(s) rebuilt since silver/receipts "
                     f"v{previous['silver_version']}: {', '.join(months) or 'none'}; {written:,} rows")  # fmt: skip
             return written
@@ -158,8 +146,7 @@ def update_customer_month(spark: SparkSession, run: Run, receipts: DataFrame, *,
         to_customer_month(receipts, last_k=last_k), config, table, mode="overwrite", partition_by=["month"]
     )
     written = tables.last_commit_rows(spark, path)
-    run.details["rollup"] = {"silver_version": silver_version, "recency_last_k": last_k,
-                             "customer_month_version": run.wrote(spark, table)}  # fmt: skip
+    run.details["rollup"] = {**bookkeeping, "customer_month_version": run.wrote(spark, table)}
     run.log(f"{table}: {written:,} customer-months ({reason})")
     return written
 

@@ -12,6 +12,7 @@ from functools import cache
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 import seglake
 from seglake import tables
@@ -100,3 +101,19 @@ class Run:
         )
         frame = spark.createDataFrame([row], RUNS_SCHEMA)
         tables.write_table(frame, self.config, "ops/runs", mode="append")
+
+
+def last_rollup(spark: SparkSession, config: SeglakeConfig) -> dict[str, Any] | None:
+    """What the last successful ``features`` run recorded about the ``silver/customer_month``
+    it left (``details.rollup``): ``silver_version`` (the silver/receipts version it was
+    built from), ``customer_month_version``, ``recency_last_k`` and ``timezone`` (the
+    session time zone its months were taken in; absent before seglake recorded it)."""
+    path = tables.table_path(config, "ops/runs")
+    if not tables.table_exists(spark, path):
+        return None
+    last = (
+        spark.read.format("delta").load(path)
+        .where((F.col("job") == "features") & (F.col("status") == "succeeded") & F.col("details").contains("rollup"))
+        .orderBy(F.desc("started_at")).select("details").first()
+    )  # fmt: skip
+    return json.loads(last["details"])["rollup"] if last else None

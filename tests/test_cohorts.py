@@ -1,8 +1,13 @@
-"""Cohort retention, worked out by hand: month/year edges, a leap day, returns, after-D data."""
+"""Cohort retention, worked out by hand: month/year edges, a leap day, returns, after-D data.
+
+Month and year cohorts are checked twice: from the receipts and from the customer_month
+rollup (plus the receipts of the month D cuts), which must give the same rows."""
 
 from __future__ import annotations
 
 import datetime as dt
+import re
+import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,8 +17,15 @@ from pyspark.sql import functions as F
 
 from jobs import cleanse as cleanse_job
 from jobs import cohorts as cohorts_job
+from jobs import features as features_job
 from jobs import generate as generate_job
-from transforms.cohorts import to_cohort_retention, to_customer_periods
+from transforms.cohorts import (
+    to_cohort_activity,
+    to_cohort_retention,
+    to_customer_periods,
+    to_customer_periods_from_months,
+)
+from transforms.features import to_customer_month
 
 SCHEMA = "customer_id string, receipt_id string, receipt_ts timestamp, amount decimal(18,2), channel string"
 T = dt.datetime
@@ -31,12 +43,38 @@ ROWS = [
     ("E", "e1", T(2024, 1, 10, 8), Decimal("-3.00"), "store"),  # a return only: no cohort
     ("F", "f1", T(2024, 1, 31, 9), Decimal("10.00"), "app"),  # two purchases on one day
     ("F", "f2", T(2024, 1, 31, 18), Decimal("20.00"), "store"),
+    ("G", "g1", T(2024, 3, 10, 14), Decimal("12.00"), "online"),  # first purchase in the month D cuts
+    ("G", "g2", T(2024, 3, 14, 9), Decimal("-2.00"), "online"),  # a return before D
+    ("G", "g3", T(2024, 3, 15, 23, 30), Decimal("5.00"), "store"),  # late on D itself: counts
+    ("G", "g4", T(2024, 3, 16, 0, 10), Decimal("7.00"), "store"),  # after D, same month: the rollup has it
 ]
+SOURCES = ("receipts", "rollup")
 
 
-def retention(spark: SparkSession, period: str, as_of: dt.date = D, by: tuple[str, ...] = ()) -> DataFrame:
+def customer_periods(receipts: DataFrame, as_of: dt.date, period: str, source: str) -> DataFrame:
+    if source == "receipts":
+        return to_customer_periods(receipts, as_of, period)
+    # the rollup as features builds it (every receipt, any date), and silver's month partition column
+    silver = receipts.withColumns(
+        {
+            "store_id": F.lit("S1"),
+            "region": F.lit("North"),
+            "category": F.lit("fresh"),
+            "item_count": F.lit(1),
+            "discount_amount": F.lit(0).cast("decimal(18,2)"),
+            "coupon_used": F.lit(False),
+            "receipt_month": F.date_format("receipt_ts", "yyyy-MM"),
+        }
+    )
+    return to_customer_periods_from_months(to_customer_month(silver, last_k=5), silver, as_of, period)
+
+
+def retention(
+    spark: SparkSession, period: str, as_of: dt.date = D, by: tuple[str, ...] = (), source: str = "receipts"
+) -> DataFrame:
     receipts = spark.createDataFrame(ROWS, SCHEMA)
-    return to_cohort_retention(to_customer_periods(receipts, as_of, period), as_of, period, by=by)
+    activity = to_cohort_activity(customer_periods(receipts, as_of, period, source), period)
+    return to_cohort_retention(activity, as_of, period, by=by)
 
 
 def table(frame: DataFrame, *extra: str) -> list[tuple]:
@@ -45,9 +83,10 @@ def table(frame: DataFrame, *extra: str) -> list[tuple]:
     return sorted(tuple(r) for r in frame.select(*columns).collect())
 
 
-def test_monthly_matrix_by_hand(spark: SparkSession) -> None:
+@pytest.mark.parametrize("source", SOURCES)
+def test_monthly_matrix_by_hand(spark: SparkSession, source: str) -> None:
     n = None
-    assert table(retention(spark, "month")) == [
+    assert table(retention(spark, "month", source=source)) == [
         # cohort, offset, size, active, orders, revenue, avg receipt, partial
         ("2023-12", 0, 1, 1, 1, Decimal("7.00"), Decimal("7.00"), False),
         ("2023-12", 1, 1, 1, 1, Decimal("3.00"), Decimal("3.00"), False),
@@ -58,6 +97,7 @@ def test_monthly_matrix_by_hand(spark: SparkSession) -> None:
         ("2024-01", 2, 2, 1, 1, Decimal("30.00"), Decimal("30.00"), True),
         ("2024-02", 0, 1, 1, 1, Decimal("11.00"), Decimal("11.00"), False),
         ("2024-02", 1, 1, 0, 0, Decimal("0.00"), n, True),  # C's March purchase is after D
+        ("2024-03", 0, 1, 1, 2, Decimal("15.00"), Decimal("8.50"), True),  # G: 12 - 2 + 5; (12 + 5) / 2
     ]
 
 
@@ -70,9 +110,10 @@ def test_retention_rate_and_period_dates(spark: SparkSession) -> None:
     assert {r["as_of_date"] for r in rows.values()} == {D}
 
 
-def test_split_by_first_channel(spark: SparkSession) -> None:
+@pytest.mark.parametrize("source", SOURCES)
+def test_split_by_first_channel(spark: SparkSession, source: str) -> None:
     n = None
-    by_channel = retention(spark, "month", by=("first_channel",)).where("cohort = '2024-01'")
+    by_channel = retention(spark, "month", by=("first_channel",), source=source).where("cohort >= '2024-01'")
     assert table(by_channel, "first_channel") == [
         ("2024-01", "app", 0, 1, 1, 2, Decimal("30.00"), Decimal("15.00"), False),  # F: app at 09:00 first
         ("2024-01", "app", 1, 1, 0, 0, Decimal("0.00"), n, False),
@@ -80,6 +121,9 @@ def test_split_by_first_channel(spark: SparkSession) -> None:
         ("2024-01", "store", 0, 1, 1, 2, Decimal("30.00"), Decimal("15.00"), False),  # A: store first
         ("2024-01", "store", 1, 1, 0, 0, Decimal("-5.00"), n, False),
         ("2024-01", "store", 2, 1, 1, 1, Decimal("30.00"), Decimal("30.00"), True),
+        ("2024-02", "app", 0, 1, 1, 1, Decimal("11.00"), Decimal("11.00"), False),
+        ("2024-02", "app", 1, 1, 0, 0, Decimal("0.00"), n, True),
+        ("2024-03", "online", 0, 1, 1, 2, Decimal("15.00"), Decimal("8.50"), True),  # G: online at g1 first
     ]
 
 
@@ -92,22 +136,32 @@ def test_weekly_cohorts_start_on_monday(spark: SparkSession) -> None:
     ]
 
 
-def test_yearly_cohorts(spark: SparkSession) -> None:
-    assert [r[:6] for r in table(retention(spark, "year"))] == [
+@pytest.mark.parametrize("source", SOURCES)
+def test_yearly_cohorts(spark: SparkSession, source: str) -> None:
+    assert [r[:6] for r in table(retention(spark, "year", source=source))] == [
         ("2023", 0, 1, 1, 1, Decimal("7.00")),
         ("2023", 1, 1, 1, 1, Decimal("3.00")),
-        ("2024", 0, 3, 3, 6, Decimal("96.00")),  # A 10+20-5+30 = 55, C 11, F 10+20 = 30
+        ("2024", 0, 4, 4, 8, Decimal("111.00")),  # A 10+20-5+30 = 55, C 11, F 10+20 = 30, G 12-2+5 = 15
     ]
 
 
-def test_as_of_on_the_last_day_of_a_leap_february_is_not_partial(spark: SparkSession) -> None:
-    rows = retention(spark, "month", as_of=dt.date(2024, 2, 29)).where("cohort = '2024-02'").collect()
+@pytest.mark.parametrize("source", SOURCES)
+def test_as_of_on_new_years_eve_holds_the_last_second_of_the_year(spark: SparkSession, source: str) -> None:
+    rows = table(retention(spark, "year", as_of=dt.date(2023, 12, 31), source=source))
+    assert rows == [("2023", 0, 1, 1, 1, Decimal("7.00"), Decimal("7.00"), False)]  # B at 23:59:59 only
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_as_of_on_the_last_day_of_a_leap_february_is_not_partial(spark: SparkSession, source: str) -> None:
+    rows = retention(spark, "month", as_of=dt.date(2024, 2, 29), source=source).where("cohort = '2024-02'").collect()
     assert [(r["period_offset"], r["active_customers"], r["is_partial_period"]) for r in rows] == [(0, 1, False)]
 
 
 def test_unknown_period_is_refused(spark: SparkSession) -> None:
     with pytest.raises(ValueError, match="period must be one of"):
         to_customer_periods(spark.createDataFrame(ROWS, SCHEMA), D, "quarter")
+    with pytest.raises(ValueError, match="period must be one of month, year to come from silver/customer_month"):
+        customer_periods(spark.createDataFrame(ROWS, SCHEMA), D, "week", "rollup")
 
 
 @pytest.fixture(scope="module")
@@ -118,12 +172,17 @@ def cohort_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -
     return lake
 
 
-def test_matrix_equals_duckdb_on_a_generated_lake(spark: SparkSession, cohort_lake: Path) -> None:
+def gold_rows(spark: SparkSession, lake: Path, table: str, as_of: dt.date) -> list[tuple]:
+    frame = spark.read.format("delta").load(f"{lake}/{table}").where(f"as_of_date = DATE'{as_of}'")
+    return sorted(tuple(r) for r in frame.collect())
+
+
+def duckdb_matrix(spark: SparkSession, lake: Path, as_of: dt.date) -> list[tuple]:
+    """Monthly matrix straight from the silver Parquet files, by DuckDB: cohort, offset, size,
+    active customers, orders, revenue."""
     import duckdb
 
-    as_of = dt.date(2024, 6, 17)
-    assert cohorts_job.main([f"--set=lake.root={cohort_lake}", f"--as-of={as_of}"]) == 0
-    silver = spark.read.format("delta").load(f"{cohort_lake}/silver/receipts")
+    silver = spark.read.format("delta").load(f"{lake}/silver/receipts")
     files = [f.removeprefix("file:") for f in silver.inputFiles()]
     expected = duckdb.execute(
         """
@@ -143,15 +202,81 @@ def test_matrix_equals_duckdb_on_a_generated_lake(spark: SparkSession, cohort_la
         """,
         {"files": files, "as_of": as_of},
     ).fetchall()
+    return sorted((c, o, s, a, n, Decimal(str(v)).quantize(Decimal("0.01"))) for c, o, s, a, n, v in expected)
+
+
+def matrix(spark: SparkSession, lake: Path, as_of: dt.date) -> list[tuple]:
     got = (
-        spark.read.format("delta").load(f"{cohort_lake}/gold/cohort_retention")
+        spark.read.format("delta").load(f"{lake}/gold/cohort_retention")
         .where(f"as_of_date = DATE'{as_of}'")
         .select("cohort", "period_offset", "cohort_size", "active_customers", "orders", "revenue_amount")
     )  # fmt: skip
+    return sorted(tuple(r) for r in got.collect())
+
+
+def test_matrix_equals_duckdb_on_a_generated_lake_from_the_receipts_and_from_the_rollup(
+    spark: SparkSession, cohort_lake: Path, capsys
+) -> None:
+    as_of = dt.date(2024, 6, 17)  # cuts June: June comes from its receipts up to the 17th
+    argv = [f"--set=lake.root={cohort_lake}", f"--as-of={as_of}"]
+    expected = duckdb_matrix(spark, cohort_lake, as_of)
     assert len(expected) > 50
-    assert sorted(tuple(r) for r in got.collect()) == sorted(
-        (c, o, s, a, n, Decimal(str(v)).quantize(Decimal("0.01"))) for c, o, s, a, n, v in expected
+
+    capsys.readouterr()
+    assert cohorts_job.main(argv) == 0
+    assert "month cohorts from silver/receipts: no silver/customer_month yet" in capsys.readouterr().err
+    assert matrix(spark, cohort_lake, as_of) == expected
+    tables = ("gold/cohort_retention", "gold/cohort_retention_by_channel")
+    from_receipts = {table: gold_rows(spark, cohort_lake, table, as_of) for table in tables}
+
+    assert features_job.main(argv) == 0
+    capsys.readouterr()
+    assert cohorts_job.main(argv) == 0
+    assert re.search(r"month cohorts from silver/customer_month v\d+ \(built from silver/receipts v\d+\)",
+                     capsys.readouterr().err)  # fmt: skip
+    assert matrix(spark, cohort_lake, as_of) == expected
+    # every column of both tables, the same as from the receipts
+    for table, rows in from_receipts.items():
+        assert gold_rows(spark, cohort_lake, table, as_of) == rows, table
+    runs = spark.read.format("delta").load(f"{cohort_lake}/ops/runs").where("job = 'cohorts'")
+    last = runs.orderBy(F.col("started_at").desc()).first()
+    assert "silver/customer_month" in last["tables_read"] and '"source": "silver/customer_month"' in last["details"]
+
+
+def test_a_stale_rollup_or_another_time_zone_falls_back_to_the_receipts(
+    spark: SparkSession, cohort_lake: Path, tmp_path: Path, capsys
+) -> None:
+    from delta.tables import DeltaTable
+
+    lake = tmp_path / "lake"
+    shutil.copytree(cohort_lake, lake)
+    as_of = dt.date(2024, 6, 30)
+    argv = [f"--set=lake.root={lake}", f"--as-of={as_of}"]
+    assert features_job.main(argv) == 0
+    capsys.readouterr()
+
+    # the rollup's months are UTC months; New York's differ at the month edges
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        assert cohorts_job.main(argv) == 0
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", zone)
+    assert "from silver/receipts: silver/customer_month months are in UTC, this run's in America/New_York" in (
+        capsys.readouterr().err
     )
+
+    # silver changes after the rollup was built: one customer's receipts are deleted
+    silver = DeltaTable.forPath(spark, f"{lake}/silver/receipts")
+    gone = silver.toDF().where("amount > 0").orderBy("receipt_ts").first()["customer_id"]
+    before = silver.history(1).first()["version"]
+    silver.delete(F.col("customer_id") == gone)
+    assert cohorts_job.main(argv) == 0
+    assert (
+        f"month cohorts from silver/receipts: silver/customer_month was built from silver/receipts v{before}, "
+        f"this run reads v{before + 1}" in capsys.readouterr().err
+    )
+    assert matrix(spark, lake, as_of) == duckdb_matrix(spark, lake, as_of)  # without the deleted customer
 
 
 def test_rerun_replaces_its_date_and_keeps_other_dates(spark: SparkSession, cohort_lake: Path) -> None:
@@ -175,7 +300,8 @@ def test_rerun_replaces_its_date_and_keeps_other_dates(spark: SparkSession, coho
     assert (last["job"], last["rows_in"], last["rows_out"]) == ("cohorts", silver, len(before))
 
 
-def test_calendar_dates_follow_the_session_time_zone(spark: SparkSession) -> None:
+@pytest.mark.parametrize("source", SOURCES)
+def test_calendar_dates_follow_the_session_time_zone(spark: SparkSession, source: str) -> None:
     # 2024-01-01 03:00 UTC is 2023-12-31 22:00 in New York: a December cohort there
     receipts = spark.createDataFrame([("Z", "z1", T(2024, 1, 1, 3), Decimal("5.00"), "online")], SCHEMA)
     zone = spark.conf.get("spark.sql.session.timeZone")
@@ -183,7 +309,8 @@ def test_calendar_dates_follow_the_session_time_zone(spark: SparkSession) -> Non
         cohorts_by_zone = {}
         for name in ("UTC", "America/New_York"):
             spark.conf.set("spark.sql.session.timeZone", name)
-            frame = to_cohort_retention(to_customer_periods(receipts, D, "month"), D, "month")
+            activity = to_cohort_activity(customer_periods(receipts, D, "month", source), "month")
+            frame = to_cohort_retention(activity, D, "month")
             cohorts_by_zone[name] = frame.where("period_offset = 0").first()["cohort"]
     finally:
         spark.conf.set("spark.sql.session.timeZone", zone)

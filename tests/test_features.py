@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from decimal import Decimal
 from pathlib import Path
@@ -449,8 +450,6 @@ def last_features_run(spark: SparkSession, lake: Path) -> Row:
 def test_incremental_rollup_rebuilds_only_changed_months_and_nothing_when_nothing_changed(
     spark: SparkSession, lake: Path
 ) -> None:
-    import json
-
     from chispa import assert_df_equality
 
     root = f"--set=lake.root={lake}"
@@ -480,7 +479,7 @@ def test_incremental_rollup_rebuilds_only_changed_months_and_nothing_when_nothin
     assert "silver/customer_month" not in rerun["tables_written"]
 
 
-def test_incremental_rollup_of_another_version_is_rewritten_whole(
+def test_incremental_rollup_of_another_version_or_time_zone_is_rewritten_whole(
     spark: SparkSession, lake: Path, monkeypatch, capsys
 ) -> None:
     root = f"--set=lake.root={lake}"
@@ -494,3 +493,13 @@ def test_incremental_rollup_of_another_version_is_rewritten_whole(
     assert features_job.main([root, "--as-of=2024-05-31", "--incremental"]) == 0
     assert "full rewrite: silver/customer_month has other columns than this version's rollup" in capsys.readouterr().err
     assert "rebuilt_months" not in last_features_run(spark, lake)["details"]
+    monkeypatch.undo()
+    # the rollup's months are calendar months in the zone it was built in (UTC here)
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        assert features_job.main([root, "--as-of=2024-05-31", "--incremental"]) == 0
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", zone)
+    assert "full rewrite: spark.timezone changed (UTC -> America/New_York)" in capsys.readouterr().err
+    assert json.loads(last_features_run(spark, lake)["details"])["rollup"]["timezone"] == "America/New_York"

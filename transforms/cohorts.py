@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from transforms.features import as_of_cuts_month, last_whole_month, month_label
+
 PERIODS = ("day", "week", "month", "year")
+# periods made of whole calendar months: silver/customer_month can give them
+MONTH_PERIODS = ("month", "year")
 
 
 def period_start(day: Column, period: str) -> Column:
@@ -50,6 +54,11 @@ def _period_end(start: Column, period: str) -> Column:
     return F.date_sub(F.add_months(start, 1 if period == "month" else 12), 1)
 
 
+CUSTOMER_PERIOD_COLUMNS = (
+    "customer_id", "cohort_start_date", "first_channel", "period_start_date", "orders", "purchase_amount", "net_amount",
+)  # fmt: skip
+
+
 def to_customer_periods(receipts: DataFrame, as_of: dt.date, period: str) -> DataFrame:
     """Grain customer x period with activity, up to ``as_of``; plus the customer's cohort
     period and first channel. Needs customer_id, receipt_id, receipt_ts, amount, channel."""
@@ -78,33 +87,82 @@ def to_customer_periods(receipts: DataFrame, as_of: dt.date, period: str) -> Dat
             F.min_by("channel", F.struct("receipt_ts", "receipt_id")).alias("first_channel"),
         )
     )
-    return per_period.join(first, "customer_id", "inner").select(
-        "customer_id", "cohort_start_date", "first_channel", "period_start_date", "orders", "purchase_amount",
-        "net_amount",
-    )  # fmt: skip
+    return per_period.join(first, "customer_id", "inner").select(*CUSTOMER_PERIOD_COLUMNS)
 
 
-def to_cohort_retention(
-    customer_periods: DataFrame, as_of: dt.date, period: str, *, by: tuple[str, ...] = ()
+def to_customer_periods_from_months(
+    customer_month: DataFrame, receipts: DataFrame, as_of: dt.date, period: str
 ) -> DataFrame:
-    """Grain cohort (x ``by`` columns, e.g. first_channel) x period offset, from offset 0 to
-    ``as_of``'s period: size, active customers, retention rate, orders, revenue."""
-    last_start = period_start(F.lit(as_of), period)
-    keys = ["cohort_start_date", *by]
-    sizes = (
-        customer_periods.select("customer_id", *keys).distinct().groupBy(*keys).agg(F.count("*").alias("cohort_size"))
+    """:func:`to_customer_periods` for month and year periods, from the rollup instead of
+    every receipt: the whole months of ``silver/customer_month`` up to ``as_of``, plus
+    ``as_of``'s own month rolled up from its receipts dated <= ``as_of`` when ``as_of``
+    cuts it (the rollup's row for that month also holds the days after ``as_of``).
+
+    The same rows and values as :func:`to_customer_periods` on the receipts the rollup
+    was built from, in the same time zone: the rollup keeps each customer-month's
+    orders, purchase and net amounts, first purchase time and its channel (ties on time
+    broken by receipt id), and a customer's months never share a first purchase time.
+    ``receipts`` need ``receipt_month`` (only ``as_of``'s month is read).
+    """
+    if period not in MONTH_PERIODS:
+        raise ValueError(f"period must be one of {', '.join(MONTH_PERIODS)} to come from silver/customer_month")
+    values = ("orders", "purchase_amount", "net_amount", "first_purchase_ts", "first_purchase_channel")
+    months = customer_month.where(F.col("month") <= last_whole_month(as_of)).select("customer_id", "month", *values)
+    if as_of_cuts_month(as_of):
+        label = month_label(as_of)
+        is_purchase = F.col("amount") > 0
+        cut = (
+            receipts.where(F.col("receipt_month") == label)  # partition pruning; the month is recomputed below
+            .where((F.date_format("receipt_ts", "yyyy-MM") == label) & (F.to_date("receipt_ts") <= F.lit(as_of)))
+            .groupBy("customer_id")
+            .agg(
+                F.count_if(is_purchase).alias("orders"),
+                F.sum(F.when(is_purchase, F.col("amount"))).cast("decimal(18,2)").alias("purchase_amount"),
+                F.sum("amount").cast("decimal(18,2)").alias("net_amount"),
+                F.min(F.when(is_purchase, F.col("receipt_ts"))).alias("first_purchase_ts"),
+                F.min_by("channel", F.when(is_purchase, F.struct("receipt_ts", "receipt_id"))).alias(
+                    "first_purchase_channel"
+                ),
+            )
+            .select("customer_id", F.lit(label).alias("month"), *values)
+        )
+        months = months.unionByName(cut)
+    has_orders = F.col("orders") > 0
+    by_customer = Window.partitionBy("customer_id")  # the customer's rows, in any order
+    rows = months.select(
+        "customer_id",
+        period_start(F.to_date(F.concat("month", F.lit("-01"))), period).alias("period_start_date"),
+        "orders",
+        F.when(has_orders, F.col("purchase_amount")).alias("purchase_amount"),  # null without purchases
+        "net_amount",
+        F.min(F.when(has_orders, F.col("month"))).over(by_customer).alias("cohort_month"),
+        F.min_by("first_purchase_channel", F.when(has_orders, F.col("first_purchase_ts")))
+        .over(by_customer)
+        .alias("first_channel"),
+    ).where(F.col("cohort_month").isNotNull())  # a customer with returns only has no cohort
+    cohort_start = period_start(F.to_date(F.concat("cohort_month", F.lit("-01"))), period).alias("cohort_start_date")
+    # a month is its own period (one rollup row per customer-month); a year sums its months, and
+    # grouping also by the customer's window values keeps the window's partitioning (no shuffle)
+    per_period = rows.groupBy("customer_id", "cohort_month", "first_channel", "period_start_date").agg(
+        F.sum("orders").alias("orders"),
+        F.sum("purchase_amount").alias("purchase_amount"),
+        F.sum("net_amount").alias("net_amount"),
     )
-    offsets = sizes.select(
-        "*",
-        F.explode(F.sequence(F.lit(0), period_offset(F.col("cohort_start_date"), last_start, period))).alias(
-            "period_offset"
-        ),
-    )
-    activity = (
+    return per_period.select(*[cohort_start if c == "cohort_start_date" else c for c in CUSTOMER_PERIOD_COLUMNS])
+
+
+def to_cohort_activity(customer_periods: DataFrame, period: str) -> DataFrame:
+    """Grain cohort x first channel x period offset (only offsets with rows): active
+    customers, orders, purchase and net amounts, from :func:`to_customer_periods` rows.
+
+    Small (cohorts x channels x offsets), and additive over channels: both retention
+    tables derive from it, so the customer periods are aggregated once.
+    """
+    return (
         customer_periods.withColumn(
             "period_offset", period_offset(F.col("cohort_start_date"), F.col("period_start_date"), period)
         )
-        .groupBy(*keys, "period_offset")
+        .groupBy("cohort_start_date", "first_channel", "period_offset")
         .agg(
             F.count_if(F.col("orders") > 0).alias("active_customers"),
             F.sum("orders").alias("orders"),
@@ -112,8 +170,30 @@ def to_cohort_retention(
             F.sum("net_amount").alias("revenue_amount"),
         )
     )
+
+
+def to_cohort_retention(activity: DataFrame, as_of: dt.date, period: str, *, by: tuple[str, ...] = ()) -> DataFrame:
+    """Grain cohort (x ``by`` columns, e.g. first_channel) x period offset, from offset 0 to
+    ``as_of``'s period: size, active customers, retention rate, orders, revenue; from
+    :func:`to_cohort_activity` rows."""
+    last_start = period_start(F.lit(as_of), period)
+    keys = ["cohort_start_date", *by]
+    active = activity.groupBy(*keys, "period_offset").agg(
+        F.sum("active_customers").alias("active_customers"),
+        F.sum("orders").alias("orders"),
+        F.sum("purchase_amount").alias("purchase_amount"),
+        F.sum("revenue_amount").alias("revenue_amount"),
+    )
+    # every cohort member bought in the cohort's own period: the size is offset 0's active customers
+    sizes = active.where(F.col("period_offset") == 0).select(*keys, F.col("active_customers").alias("cohort_size"))
+    offsets = sizes.select(
+        "*",
+        F.explode(F.sequence(F.lit(0), period_offset(F.col("cohort_start_date"), last_start, period))).alias(
+            "period_offset"
+        ),
+    )
     start = _offset_start(F.col("cohort_start_date"), F.col("period_offset"), period)
-    grid = offsets.join(activity, [*keys, "period_offset"], "left")
+    grid = offsets.join(active, [*keys, "period_offset"], "left")
     return grid.select(
         F.lit(as_of).alias("as_of_date"),
         F.lit(period).alias("period_unit"),

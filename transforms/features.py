@@ -79,6 +79,18 @@ def month_label(day: dt.date) -> str:
     return f"{day:%Y-%m}"
 
 
+def as_of_cuts_month(as_of: dt.date) -> bool:
+    """True unless ``as_of`` is the last day of its month."""
+    return (as_of + dt.timedelta(days=1)).day != 1
+
+
+def last_whole_month(as_of: dt.date) -> str:
+    """Latest month (``YYYY-MM``) that ends on or before ``as_of``."""
+    if not as_of_cuts_month(as_of):
+        return month_label(as_of)
+    return month_label(as_of.replace(day=1) - dt.timedelta(days=1))
+
+
 @dataclass(frozen=True)
 class ProfilePeriod:
     """Which months an as-of date ``D`` and a window of ``W`` days cut, as ``YYYY-MM`` labels."""
@@ -93,14 +105,12 @@ class ProfilePeriod:
 
     @property
     def as_of_cuts_month(self) -> bool:
-        return (self.as_of + dt.timedelta(days=1)).day != 1
+        return as_of_cuts_month(self.as_of)
 
     @property
     def last_whole_month(self) -> str:
         """Latest month that ends on or before ``D``."""
-        if not self.as_of_cuts_month:
-            return month_label(self.as_of)
-        return month_label(self.as_of.replace(day=1) - dt.timedelta(days=1))
+        return last_whole_month(self.as_of)
 
     @property
     def first_whole_window_month(self) -> str:
