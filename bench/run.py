@@ -336,8 +336,9 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
             "same silver files (bench/reference.py `FEATURES_CORE_SQL`): the customer x month rollup with",
             "window gaps, then per customer R, F, M, L, gap sums and quartile scores, written to Parquet.",
             "*core + 360°* adds the 360° columns (`PROFILE_360_SQL`, the query the tests compare the",
-            "profile with). `cohorts`: monthly retention, overall and by first channel, against DuckDB's",
-            "monthly retention matrix.",
+            "profile with). `cohorts` (run after `features`): monthly retention, overall and by first",
+            "channel, from the `silver/customer_month` rollup that run wrote, against DuckDB's monthly",
+            "retention matrix from the receipts.",
             "",
             *rows,
         ]

@@ -269,7 +269,10 @@ COMMENTS: dict[str, dict[str, str]] = {
         "config_source": "Config file (or defaults) the run used.",
         "code_version": "seglake version and git commit.",
         "error": "One-line error for a failed run; null when it succeeded.",
-        "details": "Job-specific figures as JSON (e.g. generate throughput).",
+        "details": (
+            "Job-specific figures as JSON (e.g. generate throughput; features: the rollup it left; "
+            "cohorts: its source)."
+        ),
     },
     # --- segment job (branch segments) ---
     "gold/rfm_segments": {
