@@ -23,7 +23,7 @@ import sys
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/cohorts.py
     import _bootstrap  # noqa: F401
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 from seglake import tables
 from seglake.asof import resolve_as_of
@@ -73,7 +73,6 @@ def cohorts(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     as_of = resolve_as_of(receipts, run)
     period = run.config.cohorts.period
     reason = why_not_rollup(spark, run, period)
-    customer_periods: DataFrame
     if reason is None:
         customer_month = run.read(spark, ROLLUP)
         customer_periods = to_customer_periods_from_months(customer_month, receipts, as_of, period)

@@ -18,7 +18,7 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from transforms.features import as_of_cuts_month, last_whole_month, month_label
+from transforms.features import as_of_cuts_month, last_whole_month, month_label, month_values
 
 PERIODS = ("day", "week", "month", "year")
 # periods made of whole calendar months: silver/customer_month can give them
@@ -115,11 +115,8 @@ def to_customer_periods_from_months(
             receipts.where(F.col("receipt_month") == label)  # partition pruning; the month is recomputed below
             .where((F.date_format("receipt_ts", "yyyy-MM") == label) & (F.to_date("receipt_ts") <= F.lit(as_of)))
             .groupBy("customer_id")
-            .agg(
-                F.count_if(is_purchase).alias("orders"),
-                F.sum(F.when(is_purchase, F.col("amount"))).cast("decimal(18,2)").alias("purchase_amount"),
-                F.sum("amount").cast("decimal(18,2)").alias("net_amount"),
-                F.min(F.when(is_purchase, F.col("receipt_ts"))).alias("first_purchase_ts"),
+            .agg(  # the rollup's own monthly values, over the month's receipts up to as_of
+                *month_values(),
                 F.min_by("channel", F.when(is_purchase, F.struct("receipt_ts", "receipt_id"))).alias(
                     "first_purchase_channel"
                 ),

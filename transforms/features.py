@@ -154,7 +154,7 @@ def _dated(receipts: DataFrame) -> DataFrame:
     )
 
 
-def _month_values() -> list[Column]:
+def month_values() -> list[Column]:
     """Per customer-month (or a cut part of one): the values that only add up its receipts."""
     is_purchase = F.col("amount") > 0
     is_return = F.col("amount") < 0
@@ -205,7 +205,7 @@ def _month_rollup(with_order: DataFrame, last_k: int, *, keys: tuple[str, ...] =
     return (
         with_order.groupBy("customer_id", "month", *keys)
         .agg(
-            *_month_values(),
+            *month_values(),
             F.count("gap_days").alias("gap_count"),
             sum_long(F.col("gap_days")).alias("gap_sum_days"),
             sum_long(F.col("gap_days") * F.col("gap_days")).alias("gap_sumsq_days"),
@@ -224,7 +224,7 @@ def _whole_months(dated: DataFrame) -> DataFrame:
         .sortWithinPartitions("customer_id", "month")
         .groupBy("customer_id", "month")
         .agg(
-            *_month_values(),
+            *month_values(),
             F.array_sort(F.collect_list(F.when(F.col("amount") > 0, F.col("receipt_date")))).alias("purchase_dates"),
             *month_360_aggregates(),
         )
