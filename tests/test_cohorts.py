@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import cleanse as cleanse_job
@@ -51,21 +51,24 @@ ROWS = [
 SOURCES = ("receipts", "rollup")
 
 
+def profile_source_defaults() -> dict[str, Column]:
+    """The 360° source columns the rollup needs besides channel, constant here."""
+    return {
+        "store_id": F.lit("S1"),
+        "region": F.lit("North"),
+        "category": F.lit("fresh"),
+        "item_count": F.lit(1),
+        "discount_amount": F.lit(0).cast("decimal(18,2)"),
+        "coupon_used": F.lit(False),
+    }
+
+
 def customer_periods(receipts: DataFrame, as_of: dt.date, period: str, source: str) -> DataFrame:
     if source == "receipts":
         return to_customer_periods(receipts, as_of, period)
     # the rollup as features builds it (every receipt, any date), and silver's month partition column
-    silver = receipts.withColumns(
-        {
-            "store_id": F.lit("S1"),
-            "region": F.lit("North"),
-            "category": F.lit("fresh"),
-            "item_count": F.lit(1),
-            "discount_amount": F.lit(0).cast("decimal(18,2)"),
-            "coupon_used": F.lit(False),
-            "receipt_month": F.date_format("receipt_ts", "yyyy-MM"),
-        }
-    )
+    month = F.date_format("receipt_ts", "yyyy-MM")
+    silver = receipts.withColumns({**profile_source_defaults(), "receipt_month": month})
     return to_customer_periods_from_months(to_customer_month(silver, last_k=5), silver, as_of, period)
 
 
@@ -315,3 +318,29 @@ def test_calendar_dates_follow_the_session_time_zone(spark: SparkSession, source
     finally:
         spark.conf.set("spark.sql.session.timeZone", zone)
     assert cohorts_by_zone == {"UTC": "2024-01", "America/New_York": "2023-12"}
+
+
+def test_the_cut_month_reads_receipts_that_silver_filed_under_a_neighbouring_month(spark: SparkSession) -> None:
+    # silver cleansed in UTC: receipt_month is the UTC month, kept as data
+    receipts = spark.createDataFrame(
+        [
+            ("T", "t1", T(2024, 1, 10, 12), Decimal("10.00"), "store"),  # Tokyo 2024-01-10 21:00
+            ("T", "t2", T(2024, 2, 29, 20), Decimal("20.00"), "online"),  # Tokyo 2024-03-01 05:00
+        ],
+        SCHEMA,
+    )
+    silver = spark.createDataFrame(
+        [(*row, f"{row['receipt_ts']:%Y-%m}") for row in receipts.collect()], f"{SCHEMA}, receipt_month string"
+    )
+    assert [r["receipt_month"] for r in silver.collect()] == ["2024-01", "2024-02"]
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "Asia/Tokyo")
+    try:
+        rollup = to_customer_month(silver.withColumns(profile_source_defaults()), last_k=5)
+        periods = to_customer_periods_from_months(rollup, silver, D, "month").collect()  # D = 2024-03-15 cuts March
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", zone)
+    assert sorted((str(r["period_start_date"]), r["orders"], r["purchase_amount"]) for r in periods) == [
+        ("2024-01-01", 1, Decimal("10.00")),
+        ("2024-03-01", 1, Decimal("20.00")),  # from the receipts of the cut month, filed under 2024-02
+    ]

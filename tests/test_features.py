@@ -16,7 +16,13 @@ from pyspark.sql import functions as F
 from jobs import cleanse as cleanse_job
 from jobs import features as features_job
 from jobs import generate as generate_job
-from transforms.features import ProfilePeriod, to_customer_month, to_customer_profile
+from transforms.features import (
+    ProfilePeriod,
+    neighbour_months,
+    to_customer_month,
+    to_customer_month_update,
+    to_customer_profile,
+)
 from transforms.profile import trend_months
 
 RECEIPTS = "receipt_id string, customer_id string, receipt_ts timestamp, amount decimal(18,2)"
@@ -267,6 +273,82 @@ def test_window_inside_one_month_reads_that_month_from_the_receipts(spark: Spark
     # window: 1 purchase, 2.00 - 0.50 = 1.50; lifetime: 2 purchases, 1.00 + 2.00 - 0.50 = 2.50
     assert (a["frequency"], a["monetary_amount"], a["orders_lifetime"], a["net_amount_lifetime"]) == (
         1, Decimal("1.50"), 2, Decimal("2.50"))  # fmt: skip
+
+
+def test_neighbour_months_cross_the_year() -> None:
+    assert neighbour_months(["2024-01"]) == ["2023-12", "2024-01", "2024-02"]
+    assert neighbour_months(["2024-12", "2025-01"]) == ["2024-11", "2024-12", "2025-01", "2025-02"]
+    assert neighbour_months([]) == []
+
+
+def silver_cleansed_in_utc(spark: SparkSession, rows: list[tuple[str, str, str, str]]) -> DataFrame:
+    """Receipts as a UTC run would have cleansed them (``receipt_month`` is the UTC month),
+    ``YYYY-MM-DD HH:MM`` read as UTC; the month is kept as data, not recomputed later."""
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "UTC")
+    try:
+        frame = receipts_of(spark, rows)
+        return spark.createDataFrame(frame.collect(), frame.schema)
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", zone)
+
+
+def profile_in_zone(spark: SparkSession, silver: DataFrame, zone: str, as_of: str, window_days: int) -> dict[str, Row]:
+    previous = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", zone)
+    try:
+        customer_month = to_customer_month(silver, last_k=5)
+        profile = to_customer_profile(customer_month, silver, as_of=d(as_of), window_days=window_days, last_k=5)
+        return {r["customer_id"]: r for r in profile.collect()}
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", previous)
+
+
+def test_cut_months_read_receipts_that_silver_filed_under_a_neighbouring_month(spark: SparkSession) -> None:
+    silver = silver_cleansed_in_utc(
+        spark,
+        [
+            ("t1", "T", "2024-01-10 12:00", "10.00"),  # Tokyo 2024-01-10 21:00
+            ("t2", "T", "2024-02-29 20:00", "20.00"),  # Tokyo 2024-03-01 05:00, filed under 2024-02
+            ("n1", "N", "2024-01-05 12:00", "5.00"),  # New York 2024-01-05 07:00
+            ("n2", "N", "2024-03-01 03:00", "15.00"),  # New York 2024-02-29 22:00, filed under 2024-03
+            ("n3", "N", "2024-03-20 15:00", "7.00"),  # New York 2024-03-20 11:00
+        ],
+    )
+    # Tokyo, D = 2024-03-15 cuts March, which is read from the receipts: t2 is in it
+    t = profile_in_zone(spark, silver, "Asia/Tokyo", "2024-03-15", 365)["T"]
+    assert (t["frequency"], t["monetary_amount"], t["orders_lifetime"]) == (2, Decimal("30.00"), 2)
+    # last purchase 2024-03-01: recency 14; gap 2024-01-10 -> 2024-03-01 = 21 + 29 + 1 = 51 days
+    assert (t["last_purchase_date"], t["recency_days"], t["mean_gap_days"]) == (d("2024-03-01"), 14, 51.0)
+    assert (t["tenure_days"], t["recency_last_k_days"]) == (65, (65 + 14) / 2)
+    # New York, D = 2024-03-31, W = 40: S = 2024-02-21 cuts February, read from the receipts: n2 is in
+    # the window (2024-02-29) with n3; lifetime gaps 55 (01-05 -> 02-29) and 20 (02-29 -> 03-20)
+    n = profile_in_zone(spark, silver, "America/New_York", "2024-03-31", 40)["N"]
+    assert (n["frequency"], n["monetary_amount"], n["orders_lifetime"]) == (2, Decimal("22.00"), 3)
+    assert (n["mean_gap_days"], n["recency_days"]) == (37.5, 11)
+    assert n["periodicity_days"] == pytest.approx(35 / math.sqrt(2))
+
+
+def test_incremental_month_rebuild_reads_receipts_filed_under_a_neighbouring_month(spark: SparkSession) -> None:
+    silver = silver_cleansed_in_utc(
+        spark,
+        [
+            ("t1", "T", "2024-01-10 12:00", "10.00"),  # Tokyo 2024-01-10
+            ("t2", "T", "2024-02-29 20:00", "20.00"),  # Tokyo 2024-03-01, filed under 2024-02
+            ("t3", "T", "2024-03-31 16:00", "40.00"),  # Tokyo 2024-04-01, filed under 2024-03
+        ],
+    )
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "Asia/Tokyo")
+    try:
+        full = to_customer_month(silver, last_k=5)
+        update = to_customer_month_update(silver, full, months=["2024-03"], last_k=5).collect()
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", zone)
+    # only March (Tokyo): t2 alone, its gap from t1 = 51 days; t3 is April's, not March's
+    assert [(r["month"], r["orders"], r["purchase_amount"], r["gap_sum_days"]) for r in update] == [
+        ("2024-03", 1, Decimal("20.00"), 51)
+    ]
 
 
 def test_customer_who_bought_only_before_the_window_has_frequency_zero(spark: SparkSession) -> None:

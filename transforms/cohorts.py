@@ -18,7 +18,7 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from transforms.features import as_of_cuts_month, last_whole_month, month_label, month_values
+from transforms.features import as_of_cuts_month, last_whole_month, month_label, month_values, receipts_of_months
 
 PERIODS = ("day", "week", "month", "year")
 # periods made of whole calendar months: silver/customer_month can give them
@@ -102,7 +102,8 @@ def to_customer_periods_from_months(
     was built from, in the same time zone: the rollup keeps each customer-month's
     orders, purchase and net amounts, first purchase time and its channel (ties on time
     broken by receipt id), and a customer's months never share a first purchase time.
-    ``receipts`` need ``receipt_month`` (only ``as_of``'s month is read).
+    ``receipts`` need ``receipt_month`` (only ``as_of``'s month is read:
+    :func:`transforms.features.receipts_of_months`).
     """
     if period not in MONTH_PERIODS:
         raise ValueError(f"period must be one of {', '.join(MONTH_PERIODS)} to come from silver/customer_month")
@@ -112,8 +113,8 @@ def to_customer_periods_from_months(
         label = month_label(as_of)
         is_purchase = F.col("amount") > 0
         cut = (
-            receipts.where(F.col("receipt_month") == label)  # partition pruning; the month is recomputed below
-            .where((F.date_format("receipt_ts", "yyyy-MM") == label) & (F.to_date("receipt_ts") <= F.lit(as_of)))
+            receipts_of_months(receipts, [label])
+            .where(F.to_date("receipt_ts") <= F.lit(as_of))
             .groupBy("customer_id")
             .agg(  # the rollup's own monthly values, over the month's receipts up to as_of
                 *month_values(),

@@ -39,8 +39,8 @@ dates come from two windows over the (few) receipts instead of per-group date li
 the previous counted purchase, and the counted purchases later in the month. They are
 stacked under the rollup's whole months,
 each row flagged with the spans it counts in. So a profile run reads the rollup plus
-the receipts of at most two months (the receipts are filtered on the ``receipt_month``
-partition, so Spark scans only those).
+the receipts of at most two months (filtered on the ``receipt_month`` partition, so
+Spark scans only those and their neighbours: :func:`receipts_of_months`).
 
 Late or removed receipts change their own month and, for a purchase, the first gap of
 the customer's next month with a purchase: ``to_changed_months`` names those months and
@@ -132,6 +132,30 @@ class ProfilePeriod:
         if self.as_of_month is not None:
             months.append(self.as_of_month)
         return sorted(set(months))
+
+
+def neighbour_months(months: list[str]) -> list[str]:
+    """``months`` and the month before and after each (``YYYY-MM``), sorted."""
+    around: set[str] = set()
+    for label in months:
+        first = dt.date.fromisoformat(f"{label}-01")
+        before = first - dt.timedelta(days=1)
+        after = (first + dt.timedelta(days=31)).replace(day=1)
+        around.update({month_label(before), label, month_label(after)})
+    return sorted(around)
+
+
+def receipts_of_months(receipts: DataFrame, months: list[str]) -> DataFrame:
+    """The silver receipts whose month in the session time zone is one of ``months``.
+
+    Silver's ``receipt_month`` partition is the month in the time zone of the run that
+    cleansed it. In another session zone a receipt within a day of a month edge lies in
+    the neighbouring partition, so the partitions of the neighbouring months are read
+    too (pruning), and the month is recomputed from ``receipt_ts`` to select the rows.
+    """
+    return receipts.where(
+        F.col("receipt_month").isin(neighbour_months(months)) & F.date_format("receipt_ts", "yyyy-MM").isin(months)
+    )
 
 
 CUSTOMER_MONTH_COLUMNS = (
@@ -301,14 +325,12 @@ def to_customer_month_update(
 ) -> DataFrame:
     """The rollup rows of ``months`` rebuilt from their receipts.
 
-    ``receipts`` are read only for ``months`` (partition filter on ``receipt_month``).
+    ``receipts`` are read only for ``months`` (:func:`receipts_of_months`).
     The gap into a month's first purchase needs the purchase before it, which may lie
     in a month not rebuilt: each such month stands in with its ``last_purchase_ts`` from
     ``customer_month`` (an anchor row), and anchors are dropped after the gaps.
     """
-    rebuilt = _whole_months(_dated(receipts.where(F.col("receipt_month").isin(months)))).withColumn(
-        "is_anchor", F.lit(False)
-    )
+    rebuilt = _whole_months(_dated(receipts_of_months(receipts, months))).withColumn("is_anchor", F.lit(False))
     anchors = customer_month.where(~F.col("month").isin(months) & (F.col("orders") > 0)).select(
         "customer_id", "month", "last_purchase_ts", F.lit(True).alias("is_anchor")
     )
@@ -322,7 +344,7 @@ def _cut_rollup(receipts: DataFrame, period: ProfilePeriod, last_k: int) -> Data
     for days from the window start on. Gaps and last dates count lifetime purchases only:
     within D's month; the gap from the earlier months is added by the profile."""
     as_of_month = period.as_of_month or ""
-    cut = receipts.where(F.col("receipt_month").isin(period.cut_months))
+    cut = receipts_of_months(receipts, period.cut_months)
     flagged = (
         _dated(cut.where(F.to_date("receipt_ts") <= F.lit(period.as_of)))
         .withColumns(
