@@ -585,3 +585,37 @@ def test_incremental_rollup_of_another_version_or_time_zone_is_rewritten_whole(
         spark.conf.set("spark.sql.session.timeZone", zone)
     assert "full rewrite: spark.timezone changed (UTC -> America/New_York)" in capsys.readouterr().err
     assert json.loads(last_features_run(spark, lake)["details"])["rollup"]["timezone"] == "America/New_York"
+
+
+def test_incremental_rollup_in_another_zone_than_cleanse_reads_the_neighbouring_partitions(
+    spark: SparkSession, lake: Path
+) -> None:
+    from chispa import assert_df_equality
+
+    # silver cleansed in UTC (receipt_month = the UTC month, "YYYY-MM-DD HH:MM" read as UTC);
+    # features run in Tokyo (UTC+9) (the jobs reuse the suite's session, so its zone is set here)
+    root = f"--set=lake.root={lake}"
+    append_silver(spark, lake, [*FIRST_BATCH, ("t1", "T", "2024-03-31 16:00", "7.00")])  # Tokyo 2024-04-01 01:00
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "Asia/Tokyo")
+    try:
+        assert features_job.main([root, "--as-of=2024-05-31"]) == 0
+        append_silver(spark, lake, [("t0", "T", "2024-02-29 20:00", "20.00")])  # Tokyo 2024-03-01 05:00, filed 2024-02
+        assert features_job.main([root, "--as-of=2024-05-31", "--incremental"]) == 0
+        # t0 is a Tokyo March purchase; T's next purchase month (t1's, Tokyo April) gets its first gap
+        details = json.loads(last_features_run(spark, lake)["details"])
+        assert details["rebuilt_months"] == ["2024-03", "2024-04"]
+        customer_month = spark.read.format("delta").load(f"{lake}/silver/customer_month")
+        t_months = customer_month.where("customer_id = 'T'").orderBy("month").collect()
+        full = to_customer_month(spark.read.format("delta").load(f"{lake}/silver/receipts"), last_k=5)
+        assert_df_equality(
+            comparable(customer_month.select(*full.columns)),
+            comparable(full),
+            ignore_row_order=True,
+            ignore_nullable=True,
+            ignore_metadata=True,
+        )
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", zone)
+    # Tokyo 2024-03-01 -> 2024-04-01: a 31-day gap in April
+    assert [(r["month"], r["orders"], r["gap_sum_days"]) for r in t_months] == [("2024-03", 1, 0), ("2024-04", 1, 31)]
