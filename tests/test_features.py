@@ -524,6 +524,21 @@ def comparable(frame: DataFrame) -> DataFrame:
     return frame.withColumns({name: F.array_sort(F.map_entries(name)) for name in maps})
 
 
+def assert_rollup_is_a_full_rebuild(spark: SparkSession, lake: Path) -> None:
+    """silver/customer_month equals the rollup rebuilt from all of silver (session time zone)."""
+    from chispa import assert_df_equality
+
+    customer_month = spark.read.format("delta").load(f"{lake}/silver/customer_month")
+    full = to_customer_month(spark.read.format("delta").load(f"{lake}/silver/receipts"), last_k=5)
+    assert_df_equality(
+        comparable(customer_month.select(*full.columns)),
+        comparable(full),
+        ignore_row_order=True,
+        ignore_nullable=True,
+        ignore_metadata=True,
+    )
+
+
 def last_features_run(spark: SparkSession, lake: Path) -> Row:
     runs = spark.read.format("delta").load(f"{lake}/ops/runs").where("job = 'features'")
     return runs.orderBy(F.desc("started_at")).first()
@@ -532,8 +547,6 @@ def last_features_run(spark: SparkSession, lake: Path) -> Row:
 def test_incremental_rollup_rebuilds_only_changed_months_and_nothing_when_nothing_changed(
     spark: SparkSession, lake: Path
 ) -> None:
-    from chispa import assert_df_equality
-
     root = f"--set=lake.root={lake}"
     append_silver(spark, lake, FIRST_BATCH)
     assert features_job.main([root, "--as-of=2024-05-31"]) == 0
@@ -546,14 +559,7 @@ def test_incremental_rollup_rebuilds_only_changed_months_and_nothing_when_nothin
     customer_month = spark.read.format("delta").load(f"{lake}/silver/customer_month")
     a_march = customer_month.where("customer_id = 'A' and month = '2024-03'").first()
     assert (a_march["gap_count"], a_march["gap_sum_days"], a_march["gap_sumsq_days"]) == (1, 14, 196)
-    full = to_customer_month(spark.read.format("delta").load(f"{lake}/silver/receipts"), last_k=5)
-    assert_df_equality(
-        comparable(customer_month.select(*full.columns)),
-        comparable(full),
-        ignore_row_order=True,
-        ignore_nullable=True,
-        ignore_metadata=True,
-    )
+    assert_rollup_is_a_full_rebuild(spark, lake)
     # a rerun without new receipts rebuilds no month and commits nothing to the rollup
     assert features_job.main([root, "--as-of=2024-06-30", "--incremental"]) == 0
     rerun = last_features_run(spark, lake)
@@ -590,7 +596,6 @@ def test_incremental_rollup_of_another_version_or_time_zone_is_rewritten_whole(
 def test_incremental_rollup_in_another_zone_than_cleanse_reads_the_neighbouring_partitions(
     spark: SparkSession, lake: Path
 ) -> None:
-    from chispa import assert_df_equality
 
     # silver cleansed in UTC (receipt_month = the UTC month, "YYYY-MM-DD HH:MM" read as UTC);
     # features run in Tokyo (UTC+9) (the jobs reuse the suite's session, so its zone is set here)
@@ -607,14 +612,7 @@ def test_incremental_rollup_in_another_zone_than_cleanse_reads_the_neighbouring_
         assert details["rebuilt_months"] == ["2024-03", "2024-04"]
         customer_month = spark.read.format("delta").load(f"{lake}/silver/customer_month")
         t_months = customer_month.where("customer_id = 'T'").orderBy("month").collect()
-        full = to_customer_month(spark.read.format("delta").load(f"{lake}/silver/receipts"), last_k=5)
-        assert_df_equality(
-            comparable(customer_month.select(*full.columns)),
-            comparable(full),
-            ignore_row_order=True,
-            ignore_nullable=True,
-            ignore_metadata=True,
-        )
+        assert_rollup_is_a_full_rebuild(spark, lake)
     finally:
         spark.conf.set("spark.sql.session.timeZone", zone)
     # Tokyo 2024-03-01 -> 2024-04-01: a 31-day gap in April
