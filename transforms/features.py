@@ -69,6 +69,7 @@ from transforms.profile import (
     month_360_aggregates,
     profile_360_aggregates,
     profile_360_columns,
+    shift_month,
     sum_amount,
     sum_long,
 )
@@ -136,13 +137,7 @@ class ProfilePeriod:
 
 def neighbour_months(months: list[str]) -> list[str]:
     """``months`` and the month before and after each (``YYYY-MM``), sorted."""
-    around: set[str] = set()
-    for label in months:
-        first = dt.date.fromisoformat(f"{label}-01")
-        before = first - dt.timedelta(days=1)
-        after = (first + dt.timedelta(days=31)).replace(day=1)
-        around.update({month_label(before), label, month_label(after)})
-    return sorted(around)
+    return sorted({shift_month(label, step) for label in months for step in (-1, 0, 1)})
 
 
 def receipts_of_months(receipts: DataFrame, months: list[str]) -> DataFrame:

@@ -115,13 +115,16 @@ def month_360_aggregates() -> list[Column]:
     ]
 
 
+def shift_month(label: str, months: int) -> str:
+    """The month ``months`` calendar months after ``label`` (``YYYY-MM``; negative: before)."""
+    year, month = (int(part) for part in label.split("-"))
+    index = year * 12 + (month - 1) + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
 def trend_months(last_whole_month: str) -> tuple[list[str], list[str]]:
     """The 3 calendar months ending with ``last_whole_month`` (``YYYY-MM``) and the 3 before."""
-    year, month = (int(part) for part in last_whole_month.split("-"))
-    labels = []
-    for back in range(6):
-        index = year * 12 + (month - 1) - back
-        labels.append(f"{index // 12:04d}-{index % 12 + 1:02d}")
+    labels = [shift_month(last_whole_month, -back) for back in range(6)]
     return labels[:3], labels[3:]
 
 
