@@ -321,6 +321,10 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
         spark_s = timed(lambda argv=argv: features_job.main(argv))
         core_s = duck_time("core", FEATURES_CORE_SQL)
         rows.append(versus_row(rows_in, spark_s, core_s, "features vs. DuckDB core"))
+        plain_s = timed(lambda spark=spark, lake=lake: spark_core(spark, lake, as_of=as_of,
+                        first_month=period.first_whole_window_month, last_month=period.last_whole_month))  # fmt: skip
+        check_spark_core(duck, lake)
+        rows.append(versus_row(rows_in, plain_s, core_s, "plain Spark SQL core vs. DuckDB core"))
         rows.append(versus_row(rows_in, spark_s, core_s + duck_time("360", PROFILE_360_SQL),
                                "features vs. DuckDB core + 360°"))  # fmt: skip
         print(f"bench cohorts {label(size)} ...", flush=True)
@@ -336,13 +340,77 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
             "same silver files (bench/reference.py `FEATURES_CORE_SQL`): the customer x month rollup with",
             "window gaps, then per customer R, F, M, L, gap sums and quartile scores, written to Parquet.",
             "*core + 360°* adds the 360° columns (`PROFILE_360_SQL`, the query the tests compare the",
-            "profile with). `cohorts` (run after `features`): monthly retention, overall and by first",
+            "profile with). *Plain Spark SQL core* is that same core as one Spark SQL query",
+            "(`SPARK_CORE_SQL`: a window for the gaps, two aggregations, `approx_percentile`), written",
+            "to Parquet in the same warm session after `features`; its R, F, M, L and gap sums equal",
+            "DuckDB's (checked each run). It is the floor for Spark here: no 360° values, no Delta, no",
+            "rollup kept. `cohorts` (run after `features`): monthly retention, overall and by first",
             "channel, from the `silver/customer_month` rollup that run wrote, against DuckDB's monthly",
             "retention matrix from the receipts.",
             "",
             *rows,
         ]
     )
+
+
+# The features core (FEATURES_CORE_SQL in bench/reference.py) as plain Spark SQL: the
+# straightforward Spark version the features issue measured, as the floor for Spark.
+SPARK_CORE_SQL = """
+WITH r AS (
+    SELECT customer_id, receipt_id, receipt_ts, CAST(receipt_ts AS DATE) AS day, amount FROM bench_silver_receipts
+),
+g AS (
+    SELECT *, CASE WHEN amount > 0 THEN datediff(day, lag(day) OVER (
+               PARTITION BY customer_id, amount > 0 ORDER BY receipt_ts, receipt_id)) END AS gap
+    FROM r
+),
+customer_month AS (
+    SELECT customer_id, date_format(day, 'yyyy-MM') AS month,
+           count(*) FILTER (WHERE amount > 0) AS orders, sum(amount) AS net_amount,
+           min(day) FILTER (WHERE amount > 0) AS first_day, max(day) FILTER (WHERE amount > 0) AS last_day,
+           count(gap) AS gap_count, coalesce(sum(gap), 0) AS gap_sum, coalesce(sum(gap * gap), 0) AS gap_sumsq
+    FROM g GROUP BY customer_id, date_format(day, 'yyyy-MM')
+),
+profile AS (
+    SELECT customer_id, datediff(DATE'{as_of}', max(last_day)) AS recency_days,
+           coalesce(sum(orders) FILTER (WHERE month >= '{first_month}'), 0) AS frequency,
+           coalesce(sum(net_amount) FILTER (WHERE month >= '{first_month}'), 0) AS monetary_amount,
+           datediff(max(last_day), min(first_day)) AS length_days,
+           sum(gap_count) AS gap_count, sum(gap_sum) AS gap_sum, sum(gap_sumsq) AS gap_sumsq
+    FROM customer_month WHERE month <= '{last_month}' GROUP BY customer_id HAVING sum(orders) > 0
+),
+q AS (
+    SELECT approx_percentile(recency_days, array(0.25, 0.5, 0.75)) AS rq,
+           approx_percentile(frequency, array(0.25, 0.5, 0.75)) AS fq,
+           approx_percentile(monetary_amount, array(0.25, 0.5, 0.75)) AS mq
+    FROM profile
+)
+SELECT profile.*,
+       1 + int(recency_days > rq[0]) + int(recency_days > rq[1]) + int(recency_days > rq[2]) AS r_score,
+       4 - int(frequency > fq[0]) - int(frequency > fq[1]) - int(frequency > fq[2]) AS f_score,
+       4 - int(monetary_amount > mq[0]) - int(monetary_amount > mq[1]) - int(monetary_amount > mq[2]) AS m_score
+FROM profile CROSS JOIN q
+"""
+
+
+def spark_core(spark: SparkSession, lake: Path, *, as_of: dt.date, first_month: str, last_month: str) -> None:
+    """Run SPARK_CORE_SQL on the lake's silver receipts into ``spark-core.parquet``."""
+    spark.read.format("delta").load(f"{lake}/silver/receipts").createOrReplaceTempView("bench_silver_receipts")
+    sql = SPARK_CORE_SQL.format(as_of=as_of.isoformat(), first_month=first_month, last_month=last_month)
+    spark.sql(sql).write.mode("overwrite").parquet(f"{lake}/spark-core.parquet")
+
+
+def check_spark_core(duck: duckdb.DuckDBPyConnection, lake: Path) -> None:
+    """Fail unless the plain Spark core has DuckDB's core values (scores aside: approximate quantiles)."""
+    columns = "customer_id, recency_days, frequency, monetary_amount, length_days, gap_count, gap_sum, gap_sumsq"
+    spark_rows = f"SELECT {columns} FROM read_parquet('{lake}/spark-core.parquet/*.parquet')"
+    duck_rows = f"SELECT {columns} FROM read_parquet('{lake}/duckdb-core.parquet')"
+    differing = duck.execute(
+        f"SELECT (SELECT count(*) FROM ({spark_rows} EXCEPT ALL {duck_rows})) "
+        f"+ (SELECT count(*) FROM ({duck_rows} EXCEPT ALL {spark_rows}))"
+    ).fetchone()[0]
+    if differing:
+        raise SystemExit(f"bench: {lake}/spark-core.parquet differs from DuckDB's core in {differing:,} rows")
 
 
 COHORT_SQL = """
