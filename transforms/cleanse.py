@@ -192,6 +192,16 @@ def with_duplicate_reasons(checked: DataFrame, kept: DataFrame | None) -> DataFr
     return rejected.unionByName(deduplicated)
 
 
+def month_of(timestamp: str | Column) -> Column:
+    """Calendar month (``YYYY-MM``) of a timestamp in the session time zone (``spark.timezone``).
+
+    The ``receipt_month`` partition of bronze and silver is this month when they were written,
+    the rollup's ``month`` the same at features time: in another zone they can differ near a
+    month edge (see :func:`transforms.features.receipts_of_months`).
+    """
+    return F.date_format(timestamp, "yyyy-MM")
+
+
 def to_silver_receipts(classified: DataFrame, run_id: str) -> DataFrame:
     """Canonical receipts (amounts in base currency) from the rows without a reason."""
     return classified.where(F.col("reject_reason").isNull()).select(
@@ -211,7 +221,7 @@ def to_silver_receipts(classified: DataFrame, run_id: str) -> DataFrame:
         "row_key",
         "ingested_at",
         F.lit(run_id).alias("cleanse_run_id"),
-        F.date_format("receipt_ts", "yyyy-MM").alias("receipt_month"),
+        month_of("receipt_ts").alias("receipt_month"),
     )
 
 

@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from transforms.cleanse import month_of
 from transforms.profile import (
     AMOUNT,
     MONTH_360_COLUMNS,
@@ -148,9 +149,7 @@ def receipts_of_months(receipts: DataFrame, months: list[str]) -> DataFrame:
     the neighbouring partition, so the partitions of the neighbouring months are read
     too (pruning), and the month is recomputed from ``receipt_ts`` to select the rows.
     """
-    return receipts.where(
-        F.col("receipt_month").isin(neighbour_months(months)) & F.date_format("receipt_ts", "yyyy-MM").isin(months)
-    )
+    return receipts.where(F.col("receipt_month").isin(neighbour_months(months)) & month_of("receipt_ts").isin(months))
 
 
 CUSTOMER_MONTH_COLUMNS = (
@@ -168,7 +167,7 @@ def _dated(receipts: DataFrame) -> DataFrame:
         "receipt_ts",
         "amount",
         F.to_date("receipt_ts").alias("receipt_date"),
-        F.date_format("receipt_ts", "yyyy-MM").alias("month"),
+        month_of("receipt_ts").alias("month"),
         *PROFILE_SOURCE_COLUMNS,
     )
 
@@ -297,10 +296,10 @@ def to_changed_months(changed_receipts: DataFrame, customer_month: DataFrame) ->
     next purchase after it, i.e. the next month (in ``customer_month`` or among the
     changed receipts) in which the customer has a purchase.
     """
-    own = changed_receipts.select(F.date_format("receipt_ts", "yyyy-MM").alias("month"))
+    own = changed_receipts.select(month_of("receipt_ts").alias("month"))
     changed_purchases = (
         changed_receipts.where(F.col("amount") > 0)
-        .select("customer_id", F.date_format("receipt_ts", "yyyy-MM").alias("changed_month"))
+        .select("customer_id", month_of("receipt_ts").alias("changed_month"))
         .distinct()
     )
     purchase_months = (

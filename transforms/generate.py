@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from transforms.cleanse import month_of
+
 CHANNELS = ("store", "online", "app")
 REGIONS = ("North", "South", "East", "West", "Central", "Capital")
 CATEGORIES = (
@@ -394,7 +396,7 @@ def to_bronze_receipts(receipts: DataFrame) -> DataFrame:
         "source_file", "row_key", "ingested_at",
         F.lit(None).cast("string").alias("raw_record"),
         F.lit(None).cast("string").alias("parse_errors"),
-        F.coalesce(F.date_format("receipt_ts", "yyyy-MM"), F.lit("unknown")).alias("receipt_month"),
+        F.coalesce(month_of("receipt_ts"), F.lit("unknown")).alias("receipt_month"),
     )  # fmt: skip
 
 

@@ -43,6 +43,7 @@ from seglake.mapping import (
     Mapping,
     TimestampSpec,
 )
+from transforms.cleanse import month_of
 
 W = Window
 SOURCE_FILE = "_source_file"
@@ -340,7 +341,7 @@ def to_bronze_receipts(receipts: DataFrame, *, ingested_at: dt.datetime) -> Data
         F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
         "raw_record",
         F.when(F.size("errors") > 0, F.array_join("errors", ",")).alias("parse_errors"),
-        F.coalesce(F.date_format("receipt_ts", "yyyy-MM"), F.lit("unknown")).alias("receipt_month"),
+        F.coalesce(month_of("receipt_ts"), F.lit("unknown")).alias("receipt_month"),
     )
 
 
