@@ -324,10 +324,11 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
         rows.append(versus_row(rows_in, spark_s, core_s, "features vs. DuckDB core"))
         rows.append(versus_row(rows_in, spark_s, core_s + duck_time("360", PROFILE_360_SQL),
                                "features vs. DuckDB core + 360°"))  # fmt: skip
-        months = {"as_of": as_of, "first_month": period.first_whole_window_month, "last_month": period.last_whole_month}
+        core_period = {"as_of": as_of, "first_month": period.first_whole_window_month,
+                       "last_month": period.last_whole_month}  # fmt: skip
         for name, core in (("plain Spark SQL core", plain_spark_core), ("tuned Spark core", tuned_spark_core)):
             out = lake / f"spark-{name.split()[0]}-core.parquet"
-            spark_core_s = timed(functools.partial(core, spark, lake, out, **months))
+            spark_core_s = timed(functools.partial(core, spark, lake, out, **core_period))
             check_spark_core(duck, lake, out)
             rows.append(versus_row(rows_in, spark_core_s, core_s, f"{name} vs. DuckDB core"))
         print(f"bench cohorts {label(size)} ...", flush=True)
@@ -416,10 +417,12 @@ def tuned_spark_core(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    from transforms.cleanse import month_of
+
     is_purchase = F.col("amount") > 0
     receipts = spark.read.format("delta").load(f"{lake}/silver/receipts").select(
         "customer_id", "receipt_id", "receipt_ts", "amount",
-        F.to_date("receipt_ts").alias("day"), F.date_format("receipt_ts", "yyyy-MM").alias("month"),
+        F.to_date("receipt_ts").alias("day"), month_of("receipt_ts").alias("month"),
     )  # fmt: skip
     earlier = (
         Window.partitionBy("customer_id")

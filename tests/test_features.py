@@ -596,7 +596,6 @@ def test_incremental_rollup_of_another_version_or_time_zone_is_rewritten_whole(
 def test_incremental_rollup_in_another_zone_than_cleanse_reads_the_neighbouring_partitions(
     spark: SparkSession, lake: Path
 ) -> None:
-
     # silver cleansed in UTC (receipt_month = the UTC month, "YYYY-MM-DD HH:MM" read as UTC);
     # features run in Tokyo (UTC+9) (the jobs reuse the suite's session, so its zone is set here)
     root = f"--set=lake.root={lake}"
