@@ -21,7 +21,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from seglake import tables
+from seglake import catalog, tables
 from seglake.cli import job_parser, run_job
 from seglake.config import SeglakeConfig
 from seglake.runlog import Run
@@ -36,11 +36,6 @@ from transforms.cleanse import (
     with_reject_reason,
 )
 from transforms.quality import to_column_profile
-
-DQ_SCHEMA = (
-    "run_id string, job string, checked_at timestamp, table_name string, check_name string, "
-    "rows_checked long, rows_flagged long, passed boolean, detail string"
-)
 
 
 class UnbalancedBooksError(RuntimeError):
@@ -103,15 +98,10 @@ def cleanse(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
                 "quarantined; nothing written"
             )
         mode = "overwrite" if full else "append"
-        tables.write_table(
-            to_quarantine(classified, bronze.columns, run.run_id, checked_at),
-            config, "silver/receipts_quarantine", mode=mode,
-        )  # fmt: skip
+        quarantine = to_quarantine(classified, bronze.columns, run.run_id, checked_at)
+        tables.write_table(quarantine, config, "silver/receipts_quarantine", mode=mode)
         run.wrote(spark, "silver/receipts_quarantine")
-        tables.write_table(
-            to_silver_receipts(classified, run.run_id), config, "silver/receipts",
-            mode=mode, partition_by=["receipt_month"],
-        )  # fmt: skip
+        tables.write_table(to_silver_receipts(classified, run.run_id), config, "silver/receipts", mode=mode)
         run.wrote(spark, "silver/receipts")
     finally:
         classified.unpersist()
@@ -149,7 +139,9 @@ def write_data_quality(
         run.run_id, run.job, at, "bronze/receipts", "books_balance", rows_in, abs(unaccounted),
         unaccounted == 0, f"in={rows_in} clean={clean} quarantined={quarantined}",
     ))  # fmt: skip
-    tables.write_table(spark.createDataFrame(rows, DQ_SCHEMA), run.config, "ops/data_quality")
+    tables.write_table(
+        spark.createDataFrame(rows, catalog.table("ops/data_quality").ddl), run.config, "ops/data_quality"
+    )
 
 
 def write_profile(spark: SparkSession, run: Run, rows: DataFrame, rows_in: int) -> None:

@@ -35,9 +35,8 @@ from pyspark.ml.clustering import KMeansModel
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from seglake import tables
+from seglake import catalog, tables
 from seglake.cli import job_parser, run_job
 from seglake.config import PROJECT_ROOT, ClustersConfig, read_yaml_dict
 from seglake.errors import UserError
@@ -60,23 +59,6 @@ from transforms.clustering import (
     to_cluster_stats,
     to_clusters,
     to_population_stats,
-)
-
-PROFILES_SCHEMA = T.StructType(
-    [
-        T.StructField("as_of_date", T.DateType()),
-        T.StructField("cluster_id", T.IntegerType()),
-        T.StructField("cluster_name", T.StringType()),
-        T.StructField("name_source", T.StringType()),
-        T.StructField("notes", T.StringType()),
-        T.StructField("customers", T.LongType()),
-        T.StructField("customer_share", T.DoubleType()),
-        T.StructField("revenue_share", T.DoubleType()),
-        T.StructField("feature_means", T.MapType(T.StringType(), T.DoubleType())),
-        T.StructField("feature_z_scores", T.MapType(T.StringType(), T.DoubleType())),
-        T.StructField("top_features", T.ArrayType(T.StringType())),
-        T.StructField("match_distance", T.DoubleType()),
-    ]
 )
 
 ROWS_PER_PARTITION = 500_000
@@ -367,7 +349,9 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         path = tables.replace_as_of(assigned, run.config, "gold/clusters", as_of)
         run.wrote(spark, "gold/clusters")
         run.rows_out = tables.last_commit_rows(spark, path)
-        profiles = spark.createDataFrame([profile_row(as_of, d) for d in described], PROFILES_SCHEMA)
+        profiles = spark.createDataFrame(
+            [profile_row(as_of, d) for d in described], catalog.table("gold/cluster_profiles").ddl
+        )
         tables.replace_as_of(profiles.coalesce(1), run.config, "gold/cluster_profiles", as_of)
         run.wrote(spark, "gold/cluster_profiles")
     finally:

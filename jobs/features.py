@@ -133,8 +133,7 @@ def update_customer_month(spark: SparkSession, run: Run, receipts: DataFrame, *,
             if months:
                 quoted = ", ".join(f"'{m}'" for m in months)
                 update = to_customer_month_update(receipts, customer_month, months=months, last_k=last_k)
-                tables.write_table(update, config, table, mode="overwrite", partition_by=["month"],
-                                   replace_where=f"month IN ({quoted})")  # fmt: skip
+                tables.write_table(update, config, table, mode="overwrite", replace_where=f"month IN ({quoted})")
                 written = tables.last_commit_rows(spark, path)
                 run.wrote(spark, table)
             run.details.update(rebuilt_months=months)
@@ -142,9 +141,7 @@ def update_customer_month(spark: SparkSession, run: Run, receipts: DataFrame, *,
             run.log(f"{table}: {len(months)} changed month(s) rebuilt since silver/receipts "
                     f"v{previous['silver_version']}: {', '.join(months) or 'none'}; {written:,} rows")  # fmt: skip
             return written
-    tables.write_table(
-        to_customer_month(receipts, last_k=last_k), config, table, mode="overwrite", partition_by=["month"]
-    )
+    tables.write_table(to_customer_month(receipts, last_k=last_k), config, table, mode="overwrite")
     written = tables.last_commit_rows(spark, path)
     run.details["rollup"] = {**bookkeeping, "customer_month_version": run.wrote(spark, table)}
     run.log(f"{table}: {written:,} customer-months ({reason})")

@@ -87,7 +87,6 @@ def generate(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         run.config,
         "bronze/receipts",
         mode="overwrite",
-        partition_by=["receipt_month"],
     )
     seconds = time.perf_counter() - started
     written = tables.last_commit_rows(spark, path)

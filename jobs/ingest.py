@@ -149,13 +149,12 @@ def write_new(
     rows: DataFrame,
     table: str,
     mode: str,
-    partition_by: list[str] | None = None,
 ) -> int:
     """Append the rows not yet in ``table`` (or replace it); rows written."""
     keys = existing_keys(spark, run, table) if mode == "append" else None
     before = run.tables_read.get(table, -1)
     new_rows = rows if keys is None else filter_new(rows, keys)
-    path = tables.write_table(new_rows, run.config, table, mode=mode, partition_by=partition_by)
+    path = tables.write_table(new_rows, run.config, table, mode=mode)
     # Delta may skip the commit of an empty append: then nothing was written
     return tables.last_commit_rows(spark, path) if run.wrote(spark, table) != before else 0
 

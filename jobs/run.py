@@ -21,7 +21,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs import cleanse, clusters, cohorts, features, generate, report, segment
-from seglake import tables
+from seglake import catalog, tables
 from seglake.asof import last_complete_day
 from seglake.cli import job_parser, run_job
 from seglake.errors import UserError
@@ -48,8 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def stage_tables(stage: str) -> list[str]:
-    """The lake tables a stage writes (TABLE_INFO's writer column), ops tables aside: they only append."""
-    return [t for t, info in tables.TABLE_INFO.items() if f"`{stage}`" in info[2] and not t.startswith("ops/")]
+    """The lake tables a failed stage is restored (the catalog's writers of the table, ops tables aside)."""
+    return [t.name for t in catalog.restorable_tables_of(stage)]
 
 
 def table_versions(spark: SparkSession, run: Run, names: list[str]) -> dict[str, int]:
@@ -134,13 +134,10 @@ def run_pipeline(spark: SparkSession, run: Run, args: argparse.Namespace) -> Non
 def partition_rows(spark: SparkSession, run: Run, table: str) -> int:
     """Rows of the run's as-of partition (gold tables) or of the table's last commit."""
     path = tables.table_path(run.config, table)
-    if run.as_of is not None and TABLE_PARTITION.get(table) == "`as_of_date`":
+    if run.as_of is not None and catalog.table(table).is_as_of_partitioned:
         frame = spark.read.format("delta").load(path)
         return frame.where(F.col("as_of_date") == F.lit(run.as_of)).count()
     return tables.last_commit_rows(spark, path)
-
-
-TABLE_PARTITION = {table: info[1] for table, info in tables.TABLE_INFO.items()}
 
 
 def summarise(spark: SparkSession, run: Run, stages: list[Run]) -> None:
@@ -150,7 +147,7 @@ def summarise(spark: SparkSession, run: Run, stages: list[Run]) -> None:
     run.log(f"  {'table':<34} {'rows':>12}  counted")
     for table in sorted(run.tables_written):
         rows = partition_rows(spark, run, table)
-        counted = "as-of partition" if TABLE_PARTITION.get(table) == "`as_of_date`" else "last commit"
+        counted = "as-of partition" if catalog.table(table).is_as_of_partitioned else "last commit"
         run.log(f"  {table:<34} {rows:>12,}  {counted}")
     for stage in stages:
         if stage.job == "cleanse" and "quarantined" in stage.details:

@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from seglake.tables import COMMENTS, TABLE_INFO
+from seglake.catalog import EVERY_JOB, TABLES, Table
 from transforms.cleanse import REASONS
 
 BEGIN, END = "<!-- tables:begin -->", "<!-- tables:end -->"
@@ -22,15 +22,27 @@ def reasons_markdown() -> str:
     return "\n".join(rows) + "\n"
 
 
+WRITE_MODES = {
+    "append": "rows appended",
+    "overwrite": "rewritten whole",
+    "replace_partitions": "a run replaces its partitions",
+}
+
+
+def _writers(table: Table) -> str:
+    return "every job" if EVERY_JOB in table.written_by else ", ".join(f"`{job}`" for job in table.written_by)
+
+
 def tables_markdown() -> str:
     parts: list[str] = []
-    for table, comments in COMMENTS.items():
-        if table.startswith("test/"):
-            continue
-        grain, partition, writer = TABLE_INFO[table]
-        parts.append(f"### `{table}`\n\nGrain: {grain}. Partitioned by: {partition}. Written by: {writer}.\n")
-        parts.append("| column | meaning |\n|---|---|")
-        parts.extend(f"| `{name}` | {text.replace('|', '/')} |" for name, text in comments.items())
+    for table in TABLES:
+        partition = ", ".join(f"`{name}`" for name in table.partition_by) or "none"
+        parts.append(
+            f"### `{table.name}`\n\nGrain: {table.grain}. Partitioned by: {partition}. "
+            f"Written by: {_writers(table)} ({WRITE_MODES[table.write_mode]}).\n"
+        )
+        parts.append("| column | type | meaning |\n|---|---|---|")
+        parts.extend(f"| `{c.name}` | `{c.type}` | {c.comment.replace('|', '/')} |" for c in table.columns)
         parts.append("")
     return "\n".join(parts).rstrip() + "\n"
 

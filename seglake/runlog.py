@@ -15,15 +15,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import seglake
-from seglake import tables
+from seglake import catalog, tables
 from seglake.config import PROJECT_ROOT, SeglakeConfig
-
-RUNS_SCHEMA = (
-    "run_id string, job string, as_of_date date, status string, started_at timestamp, "
-    "ended_at timestamp, rows_in long, rows_out long, tables_read map<string,long>, "
-    "tables_written map<string,long>, config_hash string, config_source string, "
-    "code_version string, error string, details string"
-)
 
 
 @cache
@@ -99,7 +92,7 @@ class Run:
             error,
             json.dumps(self.details, sort_keys=True, default=str) if self.details else None,
         )
-        frame = spark.createDataFrame([row], RUNS_SCHEMA)
+        frame = spark.createDataFrame([row], catalog.table("ops/runs").ddl)
         tables.write_table(frame, self.config, "ops/runs", mode="append")
 
 

@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
+from seglake import catalog
 from seglake.config import SparkConfig
 from seglake.session import configure_builder
 
@@ -37,6 +39,14 @@ def spark() -> Iterator[SparkSession]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+def with_catalog_columns(frame: DataFrame, table: str) -> DataFrame:
+    """``frame`` plus the catalog columns of ``table`` it lacks, as typed nulls: tests write only
+    the columns a behaviour needs, the lake keeps the table's whole schema."""
+    record = catalog.table(table)
+    missing = {c.name: F.lit(None).cast(c.data_type) for c in record.columns if c.name not in frame.columns}
+    return frame.withColumns(missing) if missing else frame
 
 
 @pytest.fixture
@@ -70,8 +80,6 @@ def versions_before_earlier_run(lake: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="session")
 def pipeline_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pyspark.sql import functions as F
-
     from jobs import run as run_job
     from seglake import tables
 
@@ -79,7 +87,7 @@ def pipeline_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory)
     assert run_job.main(pipeline_argv(root)) == 0
     versions = {
         table: tables.table_version(spark, str(root / table))
-        for table in tables.TABLE_INFO
+        for table in catalog.CATALOG
         if table.startswith("gold/") and tables.table_exists(spark, str(root / table))
     }
     (root.parent / "versions_before_earlier_run.json").write_text(json.dumps(versions))

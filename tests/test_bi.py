@@ -8,9 +8,9 @@ from pathlib import Path
 
 from deltalake import DeltaTable
 
-from seglake import tables
+from seglake import catalog
 
-GOLD = [table for table in tables.TABLE_INFO if table.startswith("gold/")]
+GOLD = [table.name for table in catalog.TABLES if table.layer == "gold"]
 
 
 def _existing_gold(lake: Path) -> list[str]:
@@ -27,7 +27,9 @@ def test_every_gold_table_opens_without_spark_with_rows_and_column_comments(pipe
         fields = delta.schema().fields
         uncommented = [f.name for f in fields if not str((f.metadata or {}).get("comment", "")).strip()]
         assert not uncommented, f"{table}: columns without a comment: {uncommented}"
-        assert {f.name for f in fields} == set(tables.COMMENTS[table]), f"{table}: columns differ from the registry"
+        assert [f.name for f in fields] == catalog.table(table).column_names, (
+            f"{table}: columns differ from the catalog"
+        )
 
 
 def test_the_gold_tables_a_run_wrote_are_all_readable(pipeline_lake: Path) -> None:

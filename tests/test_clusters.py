@@ -19,6 +19,7 @@ from jobs import clusters as clusters_job
 from seglake import tables
 from seglake.config import SeglakeConfig, load_config
 from seglake.errors import ConfigError, UserError
+from tests.conftest import with_catalog_columns
 from transforms.clustering import (
     ClusterDescription,
     PreviousCluster,
@@ -236,10 +237,8 @@ def test_labels_file_errors_name_the_key(tmp_path: Path) -> None:
 def write_profile(spark: SparkSession, lake: Path, rows: list[tuple], as_of: dt.date = D) -> None:
     config = load_config(None, [f"lake.root={lake}"])
     profile = spark.createDataFrame([(r[0], as_of, *r[2:6]) for r in rows], SCHEMA.rsplit(",", 1)[0])
-    known = tables.COMMENTS["gold/customer_profile"]
-    with pytest.MonkeyPatch.context() as patch:  # columns the 360 section adds may not be registered yet
-        patch.setitem(tables.COMMENTS, "gold/customer_profile", {c: "test" for c in profile.columns} | known)
-        tables.replace_as_of(profile, config, "gold/customer_profile", as_of)
+    full = with_catalog_columns(profile, "gold/customer_profile")
+    tables.replace_as_of(full, config, "gold/customer_profile", as_of)
 
 
 def job_args(lake: Path, *extra: str) -> list[str]:

@@ -515,7 +515,7 @@ def append_silver(spark: SparkSession, lake: Path, rows: list[tuple[str, str, st
         for rid, cid, when, amount in rows
     ]  # fmt: skip
     config = load_config(None, [f"lake.root={lake}"])
-    tables.write_table(spark.createDataFrame(full, SILVER), config, "silver/receipts", partition_by=["receipt_month"])
+    tables.write_table(spark.createDataFrame(full, SILVER), config, "silver/receipts")
 
 
 def comparable(frame: DataFrame) -> DataFrame:

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import ingest as ingest_job
-from seglake import tables
+from seglake import catalog, tables
 from seglake.config import load_config
 from seglake.mapping import Mapping, MappingError, load_mapping
 from tests.conftest import SHARED_DATA
@@ -63,7 +63,7 @@ A5,c3,2011-03-28 10:00:00,1,5.00,fees,FEE
 A6,c4,2011-03-28 10:00:00,1
 """
 
-BRONZE_COLUMNS = list(tables.COMMENTS["bronze/receipts"])
+BRONZE_COLUMNS = catalog.table("bronze/receipts").column_names
 
 
 def make_mapping(data: dict[str, Any], name: str = "test") -> Mapping:
@@ -431,7 +431,7 @@ def test_complete_journey_demographics_become_customers(spark: SparkSession) -> 
     customers = to_bronze_customers(
         with_raw_text(raw, text_format="csv"), spec, mapping_name="cj", ingested_at=INGESTED_AT
     )
-    assert customers.columns == list(tables.COMMENTS["bronze/customers"])
+    assert customers.columns == catalog.table("bronze/customers").column_names
     first = customers.where("customer_id = '1'").first()
     assert first["age_band"] == "65+"
     assert first["attributes"] == {

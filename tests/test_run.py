@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs import run as run_job
-from seglake import tables
+from seglake import catalog, tables
 from tests.conftest import PIPELINE_EARLIER_DAYS, pipeline_argv, versions_before_earlier_run
 
 
@@ -75,7 +75,7 @@ def _assert_same_rows(before: DataFrame, after: DataFrame, what: str) -> None:
 def _gold_snapshot(spark: SparkSession, lake: Path) -> dict[str, tuple[int, DataFrame]]:
     """Every gold table that exists, pinned at its current version."""
     pinned = {}
-    for table in tables.TABLE_INFO:
+    for table in catalog.CATALOG:
         path = f"{lake}/{table}"
         if table.startswith("gold/") and tables.table_exists(spark, path):
             version = tables.table_version(spark, path)

@@ -22,6 +22,7 @@ from seglake.config import load_config
 from seglake.errors import UserError
 from seglake.runlog import Run
 from seglake.segment_maps import SegmentConfigError, check_rules, load_rules, load_segment_map
+from tests.conftest import with_catalog_columns
 from transforms.rfm import exact_thresholds, to_rfm_thresholds, with_rfm_scores
 from transforms.segments import (
     to_campaign_audiences,
@@ -416,7 +417,8 @@ def profiles_only(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory)
     config = load_config(None, [f"lake.root={lake}"])
     rows = [(as_of, *row, "tier") for as_of, rows in PROFILES.items() for row in rows]
     profiles = spark.createDataFrame(rows, f"as_of_date date, {PROFILE}")
-    tables.write_table(profiles, config, "gold/customer_profile", mode="overwrite", partition_by=["as_of_date"])
+    full = with_catalog_columns(profiles, "gold/customer_profile")
+    tables.write_table(full, config, "gold/customer_profile", mode="overwrite")
     return lake
 
 
