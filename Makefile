@@ -43,4 +43,4 @@ clean: ## remove the local lake, reports, caches and build output (keeps .venv)
 	rm -rf lake reports build dist bench/out .pytest_cache .ruff_cache spark-warehouse *.egg-info
 
 docs: setup ## rewrite the README's table reference from the column comments
-	$(PY) -m seglake.docs --readme
+	$(PY) -m jobs.docs --readme

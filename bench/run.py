@@ -295,7 +295,7 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
     from bench.reference import FEATURES_CORE_SQL, PROFILE_360_SQL, connect
     from jobs import cohorts as cohorts_job
     from jobs import features as features_job
-    from transforms.features import ProfilePeriod
+    from transforms.calendar import ProfilePeriod
     from transforms.profile import trend_months
 
     as_of = dt.date(2024, 12, 31)
@@ -417,7 +417,7 @@ def tuned_spark_core(
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from transforms.cleanse import month_of
+    from transforms.calendar import month_of
 
     is_purchase = F.col("amount") > 0
     receipts = spark.read.format("delta").load(f"{lake}/silver/receipts").select(

@@ -31,7 +31,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/clusters.py
     import _bootstrap  # noqa: F401
 
-from pyspark.ml.clustering import KMeansModel
+from pyspark.ml.clustering import BisectingKMeansModel, KMeansModel
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -55,7 +55,6 @@ from transforms.clustering import (
     generate_names,
     non_finite,
     scoring_model,
-    select_features,
     to_cluster_stats,
     to_clusters,
     to_population_stats,
@@ -114,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 def profile_as_of(profile: DataFrame, run: Run) -> dt.date:
     if run.as_of is not None:
         return run.as_of
-    latest = profile.agg(F.max("as_of_date")).first()[0]
+    latest = tables.first_row(profile.agg(F.max("as_of_date")))[0]
     if latest is None:
         raise UserError("gold/customer_profile is empty: run `seglake features` first")
     run.as_of = latest
@@ -169,11 +168,11 @@ def refine_kmeans(
     does not check the vectors for NaN or infinity: callers check the features first.
     """
     spark = vectors.sparkSession
-    jvm = spark.sparkContext._jvm
-    if jvm is None:
+    jvm, gateway = spark.sparkContext._jvm, spark.sparkContext._gateway
+    if jvm is None or gateway is None:
         raise RuntimeError("refine_kmeans needs a classic SparkSession (Spark Connect has no JVM gateway)")
     old_linalg = jvm.org.apache.spark.mllib.linalg
-    initial = spark.sparkContext._gateway.new_array(old_linalg.Vector, len(centers))
+    initial = gateway.new_array(old_linalg.Vector, len(centers))
     for i, center in enumerate(centers):  # repr() round-trips every double exactly
         initial[i] = old_linalg.Vectors.parse("[" + ",".join(repr(float(x)) for x in center) + "]")
     old_clustering = jvm.org.apache.spark.mllib.clustering
@@ -239,7 +238,7 @@ def search_k(sample: DataFrame, cfg: ClustersConfig, run: Run) -> tuple[int, lis
 
 def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     cfg = run.config.clusters
-    features = select_features(cfg.features, cfg.sections)
+    features = cfg.feature_columns
     labels, labels_shown = load_labels(cfg.labels_file)
     run.log(
         f"analyst labels: {len(labels)} from {labels_shown}" if labels else f"analyst labels: none ({labels_shown})"
@@ -253,11 +252,13 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     columns = list(dict.fromkeys(["customer_id", "monetary_amount", *features]))
     profile = profile.where(F.col("as_of_date") == F.lit(as_of)).select(*columns)
 
-    counts = profile.agg(
-        F.count("*").alias("__rows"),
-        *[F.count(f).alias(f) for f in features],
-        *[F.count(F.when(non_finite(F.col(f)), True)).alias(f"__non_finite_{f}") for f in features],
-    ).first()
+    counts = tables.first_row(
+        profile.agg(
+            F.count("*").alias("__rows"),
+            *[F.count(f).alias(f) for f in features],
+            *[F.count(F.when(non_finite(F.col(f)), True)).alias(f"__non_finite_{f}") for f in features],
+        )
+    )
     rows = int(counts["__rows"])
     needed, why = (cfg.k, "clusters.k") if cfg.k else (cfg.k_max, "clusters.k_max of the k search")
     if rows < max(needed, 2):
@@ -285,7 +286,8 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         run.log(f"{rows:,} customers x {len(features)} features as of {as_of}, prepared and standardised "
                 f"({partitions} partitions, {time.perf_counter() - started:.1f}s)")  # fmt: skip
         kmeans = cfg.algorithm == "kmeans"
-        k, curve, sample_rows, sample_fit = cfg.k or 0, [], 0, None
+        curve: list[dict[str, Any]] = []
+        k, sample_rows, sample_fit = cfg.k or 0, 0, None
         if kmeans or not cfg.k:
             sample = sample_vectors(vectors, rows, cfg)
             try:
@@ -302,7 +304,8 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         if start is not None:
             # k-means|| on the sample, then Lloyd's passes over every customer from its centres
             refined = refine_kmeans(vectors.select(FEATURES_COL), start.centers, max_iter=cfg.max_iter, tol=cfg.tol)
-            model, cost, iterations = refined.model, refined.training_cost, refined.iterations
+            model: KMeansModel | BisectingKMeansModel = refined.model
+            cost, iterations = refined.training_cost, refined.iterations
             init_seconds = start.seconds
         else:
             estimator = clustering_estimator(cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol,
@@ -319,7 +322,7 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         centers = [list(map(float, c)) for c in model.clusterCenters()]
         scored = model.transform(vectors)
         stats = [r.asDict() for r in to_cluster_stats(scored, features).collect()]
-        population = Population.from_row(to_population_stats(vectors, features).first().asDict(), features)
+        population = Population.from_row(tables.first_row(to_population_stats(vectors, features)).asDict(), features)
         if len(stats) < k:
             run.log(f"warning: {cfg.algorithm} returned {len(stats)} non-empty clusters for k = {k} "
                     "(too few distinct customers, or bisecting stopped early)")  # fmt: skip

@@ -28,9 +28,9 @@ from seglake import tables
 from seglake.asof import resolve_as_of
 from seglake.cli import job_parser, run_job
 from seglake.runlog import Run, last_rollup
+from transforms.calendar import ProfilePeriod
 from transforms.features import (
     CUSTOMER_MONTH_COLUMNS,
-    ProfilePeriod,
     to_changed_months,
     to_customer_month,
     to_customer_month_update,

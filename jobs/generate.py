@@ -75,7 +75,7 @@ def generate(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         f"{config.start_date}..{config.end_date}, seed {config.seed}, {partitions} partitions"
     )
     customers = to_customers(spark.range(0, config.customers, numPartitions=partitions), params)
-    exposure = rate_exposure(customers).first()["exposure"] or 0.0
+    exposure = tables.first_row(rate_exposure(customers))["exposure"] or 0.0
     theta = calibrate_theta(config.receipts, config.customers, float(exposure))
     receipts = to_receipts(customers, params, theta)
     if params.defect_rates:

@@ -25,8 +25,8 @@ from pyspark.sql import functions as F
 from seglake import tables
 from seglake.cli import job_parser, run_job
 from seglake.mapping import (
-    CORRUPT_COLUMN,
     ColumnSpec,
+    CustomersSpec,
     Mapping,
     MappingError,
     SourceSpec,
@@ -35,7 +35,12 @@ from seglake.mapping import (
 )
 from seglake.runlog import Run
 from transforms.ingest import (
+    CORRUPT_COLUMN,
     SOURCE_FILE,
+    CustomerSource,
+    ReceiptSource,
+    SourceColumns,
+    SourceTime,
     filter_new,
     ingest_summary,
     to_bronze_customers,
@@ -47,6 +52,38 @@ from transforms.ingest import (
 )
 
 RECEIPTS, CUSTOMERS = "bronze/receipts", "bronze/customers"
+
+
+def source_columns(columns: dict[str, ColumnSpec], constants: dict[str, str | int | float | bool]) -> SourceColumns:
+    """A mapping's ``columns`` and ``constants`` as the transforms take them."""
+    return SourceColumns(
+        values={name: spec.as_column() for name, spec in columns.items()},
+        constants=dict(constants),
+        used=frozenset(spec.column for spec in columns.values() if spec.column is not None),
+    )
+
+
+def receipt_source(mapping: Mapping) -> ReceiptSource:
+    """What the receipt transforms need of ``mapping`` (may raise Spark's ParseException on an expression)."""
+    return ReceiptSource(
+        name=mapping.name,
+        columns=source_columns(mapping.columns, mapping.constants),
+        time=SourceTime(
+            format=mapping.timestamp.format,
+            time_zone=mapping.timestamp.time_zone,
+            has_zone=mapping.timestamp.has_zone,
+        ),
+        line_grain=mapping.line_grain,
+        exclude_lines=mapping.exclude_lines,
+    )
+
+
+def customer_source(spec: CustomersSpec) -> CustomerSource:
+    return CustomerSource(
+        columns=source_columns(spec.columns, spec.constants),
+        attributes=tuple(spec.attributes) if spec.attributes is not None else None,
+        date_format=spec.date_format,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,13 +213,14 @@ def ingest(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     run.log(f"mapping {mapping.file} ({mapping.grain} grain), source {path}")
 
     ingested_at = run.started_at.replace(microsecond=0)
-    receipts = to_receipts(to_parsed_lines(lines, mapping), mapping)
+    source = receipt_source(mapping)
+    receipts = to_receipts(to_parsed_lines(lines, source), source)
     receipts = receipts.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         summary = ingest_summary(receipts).first().asDict()  # type: ignore[union-attr]
         summary = {k: int(v or 0) for k, v in summary.items()}
         bronze = to_bronze_receipts(receipts, ingested_at=ingested_at)
-        written = write_new(spark, run, bronze, RECEIPTS, args.mode, ["receipt_month"])
+        written = write_new(spark, run, bronze, RECEIPTS, args.mode)
     finally:
         receipts.unpersist()
     summary["receipts_already_in_bronze"] = summary["receipts_built"] - written
@@ -194,7 +232,7 @@ def ingest(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         run.log(f"{key.replace('_', ' ')}: {value:,}")
     if customers is not None and mapping.customers is not None:
         dimension = to_bronze_customers(
-            customers, mapping.customers, mapping_name=mapping.name, ingested_at=ingested_at
+            customers, customer_source(mapping.customers), mapping_name=mapping.name, ingested_at=ingested_at
         )
         customers_written = write_new(spark, run, dimension, CUSTOMERS, args.mode)
         run.details["customers_written"] = customers_written

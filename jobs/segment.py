@@ -35,12 +35,14 @@ from seglake.cli import job_parser, run_job
 from seglake.errors import UserError
 from seglake.runlog import Run
 from seglake.segment_maps import (
+    OTHER,
     Rule,
     SegmentMap,
     campaign_slug,
     check_rules,
     load_rules,
     load_segment_map,
+    population_parts,
 )
 from transforms.rfm import (
     INTEGER_METRICS,
@@ -52,7 +54,6 @@ from transforms.rfm import (
     with_rfm_scores,
 )
 from transforms.segments import (
-    OTHER,
     population_aggregate,
     to_campaign_audiences,
     to_rule_segments,
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve_profile_as_of(profiles: DataFrame, run: Run) -> dt.date:
     """``--as-of`` if that partition exists, else the latest ``as_of_date`` of the profile."""
     wanted = F.col("as_of_date") == F.lit(run.as_of) if run.as_of is not None else F.lit(False)
-    latest, present = profiles.agg(F.max("as_of_date"), F.max(wanted)).first()  # one pass over partition values
+    latest, present = tables.first_row(profiles.agg(F.max("as_of_date"), F.max(wanted)))  # one pass over partitions
     if latest is None:
         raise UserError(f"{PROFILE} is empty; run `seglake features` first")
     if run.as_of is None:
@@ -150,7 +151,9 @@ def population_values(profile: DataFrame, rules: list[Rule], relative_error: flo
     if not names:
         return {}
     accuracy = max(int(1 / relative_error), 1)
-    row = profile.agg(*[population_aggregate(name, accuracy=accuracy)[1] for name in names]).first()
+    row = tables.first_row(
+        profile.agg(*[population_aggregate(name, *population_parts(name), accuracy=accuracy) for name in names])
+    )
     return {name: row[name] for name in names}
 
 
@@ -195,7 +198,7 @@ def segment(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         run.details.update({"thresholds": thresholds, "threshold_methods": methods, "segment_map": segment_map.name})
 
         scored = scored_input.transform(with_rfm_scores, thresholds).transform(
-            with_segment_category, segment_map.cells(), map_name=segment_map.name
+            with_segment_category, segment_map.cells(), map_name=segment_map.name, unlisted=OTHER
         )
         rfm_segments = scored.withColumn("as_of_date", F.lit(as_of)).select(*RFM_SEGMENT_COLUMNS)
 
@@ -308,7 +311,7 @@ def export_csv(spark: SparkSession, audiences: DataFrame, slugs: dict[str, str],
     jvm = spark.sparkContext._jvm
     hadoop_path = jvm.org.apache.hadoop.fs.Path  # type: ignore[union-attr]
     root = hadoop_path(target)
-    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+    fs = root.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if replace and fs.exists(root):
         fs.delete(root, True)
     staging = f"{target}/_staging"

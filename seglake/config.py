@@ -218,6 +218,44 @@ class RfmConfig(_Section):
     )
 
 
+# Profile sections a config can pick whole; names as in gold/customer_profile.
+FEATURE_SECTIONS: dict[str, list[str]] = {
+    "lrfmp": ["length_days", "recency_days", "frequency", "monetary_amount", "periodicity_days"],
+    "spend": ["gross_spend_window", "avg_receipt_amount", "max_receipt_amount_window", "spend_trend_ratio"],
+    "basket": ["avg_items_per_order", "avg_item_amount", "categories_window"],
+    "channels": ["store_order_share", "online_order_share", "app_order_share"],
+    "promotions": ["coupon_order_share", "discount_share"],
+    "returns": ["return_rate_count"],
+}
+
+# Skewed features that get signum(x) * log1p(|x|) (log1p for the non-negative ones).
+DEFAULT_LOG_FEATURES = [
+    "length_days",
+    "recency_days",
+    "frequency",
+    "monetary_amount",
+    "periodicity_days",
+    "gross_spend_window",
+    "avg_receipt_amount",
+    "max_receipt_amount_window",
+    "spend_trend_ratio",
+    "avg_items_per_order",
+    "avg_item_amount",
+    "categories_window",
+]
+
+# Shares and rates: null only when the customer has no purchase in the window -> 0.
+DEFAULT_ZERO_FILL = [
+    "store_order_share",
+    "online_order_share",
+    "app_order_share",
+    "coupon_order_share",
+    "discount_share",
+    "return_rate_count",
+    "return_rate_amount",
+]
+
+
 class ClustersConfig(_Section):
     """k-means on gold/customer_profile (see transforms/clustering.py for the preparation)."""
 
@@ -226,14 +264,14 @@ class ClustersConfig(_Section):
     )
     sections: list[str] = Field(
         default_factory=lambda: ["lrfmp", "spend", "basket", "channels", "promotions", "returns"],
-        description="Whole profile sections (transforms.clustering.FEATURE_SECTIONS) when `features` is null.",
+        description="Whole profile sections (FEATURE_SECTIONS) when `features` is null.",
     )
     log_features: list[str] = Field(
-        default_factory=lambda: list(_clustering().DEFAULT_LOG_FEATURES),
+        default_factory=lambda: list(DEFAULT_LOG_FEATURES),
         description="Skewed features transformed by signum(x) * log1p(|x|) (those among the features).",
     )
     zero_fill: list[str] = Field(
-        default_factory=lambda: list(_clustering().DEFAULT_ZERO_FILL),
+        default_factory=lambda: list(DEFAULT_ZERO_FILL),
         description="Features whose null means 'no purchase in the window' -> 0; other nulls -> median.",
     )
     k: int | None = Field(None, ge=2, description="Fixed number of clusters. Null: search k_min..k_max.")
@@ -270,20 +308,21 @@ class ClustersConfig(_Section):
     def _valid_choices(self) -> ClustersConfig:
         if self.k_min > self.k_max:
             raise ValueError("k_min must not be above k_max")
-        unknown = [s for s in self.sections if s not in _clustering().FEATURE_SECTIONS]
+        unknown = [s for s in self.sections if s not in FEATURE_SECTIONS]
         if unknown:
-            raise ValueError(f"unknown section {unknown[0]} (one of {', '.join(_clustering().FEATURE_SECTIONS)})")
+            raise ValueError(f"unknown section {unknown[0]} (one of {', '.join(FEATURE_SECTIONS)})")
         if self.features is not None and not self.features:
             raise ValueError("features must name at least one column (or be null to use sections)")
         if self.features is None and not self.sections:
             raise ValueError("sections must name at least one section when features is null")
         return self
 
-
-def _clustering() -> Any:
-    from transforms import clustering  # the feature lists live with the transform
-
-    return clustering
+    @property
+    def feature_columns(self) -> list[str]:
+        """The explicit ``features`` if given, else the columns of ``sections`` in order (no repeats)."""
+        if self.features:
+            return list(dict.fromkeys(self.features))
+        return list(dict.fromkeys(name for section in self.sections for name in FEATURE_SECTIONS[section]))
 
 
 class ReportConfig(_Section):

@@ -283,7 +283,7 @@ def quality_chart(reasons: Rows) -> str:
     counts = [int(r["rows_flagged"]) for r in ordered]
     ax.barh(y, counts, color="#e45756", height=0.7)
     for yy, c in zip(y, counts, strict=True):
-        ax.text(c, yy, f" {c:,}", va="center", fontsize=8)
+        ax.text(c, float(yy), f" {c:,}", va="center", fontsize=8)
     ax.set_yticks(y, labels=[str(r["check_name"]) for r in ordered])
     ax.set_xlabel("rows quarantined")
     ax.set_xlim(0, max([*counts, 1]) * 1.15)

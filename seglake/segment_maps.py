@@ -44,10 +44,28 @@ from pyspark.sql import types as T
 
 from seglake.config import PROJECT_ROOT, read_yaml_dict
 from seglake.errors import UserError
-from transforms.segments import OTHER, population_names
 
 SEGMENTS_DIR = PROJECT_ROOT / "conf" / "segments"
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+
+OTHER = "Other"  # category of a cell the segment map does not list
+# population_<avg|min|max|pNN>_<profile column>: a population value a rule may compare with
+_POPULATION = re.compile(r"\bpopulation_(avg|min|max|p(?:0[1-9]|[1-9][0-9]))_([A-Za-z_][A-Za-z0-9_]*)\b")
+
+
+def population_names(predicate: str) -> list[str]:
+    """Population columns (``population_avg_<col>``, ``population_p75_<col>``, ...) a predicate uses."""
+    return sorted({match.group(0) for match in _POPULATION.finditer(predicate)})
+
+
+def population_parts(name: str) -> tuple[str, str]:
+    """(kind, profile column) of a population column name, e.g. ('p75', 'net_amount_lifetime')."""
+    match = _POPULATION.fullmatch(name)
+    if match is None:
+        raise ValueError(f"not a population column: {name}")
+    kind, column = match.groups()
+    return kind, column
 
 
 class SegmentConfigError(UserError):

@@ -12,7 +12,7 @@ import datetime as dt
 from pathlib import Path
 
 from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from seglake.catalog import Table, table
@@ -55,13 +55,21 @@ def conformed(frame: DataFrame, target: Table) -> DataFrame:
     return frame.select(*columns)
 
 
+def first_row(frame: DataFrame) -> Row:
+    """The first row of a frame that always has one (a global aggregate, a table's history)."""
+    row = frame.first()
+    if row is None:
+        raise RuntimeError("expected a row, got none")  # an aggregate without grouping always has one
+    return row
+
+
 def table_exists(spark: SparkSession, path: str) -> bool:
     return DeltaTable.isDeltaTable(spark, path)
 
 
 def table_version(spark: SparkSession, path: str) -> int:
     """Latest committed version of the Delta table at ``path``."""
-    return int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
+    return int(first_row(DeltaTable.forPath(spark, path).history(1).select("version"))[0])
 
 
 def write_table(
@@ -112,5 +120,5 @@ def require_table(spark: SparkSession, config: SeglakeConfig, table: str, *, hin
 
 def last_commit_rows(spark: SparkSession, path: str) -> int:
     """Rows written by the latest commit (Delta operation metrics; no recount)."""
-    metrics = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").first()[0]
+    metrics = first_row(DeltaTable.forPath(spark, path).history(1).select("operationMetrics"))[0]
     return int((metrics or {}).get("numOutputRows", 0))

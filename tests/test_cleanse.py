@@ -260,7 +260,7 @@ def test_rerun_adds_nothing_and_new_bronze_rows_are_processed(spark: SparkSessio
         ],
         BRONZE,
     )  # fmt: skip
-    tables.write_table(late, config, "bronze/receipts", mode="append", partition_by=["receipt_month"])
+    tables.write_table(late, config, "bronze/receipts", mode="append")
     assert cleanse_job.main([f"--set=lake.root={generated_lake}"]) == 0
     silver = load(spark, generated_lake, "silver/receipts")
     quarantine = load(spark, generated_lake, "silver/receipts_quarantine")

@@ -17,7 +17,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from jobs import clusters as clusters_job
 from seglake import tables
-from seglake.config import SeglakeConfig, load_config
+from seglake.config import ClustersConfig, SeglakeConfig, load_config
 from seglake.errors import ConfigError, UserError
 from tests.conftest import with_catalog_columns
 from transforms.clustering import (
@@ -29,7 +29,6 @@ from transforms.clustering import (
     feature_pipeline,
     generate_names,
     min_cost_assignment,
-    select_features,
 )
 
 FEATURES = ["recency_days", "frequency", "monetary_amount", "store_order_share"]
@@ -210,10 +209,11 @@ def test_generated_names_are_readable_and_unique() -> None:
 
 
 def test_feature_sections_and_config_checks() -> None:
-    assert select_features(None, ["promotions", "returns"]) == ["coupon_order_share", "discount_share",
-                                                                 "return_rate_count"]  # fmt: skip
-    assert select_features(["frequency", "frequency", "recency_days"], ["lrfmp"]) == ["frequency", "recency_days"]
-    assert len(select_features(None, SeglakeConfig().clusters.sections)) >= 15
+    sections = ClustersConfig(sections=["promotions", "returns"])
+    assert sections.feature_columns == ["coupon_order_share", "discount_share", "return_rate_count"]
+    explicit = ClustersConfig(features=["frequency", "frequency", "recency_days"], sections=["lrfmp"])
+    assert explicit.feature_columns == ["frequency", "recency_days"]
+    assert len(SeglakeConfig().clusters.feature_columns) >= 15
     with pytest.raises(ConfigError, match="clusters: unknown section basketz"):
         load_config(None, ["clusters.sections=[lrfmp, basketz]"])
     with pytest.raises(ConfigError, match="k_min must not be above k_max"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jobs.docs import BEGIN, END, REASONS_BEGIN, REASONS_END, reasons_markdown, tables_markdown
 from seglake.cli import JOBS
-from seglake.docs import BEGIN, END, REASONS_BEGIN, REASONS_END, reasons_markdown, tables_markdown
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -16,14 +16,12 @@ from pyspark.sql import functions as F
 from jobs import cleanse as cleanse_job
 from jobs import features as features_job
 from jobs import generate as generate_job
+from transforms.calendar import ProfilePeriod, neighbour_months, trend_months
 from transforms.features import (
-    ProfilePeriod,
-    neighbour_months,
     to_customer_month,
     to_customer_month_update,
     to_customer_profile,
 )
-from transforms.profile import trend_months
 
 RECEIPTS = "receipt_id string, customer_id string, receipt_ts timestamp, amount decimal(18,2)"
 

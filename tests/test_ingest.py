@@ -85,7 +85,8 @@ def write_text(path: Path, text: str) -> str:
 def receipts_of(spark: SparkSession, mapping: Mapping, path: str) -> DataFrame:
     """Source -> receipts with accounting columns (no lake involved)."""
     lines = ingest_job.read_lines(spark, mapping, path)
-    return to_receipts(to_parsed_lines(lines, mapping), mapping)
+    source = ingest_job.receipt_source(mapping)
+    return to_receipts(to_parsed_lines(lines, source), source)
 
 
 @pytest.fixture(scope="module")
@@ -429,7 +430,10 @@ def test_complete_journey_demographics_become_customers(spark: SparkSession) -> 
     assert spec is not None
     raw = ingest_job.read_source(spark, spec.source, str(JOURNEY / "demographics.csv.gz"), where="test")
     customers = to_bronze_customers(
-        with_raw_text(raw, text_format="csv"), spec, mapping_name="cj", ingested_at=INGESTED_AT
+        with_raw_text(raw, text_format="csv"),
+        ingest_job.customer_source(spec),
+        mapping_name="cj",
+        ingested_at=INGESTED_AT,
     )
     assert customers.columns == catalog.table("bronze/customers").column_names
     first = customers.where("customer_id = '1'").first()

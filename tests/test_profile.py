@@ -10,8 +10,9 @@ import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
+from transforms.calendar import trend_months
 from transforms.features import to_customer_month, to_customer_profile
-from transforms.profile import trend_months, with_demographics
+from transforms.profile import with_demographics
 
 SOURCE = (
     "receipt_id string, customer_id string, receipt_ts string, amount decimal(18,2), channel string, "

@@ -21,7 +21,7 @@ from seglake import tables
 from seglake.config import load_config
 from seglake.errors import UserError
 from seglake.runlog import Run
-from seglake.segment_maps import SegmentConfigError, check_rules, load_rules, load_segment_map
+from seglake.segment_maps import OTHER, SegmentConfigError, check_rules, load_rules, load_segment_map
 from tests.conftest import with_catalog_columns
 from transforms.rfm import exact_thresholds, to_rfm_thresholds, with_rfm_scores
 from transforms.segments import (
@@ -195,7 +195,7 @@ def test_default_map_names_cells_and_leaves_the_rest_to_other(spark: SparkSessio
     segment_map = load_segment_map("default", 4)
     profile = spark.createDataFrame(TIES, RFM)
     scored = with_rfm_scores(profile, thresholds_of(profile))
-    named = with_segment_category(scored, segment_map.cells(), map_name=segment_map.name)
+    named = with_segment_category(scored, segment_map.cells(), map_name=segment_map.name, unlisted=OTHER)
     got = {r["customer_id"]: (r["category"], r["campaign"]) for r in named.collect()}
     other = ("Other", None)
     assert got == {

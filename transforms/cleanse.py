@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from transforms.calendar import month_of
+
 # reason code -> what it means (also the ops/data_quality check names), in rule order
 REASONS: dict[str, str] = {
     "malformed_row": "the source row did not parse: wrong column count, or a bad value other than "
@@ -190,16 +192,6 @@ def with_duplicate_reasons(checked: DataFrame, kept: DataFrame | None) -> DataFr
     ).drop("_is_kept", "_content", "_rank", "_winner", "_winner_key")  # fmt: skip
     rejected = checked.where(F.col("reject_reason").isNotNull())
     return rejected.unionByName(deduplicated)
-
-
-def month_of(timestamp: str | Column) -> Column:
-    """Calendar month (``YYYY-MM``) of a timestamp in the session time zone (``spark.timezone``).
-
-    The ``receipt_month`` partition of bronze and silver is this month when they were written,
-    the rollup's ``month`` the same at features time: in another zone they can differ near a
-    month edge (see :func:`transforms.features.receipts_of_months`).
-    """
-    return F.date_format(timestamp, "yyyy-MM")
 
 
 def to_silver_receipts(classified: DataFrame, run_id: str) -> DataFrame:

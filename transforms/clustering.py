@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyspark.ml import Pipeline, PipelineModel, Transformer
 from pyspark.ml.clustering import BisectingKMeans, KMeans
@@ -35,44 +36,6 @@ from pyspark.ml.feature import Imputer, SQLTransformer, StandardScaler, VectorAs
 from pyspark.ml.functions import vector_to_array
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-
-# Profile sections a config can pick whole; names as in gold/customer_profile.
-FEATURE_SECTIONS: dict[str, list[str]] = {
-    "lrfmp": ["length_days", "recency_days", "frequency", "monetary_amount", "periodicity_days"],
-    "spend": ["gross_spend_window", "avg_receipt_amount", "max_receipt_amount_window", "spend_trend_ratio"],
-    "basket": ["avg_items_per_order", "avg_item_amount", "categories_window"],
-    "channels": ["store_order_share", "online_order_share", "app_order_share"],
-    "promotions": ["coupon_order_share", "discount_share"],
-    "returns": ["return_rate_count"],
-}
-DEFAULT_SECTIONS = list(FEATURE_SECTIONS)
-
-# Skewed features that get signum(x) * log1p(|x|) (log1p for the non-negative ones).
-DEFAULT_LOG_FEATURES = [
-    "length_days",
-    "recency_days",
-    "frequency",
-    "monetary_amount",
-    "periodicity_days",
-    "gross_spend_window",
-    "avg_receipt_amount",
-    "max_receipt_amount_window",
-    "spend_trend_ratio",
-    "avg_items_per_order",
-    "avg_item_amount",
-    "categories_window",
-]
-
-# Shares and rates: null only when the customer has no purchase in the window -> 0.
-DEFAULT_ZERO_FILL = [
-    "store_order_share",
-    "online_order_share",
-    "app_order_share",
-    "coupon_order_share",
-    "discount_share",
-    "return_rate_count",
-    "return_rate_amount",
-]
 
 # feature -> (word when the cluster is below the population, word when above).
 FEATURE_WORDS: dict[str, tuple[str, str]] = {
@@ -105,16 +68,6 @@ FEATURE_WORDS: dict[str, tuple[str, str]] = {
 
 FEATURES_COL = "features"
 PREDICTION_COL = "prediction"
-
-
-def select_features(features: Sequence[str] | None, sections: Sequence[str]) -> list[str]:
-    """The explicit ``features`` list if given, else the columns of ``sections`` in order (no repeats)."""
-    if features:
-        return list(dict.fromkeys(features))
-    unknown = [s for s in sections if s not in FEATURE_SECTIONS]
-    if unknown:
-        raise ValueError(f"unknown feature section {unknown[0]} (one of {', '.join(FEATURE_SECTIONS)})")
-    return list(dict.fromkeys(name for s in sections for name in FEATURE_SECTIONS[s]))
 
 
 def prepared_name(feature: str) -> str:
@@ -248,7 +201,7 @@ class Population:
     stds: dict[str, float | None]
 
     @classmethod
-    def from_row(cls, row: dict, features: Sequence[str]) -> Population:
+    def from_row(cls, row: Mapping[str, Any], features: Sequence[str]) -> Population:
         return cls(
             customers=int(row["customers"]),
             revenue=row["revenue"],
@@ -285,7 +238,7 @@ def z_score(mean: float | None, population_mean: float | None, population_std: f
 
 
 def describe_clusters(
-    stats: Iterable[dict], population: Population, features: Sequence[str], *, top_n: int = 3
+    stats: Iterable[Mapping[str, Any]], population: Population, features: Sequence[str], *, top_n: int = 3
 ) -> list[ClusterDescription]:
     """Size, shares, raw feature means and their z-scores, top features by |z| (ties: feature order)."""
     order = {f: i for i, f in enumerate(features)}

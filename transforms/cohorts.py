@@ -18,7 +18,8 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from transforms.features import as_of_cuts_month, last_whole_month, month_label, month_values, receipts_of_months
+from transforms.calendar import as_of_cuts_month, last_whole_month, month_label, receipts_of_months
+from transforms.features import month_values
 
 PERIODS = ("day", "week", "month", "year")
 # periods made of whole calendar months: silver/customer_month can give them

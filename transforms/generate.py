@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from transforms.cleanse import month_of
+from transforms.calendar import month_of
 
 CHANNELS = ("store", "online", "app")
 REGIONS = ("North", "South", "East", "West", "Central", "Capital")

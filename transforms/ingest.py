@@ -30,22 +30,22 @@ receipt-grain rows and customers, so identical source rows still get distinct ke
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from seglake.mapping import (
-    CORRUPT_COLUMN,
-    RECEIPT_COLUMNS,
-    ColumnSpec,
-    CustomersSpec,
-    Mapping,
-    TimestampSpec,
-)
-from transforms.cleanse import month_of
+from transforms.calendar import month_of
 
 W = Window
+# canonical receipt columns a source may fill (bronze/receipts minus lineage), in order
+RECEIPT_COLUMNS = (
+    "receipt_id", "customer_id", "receipt_ts", "amount", "currency", "channel", "store_id",
+    "region", "category", "item_count", "discount_amount", "coupon_used",
+)  # fmt: skip
+CORRUPT_COLUMN = "_corrupt_record"  # the reader's column for rows it could not split
 SOURCE_FILE = "_source_file"
 RAW_TEXT = "_raw_text"
 STRING_COLUMNS = (
@@ -58,6 +58,48 @@ BRONZE_RECEIPT_COLUMNS = (
     "receipt_month",
 )  # fmt: skip
 ACCOUNTING_COLUMNS = ("lines_in", "lines_excluded", "lines_malformed", "is_written")
+
+Constant = str | int | float | bool
+
+
+@dataclass(frozen=True, eq=False)
+class SourceColumns:
+    """Where each canonical value comes from: a source column or Spark SQL expression
+    (``values``), else a constant; ``used`` names the source columns taken by name."""
+
+    values: Mapping[str, Column]
+    constants: Mapping[str, Constant] = field(default_factory=dict)
+    used: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SourceTime:
+    """How receipt_ts text reads: a Spark datetime pattern (None: ISO-8601 forms), the zone of
+    the source's local times, and whether the pattern parses an offset itself."""
+
+    format: str | None
+    time_zone: str = "UTC"
+    has_zone: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class ReceiptSource:
+    """What the receipt transforms need of a column mapping (built from it by the ingest job)."""
+
+    name: str
+    columns: SourceColumns
+    time: SourceTime
+    line_grain: bool = False
+    exclude_lines: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class CustomerSource:
+    """What :func:`to_bronze_customers` needs of a mapping's ``customers`` section."""
+
+    columns: SourceColumns
+    attributes: tuple[str, ...] | None = None
+    date_format: str = "yyyy-MM-dd"
 
 
 # --- column functions -------------------------------------------------------------
@@ -82,7 +124,7 @@ def boolean_value(text: Column) -> Column:
     )
 
 
-def utc_timestamp(text: Column, spec: TimestampSpec) -> Column:
+def utc_timestamp(text: Column, spec: SourceTime) -> Column:
     """Local time text in ``spec.time_zone`` -> the instant (UTC), whatever the session zone.
 
     The text is first read as if it were UTC (the appended zone makes this independent
@@ -119,11 +161,11 @@ def with_lookup(lines: DataFrame, lookup: DataFrame, *, key: str, columns: list[
     return lines.join(one_per_key, on=key, how="left")
 
 
-def _mapped(name: str, columns: dict[str, ColumnSpec], constants: dict[str, object]) -> Column | None:
-    if name in columns:
-        return columns[name].as_column()
-    if name in constants:
-        value = constants[name]
+def _mapped(name: str, columns: SourceColumns) -> Column | None:
+    if name in columns.values:
+        return columns.values[name]
+    if name in columns.constants:
+        value = columns.constants[name]
         return F.lit(str(value).lower() if isinstance(value, bool) else str(value))
     return None
 
@@ -138,13 +180,13 @@ def _as_text(frame: DataFrame, value: Column) -> Column:
     return value.cast("string")
 
 
-def to_parsed_lines(lines: DataFrame, mapping: Mapping) -> DataFrame:
+def to_parsed_lines(lines: DataFrame, source: ReceiptSource) -> DataFrame:
     """Grain: source row. Canonical values parsed (wide decimals, quantity not rounded),
     ``_errors`` (canonical names in canonical order), ``_is_malformed``, ``_is_excluded``."""
-    cols, consts = mapping.columns, mapping.constants
+    cols, consts = source.columns.values, source.columns.constants
 
     def text_of(name: str) -> Column | None:
-        value = _mapped(name, cols, consts)
+        value = _mapped(name, source.columns)
         return None if value is None else _as_text(lines, value)
 
     texts = {name: text_of(name) for name in (*RECEIPT_COLUMNS, "quantity", "unit_price")}
@@ -159,19 +201,23 @@ def to_parsed_lines(lines: DataFrame, mapping: Mapping) -> DataFrame:
     for name in STRING_COLUMNS:
         text = texts[name]
         values[name] = F.lit(None).cast("string") if text is None else text
-    ts_value = _mapped("receipt_ts", cols, consts)
-    ts_type = lines.select(ts_value.alias("v")).schema[0].dataType  # type: ignore[union-attr]
+    ts_value, ts_text = _mapped("receipt_ts", source.columns), texts["receipt_ts"]
+    if ts_value is None or ts_text is None:
+        raise ValueError(f"{source.name}: a receipt source must map receipt_ts")
+    ts_type = lines.select(ts_value.alias("v")).schema[0].dataType
     if isinstance(ts_type, T.TimestampType):  # an instant already
-        values["receipt_ts"], failed["receipt_ts"] = ts_value, F.lit(False)  # type: ignore[assignment]
+        values["receipt_ts"], failed["receipt_ts"] = ts_value, F.lit(False)
     else:
         iso = isinstance(ts_type, T.TimestampNTZType | T.DateType)
-        spec = TimestampSpec(format=None, time_zone=mapping.timestamp.time_zone) if iso else None
-        parse("receipt_ts", utc_timestamp(texts["receipt_ts"], spec or mapping.timestamp))
+        spec = SourceTime(format=None, time_zone=source.time.time_zone) if iso else source.time
+        parse("receipt_ts", utc_timestamp(ts_text, spec))
     for name in ("amount", "item_count", "discount_amount", "quantity", "unit_price"):
-        if texts[name] is not None:
-            parse(name, decimal_value(texts[name]))
-    if texts["coupon_used"] is not None:
-        parse("coupon_used", boolean_value(texts["coupon_used"]))
+        text = texts[name]
+        if text is not None:
+            parse(name, decimal_value(text))
+    coupon_text = texts["coupon_used"]
+    if coupon_text is not None:
+        parse("coupon_used", boolean_value(coupon_text))
 
     # line grain: amount = quantity x unit price, item_count = quantity, unless mapped
     if "quantity" in values:
@@ -196,8 +242,8 @@ def to_parsed_lines(lines: DataFrame, mapping: Mapping) -> DataFrame:
         )
     )
     excluded = F.lit(False)
-    if mapping.exclude_lines:
-        excluded = F.coalesce(F.expr(mapping.exclude_lines), F.lit(False)) & ~is_malformed
+    if source.exclude_lines:
+        excluded = F.coalesce(F.expr(source.exclude_lines), F.lit(False)) & ~is_malformed
     typed = {
         "amount": WIDE_DECIMAL, "item_count": WIDE_DECIMAL, "discount_amount": WIDE_DECIMAL,
         "coupon_used": "boolean", "receipt_ts": "timestamp",
@@ -318,11 +364,11 @@ def to_receipts_from_rows(lines: DataFrame, *, mapping_name: str) -> DataFrame:
     )
 
 
-def to_receipts(lines: DataFrame, mapping: Mapping) -> DataFrame:
+def to_receipts(lines: DataFrame, source: ReceiptSource) -> DataFrame:
     """Parsed lines -> receipts of the mapping's grain, with accounting columns."""
-    if mapping.line_grain:
-        return to_receipts_from_lines(lines, mapping_name=mapping.name)
-    return to_receipts_from_rows(lines, mapping_name=mapping.name)
+    if source.line_grain:
+        return to_receipts_from_lines(lines, mapping_name=source.name)
+    return to_receipts_from_rows(lines, mapping_name=source.name)
 
 
 def to_bronze_receipts(receipts: DataFrame, *, ingested_at: dt.datetime) -> DataFrame:
@@ -369,22 +415,20 @@ def ingest_summary(receipts: DataFrame) -> DataFrame:
 
 
 def to_bronze_customers(
-    customers: DataFrame, spec: CustomersSpec, *, mapping_name: str, ingested_at: dt.datetime
+    customers: DataFrame, spec: CustomerSource, *, mapping_name: str, ingested_at: dt.datetime
 ) -> DataFrame:
     """``bronze/customers`` from a customer source (needs ``_source_file``, ``_raw_text``).
     Values that do not parse are null; unmapped source columns go into ``attributes``."""
-    cols, consts = spec.columns, spec.constants
 
     def text_of(name: str) -> Column:
-        value = _mapped(name, cols, consts)
+        value = _mapped(name, spec.columns)
         return F.lit(None).cast("string") if value is None else _as_text(customers, value)
 
-    used = {s.column for s in cols.values() if s.column is not None}
     internal = (CORRUPT_COLUMN, SOURCE_FILE, RAW_TEXT)
     names = (
-        spec.attributes
+        list(spec.attributes)
         if spec.attributes is not None
-        else [c for c in customers.columns if c not in used and c not in internal]
+        else [c for c in customers.columns if c not in spec.columns.used and c not in internal]
     )
     attributes = F.map_filter(
         F.map_from_arrays(

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from transforms.calendar import trend_months
 from transforms.cleanse import normalised_customer_id
 
 AMOUNT = "decimal(18,2)"
@@ -113,19 +114,6 @@ def month_360_aggregates() -> list[Column]:
         _key_counts(F.collect_list(purchases(F.col("region")))).alias("region_orders"),
         _key_counts(F.collect_list(purchases(F.col("store_id")))).alias("store_orders"),
     ]
-
-
-def shift_month(label: str, months: int) -> str:
-    """The month ``months`` calendar months after ``label`` (``YYYY-MM``; negative: before)."""
-    year, month = (int(part) for part in label.split("-"))
-    index = year * 12 + (month - 1) + months
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def trend_months(last_whole_month: str) -> tuple[list[str], list[str]]:
-    """The 3 calendar months ending with ``last_whole_month`` (``YYYY-MM``) and the 3 before."""
-    labels = [shift_month(last_whole_month, -back) for back in range(6)]
-    return labels[:3], labels[3:]
 
 
 def _merged_map(column: str, when: Column, value_type: str) -> Column:

@@ -4,7 +4,6 @@ segments from a segment map, rule segments, campaign audiences and segment migra
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping
 
 from pyspark.sql import Column, DataFrame
@@ -40,23 +39,24 @@ def with_value_tier(
 
 # --- named segments, rule segments, campaign audiences, migration -------------------------
 
-OTHER = "Other"  # category of a cell the segment map does not list
 NEW = "(new)"  # previous category of a customer who was not in the previous population
 GONE = "(gone)"  # current category of a customer who left the population
 
 
-def with_segment_category(scored: DataFrame, cells: Mapping[str, tuple[str, str]], *, map_name: str) -> DataFrame:
+def with_segment_category(
+    scored: DataFrame, cells: Mapping[str, tuple[str, str]], *, map_name: str, unlisted: str
+) -> DataFrame:
     """Add ``segment_map``, ``category`` and ``campaign`` from ``rfm_cell``.
 
     ``cells`` maps a cell ('113') to (category, campaign). An unlisted (or null) cell gets
-    category 'Other' and a null campaign.
+    category ``unlisted`` ('Other') and a null campaign.
     """
     category_of = F.create_map(*[F.lit(v) for cell, (category, _) in cells.items() for v in (cell, category)])
     campaign_of = F.create_map(*[F.lit(v) for cell, (_, campaign) in cells.items() for v in (cell, campaign)])
     return scored.withColumns(
         {
             "segment_map": F.lit(map_name),
-            "category": F.coalesce(F.try_element_at(category_of, F.col("rfm_cell")), F.lit(OTHER)),
+            "category": F.coalesce(F.try_element_at(category_of, F.col("rfm_cell")), F.lit(unlisted)),
             "campaign": F.try_element_at(campaign_of, F.col("rfm_cell")),
         }
     )
@@ -144,21 +144,9 @@ def to_segment_migration(
     )
 
 
-_POPULATION = re.compile(r"\bpopulation_(avg|min|max|p(?:0[1-9]|[1-9][0-9]))_([A-Za-z_][A-Za-z0-9_]*)\b")
-
-
-def population_names(predicate: str) -> list[str]:
-    """Population columns (``population_avg_<col>``, ``population_p75_<col>``, ...) a predicate uses."""
-    return sorted({match.group(0) for match in _POPULATION.finditer(predicate)})
-
-
-def population_aggregate(name: str, *, accuracy: int = 10_000) -> tuple[str, Column]:
-    """(profile column, aggregate) for a population column name: avg, min, max or the
-    approximate pNN percentile (``percentile_approx`` with ``accuracy``) of that column."""
-    match = _POPULATION.fullmatch(name)
-    if match is None:
-        raise ValueError(f"not a population column: {name}")
-    kind, column = match.groups()
+def population_aggregate(name: str, kind: str, column: str, *, accuracy: int = 10_000) -> Column:
+    """The aggregate named ``name`` over ``column``: ``kind`` avg, min, max or pNN, the
+    approximate NN-th percentile (``percentile_approx`` with ``accuracy``)."""
     value = F.col(column).cast("double")
     if kind == "avg":
         aggregate = F.avg(value)
@@ -168,4 +156,4 @@ def population_aggregate(name: str, *, accuracy: int = 10_000) -> tuple[str, Col
         aggregate = F.max(value)
     else:
         aggregate = F.percentile_approx(value, int(kind[1:]) / 100, accuracy)
-    return column, aggregate.cast("double").alias(name)
+    return aggregate.cast("double").alias(name)

@@ -1,6 +1,6 @@
-"""Print the lake's table reference (README section) from the column-comment registry.
+"""Print the lake's table reference (README section) from the catalog (seglake/catalog.py).
 
-python -m seglake.docs > /tmp/tables.md   # `make docs` rewrites the README block
+python -m jobs.docs > /tmp/tables.md   # `make docs` rewrites the README block
 """
 
 from __future__ import annotations
