@@ -28,9 +28,10 @@ test: setup ## run the test suite (pytest, one local Spark session)
 test-slow: setup ## also run the slow tests (whole real data sets)
 	$(PY) -m pytest -q -m slow $(ARGS)
 
-lint: setup ## ruff
+lint: setup ## ruff (lint + format check) and mypy (strict on transforms/)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check seglake jobs transforms tests bench
+	$(VENV)/bin/mypy
 
 bench: setup ## benchmarks: throughput vs. an independent engine; writes BENCHMARKS.md
 	$(PY) -m bench.run $(ARGS)
