@@ -24,12 +24,14 @@ if __package__ in (None, ""):  # run as a file: spark-submit jobs/cohorts.py
     import _bootstrap  # noqa: F401
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from seglake import tables
 from seglake.asof import resolve_as_of
 from seglake.cli import job_parser, run_job
 from seglake.runlog import Run, last_rollup
 from transforms.cohorts import (
+    BEFORE_COHORT,
     MONTH_PERIODS,
     to_cohort_activity,
     to_cohort_retention,
@@ -87,6 +89,17 @@ def cohorts(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         run.log(f"{period} cohorts from silver/receipts: {reason}")
     activity = to_cohort_activity(customer_periods, period).cache()  # small: cohorts x channels x offsets
     try:
+        before = tables.first_row(
+            activity.where(F.col("period_offset") == BEFORE_COHORT).agg(
+                F.count_distinct("cohort_start_date").alias("cohorts"), F.sum("revenue_amount").alias("amount")
+            )
+        )
+        if before["cohorts"]:
+            run.details["before_cohort"] = {"cohorts": before["cohorts"], "revenue_amount": str(before["amount"])}
+            run.log(
+                f"activity before the first purchase (returns): {before['amount']} in {before['cohorts']:,} "
+                "cohort(s), at period_offset -1"
+            )
         for table, by in (("gold/cohort_retention", ()), ("gold/cohort_retention_by_channel", ("first_channel",))):
             retention = to_cohort_retention(activity, as_of, period, by=by)
             path = tables.replace_as_of(retention, run.config, table, as_of)

@@ -108,7 +108,8 @@ def collect_report_data(spark: SparkSession, run: Run) -> ReportData:
 
     retention = _of_date(spark, run, "gold/cohort_retention", as_of)
     if retention is not None:
-        recent = filter_recent_cohorts(retention, config.report.recent_cohorts).select(
+        retained = retention.where(F.col("period_offset") >= 0)  # offset -1: activity before the cohort
+        recent = filter_recent_cohorts(retained, config.report.recent_cohorts).select(
             "period_unit", "cohort", "cohort_start_date", "period_offset", "cohort_size",
             "retention_rate", "is_partial_period",
         )  # fmt: skip

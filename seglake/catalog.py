@@ -200,11 +200,16 @@ RETENTION_COLUMNS: tuple[Col, ...] = (
     Col("period_unit", "string", "Cohort period: day, week (Monday-Sunday), month or year (config cohorts.period)."),
     Col("cohort", "string", "Label of the cohort period: YYYY-MM, YYYY, or the first day (YYYY-MM-DD)."),
     Col("cohort_start_date", "date", "First day of the cohort period (the period of the first purchase)."),
-    Col("period_offset", "int", "Periods since the cohort's own period (0 = the cohort period)."),
-    Col("period_start_date", "date", "First day of the period this row counts."),
+    Col(
+        "period_offset",
+        "int",
+        "Periods since the cohort's own period (0 = the cohort period); -1 sums the cohort's activity before "
+        "its own period (returns dated before the first purchase), a row present only when there is some.",
+    ),
+    Col("period_start_date", "date", "First day of the period this row counts; null for offset -1."),
     Col("cohort_size", "bigint", "Customers in the cohort."),
     Col("active_customers", "bigint", "Cohort customers with a purchase in the period (0 when none)."),
-    Col("retention_rate", "double", "active_customers / cohort_size."),
+    Col("retention_rate", "double", "active_customers / cohort_size; null for offset -1."),
     Col("orders", "bigint", "Purchases (receipts with a positive amount) of the cohort in the period."),
     Col(
         "revenue_amount",

@@ -344,3 +344,38 @@ def test_the_cut_month_reads_receipts_that_silver_filed_under_a_neighbouring_mon
         ("2024-01-01", 1, Decimal("10.00")),
         ("2024-03-01", 1, Decimal("20.00")),  # from the receipts of the cut month, filed under 2024-02
     ]
+
+
+PRE_COHORT_ROWS = [
+    ("H", "h1", T(2023, 11, 20, 10), Decimal("-1.50"), "store"),  # a return before the first purchase, last year
+    ("H", "h2", T(2024, 1, 8, 10), Decimal("-4.00"), "store"),  # another one, the month before the cohort
+    ("H", "h3", T(2024, 2, 12, 10), Decimal("25.00"), "online"),  # first purchase: cohort 2024-02
+    ("K", "k1", T(2024, 2, 3, 10), Decimal("10.00"), "store"),  # same cohort, nothing before
+]
+
+
+def pre_cohort_retention(spark: SparkSession, period: str, source: str) -> DataFrame:
+    receipts = spark.createDataFrame(PRE_COHORT_ROWS, SCHEMA)
+    return to_cohort_retention(to_cohort_activity(customer_periods(receipts, D, period, source), period), D, period)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_returns_before_the_first_purchase_are_counted_at_offset_minus_one(spark: SparkSession, source: str) -> None:
+    n = None
+    assert table(pre_cohort_retention(spark, "month", source)) == [
+        # cohort, offset, size, active, orders, revenue, avg receipt, partial
+        ("2024-02", -1, 2, 0, 0, Decimal("-5.50"), n, False),  # H's two returns: -1.50 - 4.00
+        ("2024-02", 0, 2, 2, 2, Decimal("35.00"), Decimal("17.50"), False),  # 25 + 10
+        ("2024-02", 1, 2, 0, 0, Decimal("0.00"), n, True),  # March, cut by D
+    ]
+    before = pre_cohort_retention(spark, "month", source).where("period_offset = -1").first()
+    assert (before["retention_rate"], before["period_start_date"]) == (None, None)
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_a_return_in_the_cohort_period_stays_at_offset_zero(spark: SparkSession, source: str) -> None:
+    n = None
+    assert table(pre_cohort_retention(spark, "year", source)) == [
+        ("2024", -1, 2, 0, 0, Decimal("-1.50"), n, False),  # only the 2023 return is before the 2024 cohort
+        ("2024", 0, 2, 2, 2, Decimal("31.00"), Decimal("17.50"), True),  # 25 + 10 - 4; (25 + 10) / 2; D cuts 2024
+    ]

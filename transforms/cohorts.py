@@ -6,7 +6,10 @@ a positive amount; a customer is *active* in a period when it made a purchase in
 purchase; offset 0 is the cohort's own period. Every period from the cohort's to
 ``D``'s is present (a period without activity has 0 active customers, it is not
 left out); periods after ``D`` are absent, never 0. The period that holds ``D`` is
-flagged ``is_partial_period`` unless ``D`` is its last day. Dates are calendar dates
+flagged ``is_partial_period`` unless ``D`` is its last day. Activity of a cohort's
+customers before their cohort period (returns dated before the first purchase) is not
+dropped: it is summed in one row at ``period_offset`` -1 (:data:`BEFORE_COHORT`),
+present only where there is such activity. Dates are calendar dates
 in the session time zone. Periods: ``day``, ``week`` (Monday to Sunday), ``month``
 (default, label ``YYYY-MM``) and ``year``.
 """
@@ -22,6 +25,7 @@ from transforms.calendar import as_of_cuts_month, last_whole_month, month_label,
 from transforms.features import month_values
 
 PERIODS = ("day", "week", "month", "year")
+BEFORE_COHORT = -1  # period_offset of the row that sums a cohort's activity before its own period
 # periods made of whole calendar months: silver/customer_month can give them
 MONTH_PERIODS = ("month", "year")
 
@@ -153,14 +157,14 @@ def to_customer_periods_from_months(
 def to_cohort_activity(customer_periods: DataFrame, period: str) -> DataFrame:
     """Grain cohort x first channel x period offset (only offsets with rows): active
     customers, orders, purchase and net amounts, from :func:`to_customer_periods` rows.
+    Every period before the cohort's own is counted at offset :data:`BEFORE_COHORT`.
 
     Small (cohorts x channels x offsets), and additive over channels: both retention
     tables derive from it, so the customer periods are aggregated once.
     """
+    offset = period_offset(F.col("cohort_start_date"), F.col("period_start_date"), period)
     return (
-        customer_periods.withColumn(
-            "period_offset", period_offset(F.col("cohort_start_date"), F.col("period_start_date"), period)
-        )
+        customer_periods.withColumn("period_offset", F.greatest(offset, F.lit(BEFORE_COHORT)))
         .groupBy("cohort_start_date", "first_channel", "period_offset")
         .agg(
             F.count_if(F.col("orders") > 0).alias("active_customers"),
@@ -174,7 +178,8 @@ def to_cohort_activity(customer_periods: DataFrame, period: str) -> DataFrame:
 def to_cohort_retention(activity: DataFrame, as_of: dt.date, period: str, *, by: tuple[str, ...] = ()) -> DataFrame:
     """Grain cohort (x ``by`` columns, e.g. first_channel) x period offset, from offset 0 to
     ``as_of``'s period: size, active customers, retention rate, orders, revenue; from
-    :func:`to_cohort_activity` rows."""
+    :func:`to_cohort_activity` rows. A cohort with activity before its own period also has
+    a row at offset :data:`BEFORE_COHORT` (no period dates, no retention rate)."""
     last_start = period_start(F.lit(as_of), period)
     keys = ["cohort_start_date", *by]
     active = activity.groupBy(*keys, "period_offset").agg(
@@ -191,8 +196,10 @@ def to_cohort_retention(activity: DataFrame, as_of: dt.date, period: str, *, by:
             "period_offset"
         ),
     )
-    start = _offset_start(F.col("cohort_start_date"), F.col("period_offset"), period)
-    grid = offsets.join(active, [*keys, "period_offset"], "left")
+    before = active.where(F.col("period_offset") == BEFORE_COHORT).join(sizes, keys, how="inner")
+    grid = offsets.join(active, [*keys, "period_offset"], how="left").unionByName(before)
+    is_before = F.col("period_offset") == BEFORE_COHORT
+    start = F.when(~is_before, _offset_start(F.col("cohort_start_date"), F.col("period_offset"), period))
     return grid.select(
         F.lit(as_of).alias("as_of_date"),
         F.lit(period).alias("period_unit"),
@@ -203,13 +210,13 @@ def to_cohort_retention(activity: DataFrame, as_of: dt.date, period: str, *, by:
         start.alias("period_start_date"),
         "cohort_size",
         F.coalesce("active_customers", F.lit(0)).cast("long").alias("active_customers"),
-        (F.coalesce("active_customers", F.lit(0)) / F.col("cohort_size")).alias("retention_rate"),
+        F.when(~is_before, F.coalesce("active_customers", F.lit(0)) / F.col("cohort_size")).alias("retention_rate"),
         F.coalesce("orders", F.lit(0)).cast("long").alias("orders"),
         F.coalesce("revenue_amount", F.lit(0)).cast("decimal(18,2)").alias("revenue_amount"),
         F.when(F.col("orders") > 0, F.col("purchase_amount") / F.col("orders"))
         .cast("decimal(18,2)")
         .alias("avg_receipt_amount"),
-        (_period_end(start, period) > F.lit(as_of)).alias("is_partial_period"),
+        F.coalesce(_period_end(start, period) > F.lit(as_of), F.lit(False)).alias("is_partial_period"),
     )
 
 
