@@ -22,10 +22,10 @@ setup: $(VENV)/.installed ## create .venv, install seglake + dev tools, cache th
 run: setup ## run the pipeline on the local lake (./lake), generating a sample lake first if empty
 	$(PY) -m jobs.run $(ARGS)
 
-test: setup ## run the test suite (pytest, one local Spark session)
-	$(PY) -m pytest -q $(ARGS)
+test: setup ## run the test suite (pytest, one local Spark session; the slow tests aside)
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
-test-slow: setup ## also run the slow tests (whole real data sets)
+test-slow: setup ## run the slow tests (whole real data sets)
 	$(PY) -m pytest -q -m slow $(ARGS)
 
 lint: setup ## ruff (lint + format check) and mypy (strict on transforms/)

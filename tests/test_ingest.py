@@ -34,7 +34,6 @@ from transforms.ingest import (
 INGESTED_AT = dt.datetime(2024, 1, 1)
 RETAIL = SHARED_DATA / "online_retail" / "by_day"
 JOURNEY = SHARED_DATA / "complete_journey"
-needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason=f"real data sets not found at {SHARED_DATA}")
 
 LINE_MAPPING: dict[str, Any] = {
     "source": {"format": "csv", "options": {"header": True}},
@@ -337,7 +336,7 @@ def retail_expected(files: list[Path]) -> dict[str, dict[str, Any]]:
     return invoices
 
 
-@needs_shared_data
+@pytest.mark.shared_data
 def test_online_retail_day_files_match_an_independent_count(spark: SparkSession) -> None:
     # 2011-05-15 holds excluded fee lines; 2011-03-27 is the day UK clocks went forward
     files = [RETAIL / "2011-05-15.csv.gz", RETAIL / "2011-03-27.csv.gz"]
@@ -368,7 +367,7 @@ def test_online_retail_day_files_match_an_independent_count(spark: SparkSession)
     receipts.unpersist()
 
 
-@needs_shared_data
+@pytest.mark.shared_data
 def test_online_retail_times_are_uk_local_converted_to_utc(spark: SparkSession) -> None:
     # 536365 at 2010-12-01 08:26 GMT; on 2011-03-27 (after 01:00 GMT) UK time is BST
     files = [RETAIL / "2010-12-01.csv.gz", RETAIL / "2011-03-27.csv.gz"]
@@ -389,7 +388,7 @@ def test_online_retail_times_are_uk_local_converted_to_utc(spark: SparkSession) 
     }
 
 
-@needs_shared_data
+@pytest.mark.shared_data
 def test_complete_journey_slice_matches_an_independent_rollup(spark: SparkSession, tmp_path: Path) -> None:
     with gzip.open(JOURNEY / "transactions_sample.csv.gz", "rt", newline="") as handle:
         head = [next(handle) for _ in range(2001)]
@@ -424,7 +423,7 @@ def test_complete_journey_slice_matches_an_independent_rollup(spark: SparkSessio
     }
 
 
-@needs_shared_data
+@pytest.mark.shared_data
 def test_complete_journey_demographics_become_customers(spark: SparkSession) -> None:
     spec = load_mapping("complete_journey").customers
     assert spec is not None
@@ -446,7 +445,7 @@ def test_complete_journey_demographics_become_customers(spark: SparkSession) -> 
 
 
 @pytest.mark.slow
-@needs_shared_data
+@pytest.mark.shared_data
 def test_whole_online_retail_set_gives_the_known_figures(spark: SparkSession, lake: Path) -> None:
     source = str(RETAIL / "*.csv.gz")
     assert run_ingest(spark, lake, "--mapping", "online_retail", "--source", source) == 0

@@ -18,7 +18,6 @@ from jobs import ingest as ingest_job
 from tests.conftest import SHARED_DATA
 
 RETAIL = SHARED_DATA / "online_retail" / "by_day"
-needs_shared_data = pytest.mark.skipif(not RETAIL.is_dir(), reason=f"real data sets not found at {SHARED_DATA}")
 FEES = "('AMAZONFEE', 'BANK CHARGES', 'CRUK', 'B')"
 GBP = ["--set=currency.base=GBP", "--set=currency.rates={GBP: 1.0}", "--set=cleanse.business_start=2010-01-01"]
 
@@ -70,7 +69,7 @@ def run_pipeline(spark: SparkSession, lake: Path, source: str) -> dict[str, obje
     }
 
 
-@needs_shared_data
+@pytest.mark.shared_data
 def test_online_retail_slice_matches_duckdb_on_the_raw_lines(spark: SparkSession, lake: Path) -> None:
     days = ["2010-12-01", "2011-01-18", "2011-11-29"]
     files = [str(RETAIL / f"{day}.csv.gz") for day in days]
@@ -79,7 +78,7 @@ def test_online_retail_slice_matches_duckdb_on_the_raw_lines(spark: SparkSession
     assert run_pipeline(spark, lake, str(RETAIL / "{2010-12-01,2011-01-18,2011-11-29}.csv.gz")) == expected
 
 
-@needs_shared_data
+@pytest.mark.shared_data
 @pytest.mark.slow
 def test_whole_online_retail_matches_duckdb_and_the_known_figures(spark: SparkSession, lake: Path) -> None:
     files = sorted(str(f) for f in RETAIL.glob("*.csv.gz"))
