@@ -22,7 +22,7 @@ from seglake.config import load_config
 from seglake.errors import UserError
 from seglake.runlog import Run
 from seglake.segment_maps import SegmentConfigError, check_rules, load_rules, load_segment_map
-from transforms.rfm import exact_thresholds, to_rfm_thresholds, with_rfm_scores
+from transforms.rfm import exact_thresholds, to_exact_thresholds, to_rfm_thresholds, with_rfm_scores
 from transforms.segments import (
     to_campaign_audiences,
     to_rule_segments,
@@ -88,6 +88,57 @@ def test_one_value_or_all_equal_gives_that_value_for_every_threshold() -> None:
 def test_five_tiles_use_fifths() -> None:
     # N = 10, n = 5: ranks 2, 4, 6, 8
     assert exact_thresholds([(v, 1) for v in range(1, 11)], 5) == [2, 4, 6, 8]
+
+
+# --- thresholds in Spark: to_exact_thresholds ----------------------------------------------
+
+
+def spark_thresholds(spark: SparkSession, values: list[int | None], tiles: int, **kwargs: int) -> list[tuple]:
+    frame = spark.createDataFrame([(v,) for v in values], "x long")
+    rows = to_exact_thresholds(frame, "x", tiles, **kwargs).orderBy("tile").collect()
+    return [(r["tile"], r["rank"], r["value"]) for r in rows]
+
+
+@pytest.mark.parametrize(
+    "buckets", [1, 3, 1024]
+)  # one value range; 2-6 | 9 | 15 (ranks in and across); ~one value each
+def test_spark_thresholds_with_ties_a_null_and_n_not_divisible_by_tiles(spark: SparkSession, buckets: int) -> None:
+    # Non-null sorted: 2 4 4 4 6 6 9 9 9 9 15 -> N = 11 (the null is outside the population).
+    # n = 4: ranks ceil(11/4) = 3, ceil(22/4) = 6, ceil(33/4) = 9 -> x(3) = 4, x(6) = 6, x(9) = 9
+    values = [9, 4, None, 15, 6, 4, 9, 2, 9, 6, 4, 9]
+    assert spark_thresholds(spark, values, 4, buckets=buckets) == [(1, 3, 4), (2, 6, 6), (3, 9, 9)]
+    # n = 3: ranks ceil(11/3) = 4, ceil(22/3) = 8 -> x(4) = 4, x(8) = 9
+    assert spark_thresholds(spark, values, 3, buckets=buckets) == [(1, 4, 4), (2, 8, 9)]
+
+
+def test_spark_thresholds_at_thirds_of_n_divisible_by_three_take_the_exact_rank(spark: SparkSession) -> None:
+    # Sorted 1 1 2 2 2 3 5 5 8: N = 9, n = 3 -> ranks exactly 3 and 6 (no rounding up).
+    # #{x <= 1} = 2 < 3 <= #{x <= 2} = 5 -> t_1 = 2; #{x <= 3} = 6 = rank 6 -> t_2 = 3, not 5.
+    assert spark_thresholds(spark, [5, 1, 2, 8, 2, 3, 1, 5, 2], 3) == [(1, 3, 2), (2, 6, 3)]
+
+
+def test_spark_thresholds_of_equal_values_are_that_value(spark: SparkSession) -> None:
+    # N = 6, ranks 2, 3, 5: every one of them is 4; N = 1: ranks 1, 1, 1
+    assert spark_thresholds(spark, [4] * 6, 4) == [(1, 2, 4), (2, 3, 4), (3, 5, 4)]
+    assert spark_thresholds(spark, [7], 4) == [(1, 1, 7), (2, 1, 7), (3, 1, 7)]
+
+
+def test_spark_thresholds_can_leave_tiles_empty(spark: SparkSession) -> None:
+    # 1 1 1 1 1 1 2 9: N = 8, ranks 2, 4, 6 all within the six 1s -> t = [1, 1, 1]:
+    # tiles 2 and 3 are (1, 1], empty. Five tiles: ranks 2, 4, 5, 7 -> [1, 1, 1, 2]
+    values = [1, 9, 1, 1, 2, 1, 1, 1]
+    assert spark_thresholds(spark, values, 4) == [(1, 2, 1), (2, 4, 1), (3, 6, 1)]
+    assert spark_thresholds(spark, values, 5) == [(1, 2, 1), (2, 4, 1), (3, 5, 1), (4, 7, 2)]
+
+
+def test_spark_thresholds_of_the_extreme_longs(spark: SparkSession) -> None:
+    # the widest range a long column can have: ranks 1, 2, 3 of four values
+    low, high = -(2**63), 2**63 - 1
+    assert spark_thresholds(spark, [high, 0, low, -1], 4) == [(1, 1, low), (2, 2, -1), (3, 3, 0)]
+
+
+def test_spark_thresholds_of_a_column_without_values_are_no_rows(spark: SparkSession) -> None:
+    assert spark_thresholds(spark, [None, None], 4) == []
 
 
 # --- scores on hand-made profiles -------------------------------------------------------

@@ -2,15 +2,18 @@
 
 For ``n`` tiles over a population of ``N`` values the thresholds ``t_1 <= ... <= t_{n-1}``
 are the lower ``j/n`` quantiles: ``t_j`` is the smallest value ``v`` with
-``#{x <= v} >= ceil(j*N/n)``. Ascending tile ``i`` holds ``(t_{i-1}, t_i]`` (``t_0 = -inf``,
+``#{x <= v} >= ceil(j*N/n)``, i.e. the value at rank ``ceil(j*N/n)`` of the sorted
+population (ties counted). Ascending tile ``i`` holds ``(t_{i-1}, t_i]`` (``t_0 = -inf``,
 ``t_n = +inf``): a value equal to a threshold sits in the lower tile, equal values share a
 tile, and a tile may be empty. Score 1 is the best tile: R score = ``i`` (most recent = 1),
 F and M score = ``n + 1 - i`` (most frequent / highest spend = 1).
 
-Thresholds of the integer metrics (recency, frequency) come exact from a value
-histogram (``to_value_histogram`` -> ``exact_thresholds``, plain Python on a few hundred
-rows); monetary from ``DataFrame.approxQuantile`` in the job. Nulls are outside the
-population and get null scores.
+Thresholds of the integer metrics (recency, frequency) are exact at any scale:
+:func:`to_exact_thresholds` finds the values at those ranks in Spark from the value
+histogram with whole-number counts, and only its ``n - 1`` rows reach the driver.
+:func:`exact_thresholds` is the same definition in plain Python (a reference for tests).
+Monetary thresholds come from ``DataFrame.approxQuantile`` in the job. Nulls are outside
+the population and get null scores.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 # metric -> (profile column, score column, best tile is the ascending lowest?)
 METRICS: dict[str, tuple[str, str, bool]] = {
@@ -30,6 +34,10 @@ METRICS: dict[str, tuple[str, str, bool]] = {
 INTEGER_METRICS = ("recency", "frequency")
 
 Threshold = int | float
+
+# Value-range buckets of to_exact_thresholds: the cumulative count runs per bucket, so a
+# window holds one bucket's distinct values, never the whole histogram.
+THRESHOLD_BUCKETS = 1024
 
 
 def threshold_ranks(population: int, tiles: int) -> list[int]:
@@ -60,6 +68,75 @@ def to_value_histogram(profile: DataFrame, column: str) -> DataFrame:
         .groupBy(F.col(column).alias("value"))
         .agg(F.count("*").alias("customers"))
         .select("value", "customers")
+    )
+
+
+def to_exact_thresholds(profile: DataFrame, column: str, tiles: int, *, buckets: int = THRESHOLD_BUCKETS) -> DataFrame:
+    """Grain: ascending tile j = 1..n-1 -> its upper bound ``t_j`` (``value``), exact.
+
+    Output columns: ``tile`` (j), ``rank`` (``ceil(j*N/n)``), ``value`` (the smallest value
+    with ``#{x <= value} >= rank``, in the type of ``column``), ``population`` (N, the
+    non-null values) and ``distinct_values``. No rows when ``column`` has no non-null value.
+    ``column`` must be integral (recency, frequency).
+
+    How: the value histogram is split into at most ``buckets`` consecutive value ranges
+    (equal widths between the smallest and largest value). Per-bucket customer counts are
+    few, so one row adds them up in value order (the customers in all earlier buckets) and
+    finds, for each rank, the bucket it falls in. Only those buckets are then walked in value
+    order (a window partitioned by tile): ``#{x <= v}`` = the earlier buckets' customers + a
+    running sum within the bucket. Every count and rank is a whole number (``rank`` with
+    integer ``div``, no floating-point quantile); the bucket of a value is computed in
+    double, but it only has to be non-decreasing in the value, and rounding keeps it so.
+    """
+    if tiles < 2 or buckets < 1:
+        raise ValueError("need at least two tiles and one bucket")
+    if not isinstance(profile.schema[column].dataType, T.IntegralType):
+        raise ValueError(f"{column}: exact thresholds need an integral column")
+    histogram = to_value_histogram(profile, column)
+    low, high = F.col("low_value"), F.col("high_value")
+    value_range = histogram.agg(
+        F.min("value").cast("double").alias("low_value"), F.max("value").cast("double").alias("high_value")
+    ).select(
+        "low_value",
+        F.when(high > low, F.lit(float(buckets)) / (high - low)).otherwise(F.lit(0.0)).alias("buckets_per_unit"),
+    )
+    position = (F.col("value").cast("double") - low) * F.col("buckets_per_unit")
+    bucketed = histogram.join(value_range, how="cross").select(
+        "value", "customers", F.least(F.floor(position), F.lit(buckets - 1)).cast("int").alias("bucket")
+    )
+    sizes = F.col("bucket_sizes")  # [(bucket, customers, values)] in bucket order
+    ends = F.transform(  # customers in buckets 1..i: #{x <= largest value of bucket i}
+        sizes,
+        lambda _, i: F.aggregate(F.slice(sizes, 1, i + 1), F.lit(0).cast("long"), lambda s, b: s + b["customers"]),
+    )
+    index = F.size(F.filter("bucket_ends", lambda end: end < F.col("rank")))  # buckets wholly below the rank
+    targets = (
+        bucketed.groupBy("bucket")
+        .agg(F.sum("customers").alias("customers"), F.count("*").alias("values"))
+        .agg(
+            F.array_sort(F.collect_list(F.struct("bucket", "customers", "values"))).alias("bucket_sizes"),
+            F.sum("customers").alias("population"),
+            F.sum("values").alias("distinct_values"),
+        )
+        .where(F.col("population") > 0)
+        .select("*", ends.alias("bucket_ends"), F.explode(F.sequence(F.lit(1), F.lit(tiles - 1))).alias("tile"))
+        .withColumn("rank", F.expr(f"(tile * population + {tiles - 1}) div {tiles}"))  # ceil(j*N/n)
+        .select(
+            "tile",
+            "rank",
+            "population",
+            "distinct_values",
+            F.element_at(sizes, index + 1)["bucket"].alias("bucket"),
+            (F.element_at("bucket_ends", index + 1) - F.element_at(sizes, index + 1)["customers"]).alias("below"),
+        )
+    )
+    by_tile = Window.partitionBy("tile").orderBy("value").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    at_most = F.col("below") + F.sum("customers").over(by_tile)  # #{x <= value}
+    return (
+        bucketed.join(F.broadcast(targets), on="bucket", how="inner")
+        .withColumn("at_most", at_most)
+        .where((F.col("at_most") >= F.col("rank")) & (F.col("at_most") - F.col("customers") < F.col("rank")))
+        .select("tile", "rank", "value", "population", "distinct_values")
     )
 
 
