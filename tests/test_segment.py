@@ -141,6 +141,12 @@ def test_spark_thresholds_of_a_column_without_values_are_no_rows(spark: SparkSes
     assert spark_thresholds(spark, [None, None], 4) == []
 
 
+def test_a_metric_null_for_every_customer_is_a_user_error(spark: SparkSession) -> None:
+    profile = spark.createDataFrame([("a", None, 1, M("1.00"))], RFM)
+    with pytest.raises(UserError, match=r"recency_days is null for every customer"):
+        thresholds_of(profile)
+
+
 # --- scores on hand-made profiles -------------------------------------------------------
 
 
@@ -231,11 +237,13 @@ def test_a_null_metric_gets_null_scores_and_no_cell(spark: SparkSession) -> None
     assert rows == {"a": (4, "144"), "b": (None, None)}
 
 
-def test_integer_metrics_fall_back_to_approx_quantile_above_the_histogram_limit(spark: SparkSession) -> None:
+def test_histogram_max_values_of_an_old_config_is_ignored_and_thresholds_stay_exact(spark: SparkSession) -> None:
     profile = spark.createDataFrame([(f"c{i}", i, 1, M(i)) for i in range(8)], RFM)
-    thresholds, methods = segment_job.rfm_thresholds(profile, run_for("rfm.histogram_max_values=5"))
-    assert methods["recency"].startswith("approxQuantile") and methods["frequency"].startswith("exact")
-    assert thresholds["recency"] == [1.0, 3.0, 5.0]  # N = 8: ranks 2, 4, 6 of 0..7 (small N: exact anyway)
+    run = run_for("rfm.histogram_max_values=5")  # 8 distinct recency values: the old fallback
+    assert run.config.digest() == run_for().config.digest()  # no effect, so not in the digest
+    thresholds, methods = segment_job.rfm_thresholds(profile, run)
+    assert methods["recency"].startswith("exact") and methods["frequency"].startswith("exact")
+    assert thresholds["recency"] == [1, 3, 5]  # N = 8: ranks 2, 4, 6 of 0..7
 
 
 # --- segment maps -----------------------------------------------------------------------
@@ -606,3 +614,49 @@ def test_scores_on_120k_customers_equal_exact_quantile_scores_from_duckdb(spark:
     assert customers == 120_000
     assert same_r == customers and same_f == customers
     assert same_m >= 0.998 * customers
+
+
+# --- 2,000,000 distinct values: the job's thresholds against DuckDB's order statistics ----
+
+ROWS, DISTINCT = 3_000_001, 2_000_000  # + 7 null recencies; N = 3,000,001 is not divisible by 4
+# Keys 0..1,999,999 once each, then 1,000,001 repeats piled up on the small keys; recency is
+# strictly increasing in the key (2,000,000 distinct values, gaps widening up to 4,000,000),
+# frequency 0..39 with most customers at 0.
+KEY = f"CASE WHEN id < {DISTINCT} THEN id ELSE (id - {DISTINCT}) * (id - {DISTINCT}) // 500001 END"
+RECENCY = f"key + key * key // {DISTINCT}"
+FREQUENCY = "key * key // 100000000000"
+
+
+def test_thresholds_over_2m_distinct_values_equal_duckdb_order_statistics(spark: SparkSession) -> None:
+    import duckdb
+
+    spark_sql = {
+        name: F.expr(text.replace("//", "div")) for name, text in [("key", KEY), ("r", RECENCY), ("f", FREQUENCY)]
+    }
+    profile = (
+        spark.range(ROWS + 7)
+        .select("id", spark_sql["key"].alias("key"))
+        .select(
+            F.concat(F.lit("c"), F.col("id").cast("string")).alias("customer_id"),
+            F.when(F.col("id") < ROWS, spark_sql["r"]).cast("int").alias("recency_days"),
+            spark_sql["f"].alias("frequency"),
+            F.lit(M("1.00")).cast("decimal(18,2)").alias("monetary_amount"),
+        )
+    )
+    thresholds, methods = segment_job.rfm_thresholds(profile, run_for())
+
+    # DuckDB, independently: sort the same values and take those at ranks ceil(j * N / 4)
+    ranks = [-(-j * ROWS // 4) for j in (1, 2, 3)]  # 750001, 1500001, 2250001
+    at_ranks = ", ".join(f"{{name}}[{r}]" for r in ranks)
+    recency, frequency, distinct = duckdb.execute(
+        f"""
+        WITH keys AS (SELECT {KEY} AS key FROM range({ROWS}) t(id)),
+        sorted AS (SELECT list_sort(list({RECENCY})) AS r, list_sort(list({FREQUENCY})) AS f,
+                          count(DISTINCT {RECENCY}) AS distinct_r FROM keys)
+        SELECT [{at_ranks.format(name="r")}], [{at_ranks.format(name="f")}], distinct_r FROM sorted
+        """
+    ).fetchone()
+    assert distinct == DISTINCT
+    assert thresholds["recency"] == recency
+    assert thresholds["frequency"] == frequency
+    assert methods["recency"] == "exact (values at ranks ceil(j*N/n) of N = 3,000,001; 2,000,000 distinct values)"
