@@ -118,8 +118,9 @@ def check_campaigns(segment_map: SegmentMap, rules: list[Rule], rules_file: str)
 def rfm_thresholds(profile: DataFrame, run: Run) -> tuple[dict[str, list[Threshold]], dict[str, str]]:
     """Thresholds per metric and the method of each.
 
-    Recency and frequency: exact at any scale, by ``to_exact_thresholds`` in Spark; only
-    its n-1 rows are collected. Monetary: ``approxQuantile`` with ``rfm.relative_error``.
+    Recency and frequency: exact at any scale, by ``to_exact_thresholds`` in Spark (one
+    query for both); only its n-1 rows per metric are collected. Monetary:
+    ``approxQuantile`` with ``rfm.relative_error``.
     """
     rfm = run.config.rfm
     if rfm.histogram_max_values is not None:
@@ -130,15 +131,16 @@ def rfm_thresholds(profile: DataFrame, run: Run) -> tuple[dict[str, list[Thresho
     thresholds: dict[str, list[Threshold]] = {}
     methods: dict[str, str] = {}
     started = time.perf_counter()
-    for metric in INTEGER_METRICS:
-        column = METRICS[metric][0]
-        rows = to_exact_thresholds(profile, column, rfm.tiles).orderBy("tile").collect()  # n-1 rows
-        if not rows:
+    columns = [METRICS[metric][0] for metric in INTEGER_METRICS]
+    rows = to_exact_thresholds(profile, columns, rfm.tiles).orderBy("column", "tile").collect()  # 2 x (n-1) rows
+    for metric, column in zip(INTEGER_METRICS, columns, strict=True):
+        metric_rows = [row for row in rows if row["column"] == column]
+        if not metric_rows:
             raise UserError(f"{PROFILE}: {column} is null for every customer; rerun `seglake features`")
-        thresholds[metric] = [row["value"] for row in rows]
+        thresholds[metric] = [row["value"] for row in metric_rows]
         methods[metric] = (
-            f"exact (values at ranks ceil(j*N/n) of N = {rows[0]['population']:,}; "
-            f"{rows[0]['distinct_values']:,} distinct values)"
+            f"exact (values at ranks ceil(j*N/n) of N = {metric_rows[0]['population']:,}; "
+            f"{metric_rows[0]['distinct_values']:,} distinct values)"
         )
     run.details["exact_thresholds_seconds"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()

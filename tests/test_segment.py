@@ -95,7 +95,8 @@ def test_five_tiles_use_fifths() -> None:
 
 def spark_thresholds(spark: SparkSession, values: list[int | None], tiles: int, **kwargs: int) -> list[tuple]:
     frame = spark.createDataFrame([(v,) for v in values], "x long")
-    rows = to_exact_thresholds(frame, "x", tiles, **kwargs).orderBy("tile").collect()
+    rows = to_exact_thresholds(frame, ["x"], tiles, **kwargs).orderBy("tile").collect()
+    assert {r["column"] for r in rows} <= {"x"}
     return [(r["tile"], r["rank"], r["value"]) for r in rows]
 
 

@@ -61,48 +61,51 @@ def exact_thresholds(histogram: Iterable[tuple[Threshold, int]], tiles: int) -> 
     return thresholds
 
 
-def to_value_histogram(profile: DataFrame, column: str) -> DataFrame:
-    """Grain: distinct non-null value of ``column`` -> ``value``, ``customers``."""
-    return (
-        profile.where(F.col(column).isNotNull())
-        .groupBy(F.col(column).alias("value"))
-        .agg(F.count("*").alias("customers"))
-        .select("value", "customers")
-    )
+def to_exact_thresholds(
+    profile: DataFrame, columns: Sequence[str], tiles: int, *, buckets: int = THRESHOLD_BUCKETS
+) -> DataFrame:
+    """Grain: column x ascending tile j = 1..n-1 -> the tile's upper bound ``t_j``, exact.
 
+    Output: ``column`` (its name), ``tile`` (j), ``rank`` (``ceil(j*N/n)``), ``value`` (long:
+    the smallest value with ``#{x <= value} >= rank``), ``population`` (N, the non-null values)
+    and ``distinct_values``. A column without non-null values has no rows. The columns must
+    be integral (recency, frequency).
 
-def to_exact_thresholds(profile: DataFrame, column: str, tiles: int, *, buckets: int = THRESHOLD_BUCKETS) -> DataFrame:
-    """Grain: ascending tile j = 1..n-1 -> its upper bound ``t_j`` (``value``), exact.
-
-    Output columns: ``tile`` (j), ``rank`` (``ceil(j*N/n)``), ``value`` (the smallest value
-    with ``#{x <= value} >= rank``, in the type of ``column``), ``population`` (N, the
-    non-null values) and ``distinct_values``. No rows when ``column`` has no non-null value.
-    ``column`` must be integral (recency, frequency).
-
-    How: the value histogram is split into at most ``buckets`` consecutive value ranges
-    (equal widths between the smallest and largest value). Per-bucket customer counts are
-    few, so one row adds them up in value order (the customers in all earlier buckets) and
-    finds, for each rank, the bucket it falls in. Only those buckets are then walked in value
-    order (a window partitioned by tile): ``#{x <= v}`` = the earlier buckets' customers + a
-    running sum within the bucket. Every count and rank is a whole number (``rank`` with
-    integer ``div``, no floating-point quantile); the bucket of a value is computed in
-    double, but it only has to be non-decreasing in the value, and rounding keeps it so.
+    How: each column's value histogram is cut into at most ``buckets`` consecutive value
+    ranges (equal widths from its smallest to its largest value). The per-range customer
+    counts are few: one row per column adds them up in value order and finds, for each rank,
+    the range it falls in and the customers below that range. Only those ranges are then
+    walked in value order (a window partitioned by column and tile): ``#{x <= v}`` = the
+    customers below the range + a running sum within it. Counts and ranks are whole numbers
+    (``rank`` by integer ``div``, no floating-point quantile); the range of a value is
+    computed in double, which is fine as it only has to be non-decreasing in the value, and
+    rounding keeps it so.
     """
     if tiles < 2 or buckets < 1:
         raise ValueError("need at least two tiles and one bucket")
-    if not isinstance(profile.schema[column].dataType, T.IntegralType):
-        raise ValueError(f"{column}: exact thresholds need an integral column")
-    histogram = to_value_histogram(profile, column)
+    for column in columns:
+        if not isinstance(profile.schema[column].dataType, T.IntegralType):
+            raise ValueError(f"{column}: exact thresholds need an integral column")
+    histogram = (
+        profile.select(*[F.col(c).cast("long") for c in columns])
+        .unpivot([], list(columns), "column", "value")
+        .where(F.col("value").isNotNull())
+        .groupBy("column", "value")
+        .agg(F.count("*").alias("customers"))
+    )
     low, high = F.col("low_value"), F.col("high_value")
-    value_range = histogram.agg(
-        F.min("value").cast("double").alias("low_value"), F.max("value").cast("double").alias("high_value")
-    ).select(
-        "low_value",
-        F.when(high > low, F.lit(float(buckets)) / (high - low)).otherwise(F.lit(0.0)).alias("buckets_per_unit"),
+    value_ranges = (
+        histogram.groupBy("column")
+        .agg(F.min("value").cast("double").alias("low_value"), F.max("value").cast("double").alias("high_value"))
+        .select(
+            "column",
+            "low_value",
+            F.when(high > low, F.lit(float(buckets)) / (high - low)).otherwise(F.lit(0.0)).alias("buckets_per_unit"),
+        )
     )
     position = (F.col("value").cast("double") - low) * F.col("buckets_per_unit")
-    bucketed = histogram.join(value_range, how="cross").select(
-        "value", "customers", F.least(F.floor(position), F.lit(buckets - 1)).cast("int").alias("bucket")
+    bucketed = histogram.join(F.broadcast(value_ranges), on="column", how="inner").select(
+        "column", "value", "customers", F.least(F.floor(position), F.lit(buckets - 1)).cast("int").alias("bucket")
     )
     sizes = F.col("bucket_sizes")  # [(bucket, customers, values)] in bucket order
     ends = F.transform(  # customers in buckets 1..i: #{x <= largest value of bucket i}
@@ -111,17 +114,18 @@ def to_exact_thresholds(profile: DataFrame, column: str, tiles: int, *, buckets:
     )
     index = F.size(F.filter("bucket_ends", lambda end: end < F.col("rank")))  # buckets wholly below the rank
     targets = (
-        bucketed.groupBy("bucket")
+        bucketed.groupBy("column", "bucket")
         .agg(F.sum("customers").alias("customers"), F.count("*").alias("values"))
+        .groupBy("column")
         .agg(
             F.array_sort(F.collect_list(F.struct("bucket", "customers", "values"))).alias("bucket_sizes"),
             F.sum("customers").alias("population"),
             F.sum("values").alias("distinct_values"),
         )
-        .where(F.col("population") > 0)
         .select("*", ends.alias("bucket_ends"), F.explode(F.sequence(F.lit(1), F.lit(tiles - 1))).alias("tile"))
         .withColumn("rank", F.expr(f"(tile * population + {tiles - 1}) div {tiles}"))  # ceil(j*N/n)
         .select(
+            "column",
             "tile",
             "rank",
             "population",
@@ -130,13 +134,15 @@ def to_exact_thresholds(profile: DataFrame, column: str, tiles: int, *, buckets:
             (F.element_at("bucket_ends", index + 1) - F.element_at(sizes, index + 1)["customers"]).alias("below"),
         )
     )
-    by_tile = Window.partitionBy("tile").orderBy("value").rowsBetween(Window.unboundedPreceding, Window.currentRow)
-    at_most = F.col("below") + F.sum("customers").over(by_tile)  # #{x <= value}
+    walk = (
+        Window.partitionBy("column", "tile").orderBy("value").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    at_most = F.col("below") + F.sum("customers").over(walk)  # #{x <= value}
     return (
-        bucketed.join(F.broadcast(targets), on="bucket", how="inner")
+        bucketed.join(F.broadcast(targets), on=["column", "bucket"], how="inner")
         .withColumn("at_most", at_most)
         .where((F.col("at_most") >= F.col("rank")) & (F.col("at_most") - F.col("customers") < F.col("rank")))
-        .select("tile", "rank", "value", "population", "distinct_values")
+        .select("column", "tile", "rank", "value", "population", "distinct_values")
     )
 
 
