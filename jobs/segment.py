@@ -10,11 +10,12 @@ latest present), checks the segment map (``rfm.segment_map``) and every rule pre
 ``gold/rfm_thresholds``, ``gold/rfm_segments``, ``gold/rule_segments``,
 ``gold/campaign_audiences`` and ``gold/segment_migration``.
 
-Recency and frequency thresholds are exact (from a value histogram); monetary ones come
-from ``approxQuantile`` with ``rfm.relative_error``. Migration compares with the nearest
-earlier as-of date in ``gold/rfm_segments``; when a run fills a gap before a later date,
-that later date's migration is recomputed against it, so out-of-order runs end up as if
-run in order.
+Recency and frequency thresholds are exact at any scale: Spark finds the value at each rank
+``ceil(j*N/n)`` (``transforms.rfm.to_exact_thresholds``) and only those n-1 values reach
+the driver. Monetary ones come from ``approxQuantile`` with ``rfm.relative_error``.
+Migration compares with the nearest earlier as-of date in ``gold/rfm_segments``; when a run
+fills a gap before a later date, that later date's migration is recomputed against it, so
+out-of-order runs end up as if run in order.
 """
 
 from __future__ import annotations
@@ -48,9 +49,8 @@ from transforms.rfm import (
     INTEGER_METRICS,
     METRICS,
     Threshold,
-    exact_thresholds,
+    to_exact_thresholds,
     to_rfm_thresholds,
-    to_value_histogram,
     with_rfm_scores,
 )
 from transforms.segments import (
@@ -117,31 +117,38 @@ def check_campaigns(segment_map: SegmentMap, rules: list[Rule], rules_file: str)
 
 
 def rfm_thresholds(profile: DataFrame, run: Run) -> tuple[dict[str, list[Threshold]], dict[str, str]]:
-    """Thresholds per metric (exact for R and F from a histogram, approxQuantile for M) and the method."""
+    """Thresholds per metric and the method of each.
+
+    Recency and frequency: exact at any scale, by ``to_exact_thresholds`` in Spark (one
+    query for both); only its n-1 rows per metric are collected. Monetary:
+    ``approxQuantile`` with ``rfm.relative_error``.
+    """
     rfm = run.config.rfm
-    probabilities = [j / rfm.tiles for j in range(1, rfm.tiles)]
+    if rfm.histogram_max_values is not None:
+        run.log(
+            f"rfm.histogram_max_values = {rfm.histogram_max_values} is ignored: recency and frequency thresholds "
+            f"are always exact now; remove the key from {run.config.source}"
+        )
     thresholds: dict[str, list[Threshold]] = {}
     methods: dict[str, str] = {}
-    approximate = ["monetary"]
-    for metric in INTEGER_METRICS:
-        column = METRICS[metric][0]
-        histogram = to_value_histogram(profile, column).limit(rfm.histogram_max_values + 1).collect()
-        if len(histogram) > rfm.histogram_max_values:
-            run.log(
-                f"{column}: more than rfm.histogram_max_values = {rfm.histogram_max_values:,} distinct values; "
-                f"approxQuantile thresholds (relative error {rfm.relative_error})"
-            )
-            approximate.insert(0, metric)
-            continue
-        thresholds[metric] = exact_thresholds(((row["value"], row["customers"]) for row in histogram), rfm.tiles)
-        methods[metric] = f"exact ({len(histogram):,} distinct values)"
-    columns = [METRICS[metric][0] for metric in approximate]
     started = time.perf_counter()
-    quantiles = profile.approxQuantile(columns, probabilities, rfm.relative_error)
+    columns = [METRICS[metric][0] for metric in INTEGER_METRICS]
+    rows = to_exact_thresholds(profile, columns, rfm.tiles).orderBy("column", "tile").collect()  # 2 x (n-1) rows
+    for metric, column in zip(INTEGER_METRICS, columns, strict=True):
+        metric_rows = [row for row in rows if row["column"] == column]
+        if not metric_rows:
+            raise UserError(f"{PROFILE}: {column} is null for every customer; rerun `seglake features`")
+        thresholds[metric] = [row["value"] for row in metric_rows]
+        methods[metric] = (
+            f"exact (values at ranks ceil(j*N/n) of N = {metric_rows[0]['population']:,}; "
+            f"{metric_rows[0]['distinct_values']:,} distinct values)"
+        )
+    run.details["exact_thresholds_seconds"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    probabilities = [j / rfm.tiles for j in range(1, rfm.tiles)]
+    (thresholds["monetary"],) = profile.approxQuantile([METRICS["monetary"][0]], probabilities, rfm.relative_error)
     run.details["approx_quantile_seconds"] = round(time.perf_counter() - started, 3)
-    for metric, values in zip(approximate, quantiles, strict=True):
-        thresholds[metric] = list(values)
-        methods[metric] = f"approxQuantile (relative error {rfm.relative_error})"
+    methods["monetary"] = f"approxQuantile (relative error {rfm.relative_error})"
     return {metric: thresholds[metric] for metric in METRICS}, methods
 
 

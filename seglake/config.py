@@ -210,11 +210,11 @@ class RfmConfig(_Section):
     rules: str | None = Field(
         "conf/segments/rules.yaml", description="Rule segments YAML (name or path); null: no rule segments."
     )
-    histogram_max_values: int = Field(
-        100_000,
-        ge=1,
-        description="Recency and frequency thresholds are exact from a value histogram up to this many "
-        "distinct values; above, approxQuantile (logged).",
+    histogram_max_values: int | None = Field(
+        None,
+        exclude=True,  # no effect, so not in the config digest
+        description="No longer used: recency and frequency thresholds are always exact. Accepted so that "
+        "configs that still set it load; the segment job logs that it is ignored.",
     )
 
 

@@ -23,7 +23,7 @@ from seglake.errors import UserError
 from seglake.runlog import Run
 from seglake.segment_maps import OTHER, SegmentConfigError, check_rules, load_rules, load_segment_map
 from tests.conftest import with_catalog_columns
-from transforms.rfm import exact_thresholds, to_rfm_thresholds, with_rfm_scores
+from transforms.rfm import exact_thresholds, to_exact_thresholds, to_rfm_thresholds, with_rfm_scores
 from transforms.segments import (
     to_campaign_audiences,
     to_rule_segments,
@@ -89,6 +89,64 @@ def test_one_value_or_all_equal_gives_that_value_for_every_threshold() -> None:
 def test_five_tiles_use_fifths() -> None:
     # N = 10, n = 5: ranks 2, 4, 6, 8
     assert exact_thresholds([(v, 1) for v in range(1, 11)], 5) == [2, 4, 6, 8]
+
+
+# --- thresholds in Spark: to_exact_thresholds ----------------------------------------------
+
+
+def spark_thresholds(spark: SparkSession, values: list[int | None], tiles: int, **kwargs: int) -> list[tuple]:
+    frame = spark.createDataFrame([(v,) for v in values], "x long")
+    rows = to_exact_thresholds(frame, ["x"], tiles, **kwargs).orderBy("tile").collect()
+    assert {r["column"] for r in rows} <= {"x"}
+    return [(r["tile"], r["rank"], r["value"]) for r in rows]
+
+
+@pytest.mark.parametrize(
+    "buckets", [1, 3, 1024]
+)  # one value range; 2-6 | 9 | 15 (ranks in and across); ~one value each
+def test_spark_thresholds_with_ties_a_null_and_n_not_divisible_by_tiles(spark: SparkSession, buckets: int) -> None:
+    # Non-null sorted: 2 4 4 4 6 6 9 9 9 9 15 -> N = 11 (the null is outside the population).
+    # n = 4: ranks ceil(11/4) = 3, ceil(22/4) = 6, ceil(33/4) = 9 -> x(3) = 4, x(6) = 6, x(9) = 9
+    values = [9, 4, None, 15, 6, 4, 9, 2, 9, 6, 4, 9]
+    assert spark_thresholds(spark, values, 4, buckets=buckets) == [(1, 3, 4), (2, 6, 6), (3, 9, 9)]
+    # n = 3: ranks ceil(11/3) = 4, ceil(22/3) = 8 -> x(4) = 4, x(8) = 9
+    assert spark_thresholds(spark, values, 3, buckets=buckets) == [(1, 4, 4), (2, 8, 9)]
+
+
+def test_spark_thresholds_at_thirds_of_n_divisible_by_three_take_the_exact_rank(spark: SparkSession) -> None:
+    # Sorted 1 1 2 2 2 3 5 5 8: N = 9, n = 3 -> ranks exactly 3 and 6 (no rounding up).
+    # #{x <= 1} = 2 < 3 <= #{x <= 2} = 5 -> t_1 = 2; #{x <= 3} = 6 = rank 6 -> t_2 = 3, not 5.
+    assert spark_thresholds(spark, [5, 1, 2, 8, 2, 3, 1, 5, 2], 3) == [(1, 3, 2), (2, 6, 3)]
+
+
+def test_spark_thresholds_of_equal_values_are_that_value(spark: SparkSession) -> None:
+    # N = 6, ranks 2, 3, 5: every one of them is 4; N = 1: ranks 1, 1, 1
+    assert spark_thresholds(spark, [4] * 6, 4) == [(1, 2, 4), (2, 3, 4), (3, 5, 4)]
+    assert spark_thresholds(spark, [7], 4) == [(1, 1, 7), (2, 1, 7), (3, 1, 7)]
+
+
+def test_spark_thresholds_can_leave_tiles_empty(spark: SparkSession) -> None:
+    # 1 1 1 1 1 1 2 9: N = 8, ranks 2, 4, 6 all within the six 1s -> t = [1, 1, 1]:
+    # tiles 2 and 3 are (1, 1], empty. Five tiles: ranks 2, 4, 5, 7 -> [1, 1, 1, 2]
+    values = [1, 9, 1, 1, 2, 1, 1, 1]
+    assert spark_thresholds(spark, values, 4) == [(1, 2, 1), (2, 4, 1), (3, 6, 1)]
+    assert spark_thresholds(spark, values, 5) == [(1, 2, 1), (2, 4, 1), (3, 5, 1), (4, 7, 2)]
+
+
+def test_spark_thresholds_of_the_extreme_longs(spark: SparkSession) -> None:
+    # the widest range a long column can have: ranks 1, 2, 3 of four values
+    low, high = -(2**63), 2**63 - 1
+    assert spark_thresholds(spark, [high, 0, low, -1], 4) == [(1, 1, low), (2, 2, -1), (3, 3, 0)]
+
+
+def test_spark_thresholds_of_a_column_without_values_are_no_rows(spark: SparkSession) -> None:
+    assert spark_thresholds(spark, [None, None], 4) == []
+
+
+def test_a_metric_null_for_every_customer_is_a_user_error(spark: SparkSession) -> None:
+    profile = spark.createDataFrame([("a", None, 1, M("1.00"))], RFM)
+    with pytest.raises(UserError, match=r"recency_days is null for every customer"):
+        thresholds_of(profile)
 
 
 # --- scores on hand-made profiles -------------------------------------------------------
@@ -181,11 +239,13 @@ def test_a_null_metric_gets_null_scores_and_no_cell(spark: SparkSession) -> None
     assert rows == {"a": (4, "144"), "b": (None, None)}
 
 
-def test_integer_metrics_fall_back_to_approx_quantile_above_the_histogram_limit(spark: SparkSession) -> None:
+def test_histogram_max_values_of_an_old_config_is_ignored_and_thresholds_stay_exact(spark: SparkSession) -> None:
     profile = spark.createDataFrame([(f"c{i}", i, 1, M(i)) for i in range(8)], RFM)
-    thresholds, methods = segment_job.rfm_thresholds(profile, run_for("rfm.histogram_max_values=5"))
-    assert methods["recency"].startswith("approxQuantile") and methods["frequency"].startswith("exact")
-    assert thresholds["recency"] == [1.0, 3.0, 5.0]  # N = 8: ranks 2, 4, 6 of 0..7 (small N: exact anyway)
+    run = run_for("rfm.histogram_max_values=5")  # 8 distinct recency values: the old fallback
+    assert run.config.digest() == run_for().config.digest()  # no effect, so not in the digest
+    thresholds, methods = segment_job.rfm_thresholds(profile, run)
+    assert methods["recency"].startswith("exact") and methods["frequency"].startswith("exact")
+    assert thresholds["recency"] == [1, 3, 5]  # N = 8: ranks 2, 4, 6 of 0..7
 
 
 # --- segment maps -----------------------------------------------------------------------
@@ -557,3 +617,49 @@ def test_scores_on_120k_customers_equal_exact_quantile_scores_from_duckdb(spark:
     assert customers == 120_000
     assert same_r == customers and same_f == customers
     assert same_m >= 0.998 * customers
+
+
+# --- 2,000,000 distinct values: the job's thresholds against DuckDB's order statistics ----
+
+ROWS, DISTINCT = 3_000_001, 2_000_000  # + 7 null recencies; N = 3,000,001 is not divisible by 4
+# Keys 0..1,999,999 once each, then 1,000,001 repeats piled up on the small keys; recency is
+# strictly increasing in the key (2,000,000 distinct values, gaps widening up to 4,000,000),
+# frequency 0..39 with most customers at 0.
+KEY = f"CASE WHEN id < {DISTINCT} THEN id ELSE (id - {DISTINCT}) * (id - {DISTINCT}) // 500001 END"
+RECENCY = f"key + key * key // {DISTINCT}"
+FREQUENCY = "key * key // 100000000000"
+
+
+def test_thresholds_over_2m_distinct_values_equal_duckdb_order_statistics(spark: SparkSession) -> None:
+    import duckdb
+
+    spark_sql = {
+        name: F.expr(text.replace("//", "div")) for name, text in [("key", KEY), ("r", RECENCY), ("f", FREQUENCY)]
+    }
+    profile = (
+        spark.range(ROWS + 7)
+        .select("id", spark_sql["key"].alias("key"))
+        .select(
+            F.concat(F.lit("c"), F.col("id").cast("string")).alias("customer_id"),
+            F.when(F.col("id") < ROWS, spark_sql["r"]).cast("int").alias("recency_days"),
+            spark_sql["f"].alias("frequency"),
+            F.lit(M("1.00")).cast("decimal(18,2)").alias("monetary_amount"),
+        )
+    )
+    thresholds, methods = segment_job.rfm_thresholds(profile, run_for())
+
+    # DuckDB, independently: sort the same values and take those at ranks ceil(j * N / 4)
+    ranks = [-(-j * ROWS // 4) for j in (1, 2, 3)]  # 750001, 1500001, 2250001
+    at_ranks = ", ".join(f"{{name}}[{r}]" for r in ranks)
+    recency, frequency, distinct = duckdb.execute(
+        f"""
+        WITH keys AS (SELECT {KEY} AS key FROM range({ROWS}) t(id)),
+        sorted AS (SELECT list_sort(list({RECENCY})) AS r, list_sort(list({FREQUENCY})) AS f,
+                          count(DISTINCT {RECENCY}) AS distinct_r FROM keys)
+        SELECT [{at_ranks.format(name="r")}], [{at_ranks.format(name="f")}], distinct_r FROM sorted
+        """
+    ).fetchone()
+    assert distinct == DISTINCT
+    assert thresholds["recency"] == recency
+    assert thresholds["frequency"] == frequency
+    assert methods["recency"] == "exact (values at ranks ceil(j*N/n) of N = 3,000,001; 2,000,000 distinct values)"

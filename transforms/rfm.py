@@ -2,15 +2,18 @@
 
 For ``n`` tiles over a population of ``N`` values the thresholds ``t_1 <= ... <= t_{n-1}``
 are the lower ``j/n`` quantiles: ``t_j`` is the smallest value ``v`` with
-``#{x <= v} >= ceil(j*N/n)``. Ascending tile ``i`` holds ``(t_{i-1}, t_i]`` (``t_0 = -inf``,
+``#{x <= v} >= ceil(j*N/n)``, i.e. the value at rank ``ceil(j*N/n)`` of the sorted
+population (ties counted). Ascending tile ``i`` holds ``(t_{i-1}, t_i]`` (``t_0 = -inf``,
 ``t_n = +inf``): a value equal to a threshold sits in the lower tile, equal values share a
 tile, and a tile may be empty. Score 1 is the best tile: R score = ``i`` (most recent = 1),
 F and M score = ``n + 1 - i`` (most frequent / highest spend = 1).
 
-Thresholds of the integer metrics (recency, frequency) come exact from a value
-histogram (``to_value_histogram`` -> ``exact_thresholds``, plain Python on a few hundred
-rows); monetary from ``DataFrame.approxQuantile`` in the job. Nulls are outside the
-population and get null scores.
+Thresholds of the integer metrics (recency, frequency) are exact at any scale:
+:func:`to_exact_thresholds` finds the values at those ranks in Spark from the value
+histogram with whole-number counts, and only its ``n - 1`` rows reach the driver.
+:func:`exact_thresholds` is the same definition in plain Python (a reference for tests).
+Monetary thresholds come from ``DataFrame.approxQuantile`` in the job. Nulls are outside
+the population and get null scores.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 # metric -> (profile column, score column, best tile is the ascending lowest?)
 METRICS: dict[str, tuple[str, str, bool]] = {
@@ -30,6 +34,10 @@ METRICS: dict[str, tuple[str, str, bool]] = {
 INTEGER_METRICS = ("recency", "frequency")
 
 Threshold = int | float
+
+# Value-range buckets of to_exact_thresholds: the cumulative count runs per bucket, so a
+# window holds one bucket's distinct values, never the whole histogram.
+THRESHOLD_BUCKETS = 1024
 
 
 def threshold_ranks(population: int, tiles: int) -> list[int]:
@@ -53,13 +61,88 @@ def exact_thresholds(histogram: Iterable[tuple[Threshold, int]], tiles: int) -> 
     return thresholds
 
 
-def to_value_histogram(profile: DataFrame, column: str) -> DataFrame:
-    """Grain: distinct non-null value of ``column`` -> ``value``, ``customers``."""
-    return (
-        profile.where(F.col(column).isNotNull())
-        .groupBy(F.col(column).alias("value"))
+def to_exact_thresholds(
+    profile: DataFrame, columns: Sequence[str], tiles: int, *, buckets: int = THRESHOLD_BUCKETS
+) -> DataFrame:
+    """Grain: column x ascending tile j = 1..n-1 -> the tile's upper bound ``t_j``, exact.
+
+    Output: ``column`` (its name), ``tile`` (j), ``rank`` (``ceil(j*N/n)``), ``value`` (long:
+    the smallest value with ``#{x <= value} >= rank``), ``population`` (N, the non-null values)
+    and ``distinct_values``. A column without non-null values has no rows. The columns must
+    be integral (recency, frequency).
+
+    How: each column's value histogram is cut into at most ``buckets`` consecutive value
+    ranges (equal widths from its smallest to its largest value). The per-range customer
+    counts are few: one row per column adds them up in value order and finds, for each rank,
+    the range it falls in and the customers below that range. Only those ranges are then
+    walked in value order (a window partitioned by column and tile): ``#{x <= v}`` = the
+    customers below the range + a running sum within it. Counts and ranks are whole numbers
+    (``rank`` by integer ``div``, no floating-point quantile); the range of a value is
+    computed in double, which is fine as it only has to be non-decreasing in the value, and
+    rounding keeps it so.
+    """
+    if tiles < 2 or buckets < 1:
+        raise ValueError("need at least two tiles and one bucket")
+    for column in columns:
+        if not isinstance(profile.schema[column].dataType, T.IntegralType):
+            raise ValueError(f"{column}: exact thresholds need an integral column")
+    histogram = (
+        profile.select(*[F.col(c).cast("long") for c in columns])
+        .unpivot([], list(columns), "column", "value")
+        .where(F.col("value").isNotNull())
+        .groupBy("column", "value")
         .agg(F.count("*").alias("customers"))
-        .select("value", "customers")
+    )
+    low, high = F.col("low_value"), F.col("high_value")
+    value_ranges = (
+        histogram.groupBy("column")
+        .agg(F.min("value").cast("double").alias("low_value"), F.max("value").cast("double").alias("high_value"))
+        .select(
+            "column",
+            "low_value",
+            F.when(high > low, F.lit(float(buckets)) / (high - low)).otherwise(F.lit(0.0)).alias("buckets_per_unit"),
+        )
+    )
+    position = (F.col("value").cast("double") - low) * F.col("buckets_per_unit")
+    bucketed = histogram.join(F.broadcast(value_ranges), on="column", how="inner").select(
+        "column", "value", "customers", F.least(F.floor(position), F.lit(buckets - 1)).cast("int").alias("bucket")
+    )
+    sizes = F.col("bucket_sizes")  # [(bucket, customers, values)] in bucket order
+    ends = F.transform(  # customers in buckets 1..i: #{x <= largest value of bucket i}
+        sizes,
+        lambda _, i: F.aggregate(F.slice(sizes, 1, i + 1), F.lit(0).cast("long"), lambda s, b: s + b["customers"]),
+    )
+    index = F.size(F.filter("bucket_ends", lambda end: end < F.col("rank")))  # buckets wholly below the rank
+    targets = (
+        bucketed.groupBy("column", "bucket")
+        .agg(F.sum("customers").alias("customers"), F.count("*").alias("values"))
+        .groupBy("column")
+        .agg(
+            F.array_sort(F.collect_list(F.struct("bucket", "customers", "values"))).alias("bucket_sizes"),
+            F.sum("customers").alias("population"),
+            F.sum("values").alias("distinct_values"),
+        )
+        .select("*", ends.alias("bucket_ends"), F.explode(F.sequence(F.lit(1), F.lit(tiles - 1))).alias("tile"))
+        .withColumn("rank", F.expr(f"(tile * population + {tiles - 1}) div {tiles}"))  # ceil(j*N/n)
+        .select(
+            "column",
+            "tile",
+            "rank",
+            "population",
+            "distinct_values",
+            F.element_at(sizes, index + 1)["bucket"].alias("bucket"),
+            (F.element_at("bucket_ends", index + 1) - F.element_at(sizes, index + 1)["customers"]).alias("below"),
+        )
+    )
+    walk = (
+        Window.partitionBy("column", "tile").orderBy("value").rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    at_most = F.col("below") + F.sum("customers").over(walk)  # #{x <= value}
+    return (
+        bucketed.join(F.broadcast(targets), on=["column", "bucket"], how="inner")
+        .withColumn("at_most", at_most)
+        .where((F.col("at_most") >= F.col("rank")) & (F.col("at_most") - F.col("customers") < F.col("rank")))
+        .select("column", "tile", "rank", "value", "population", "distinct_values")
     )
 
 
