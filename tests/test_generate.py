@@ -180,8 +180,8 @@ def test_generate_job_writes_bronze_truth_customers_and_a_run(spark: SparkSessio
     assert clean.join(customers, "customer_id", "left_anti").count() == 0
 
 
-def test_bronze_columns_match_the_registry(spark: SparkSession) -> None:
-    from seglake.tables import COMMENTS
+def test_bronze_columns_match_the_catalog(spark: SparkSession) -> None:
+    from seglake.catalog import table
 
     frame = to_bronze_receipts(make_receipts(spark, 10, 100))
-    assert frame.columns == list(COMMENTS["bronze/receipts"])
+    assert frame.columns == table("bronze/receipts").column_names
