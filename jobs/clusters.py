@@ -18,7 +18,6 @@ The fitted pipeline (including the stable-id mapping) is saved under
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import math
 import sys
@@ -37,10 +36,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from seglake import catalog, tables
-from seglake.cli import job_parser, run_job
 from seglake.config import PROJECT_ROOT, ClustersConfig, read_yaml_dict
 from seglake.errors import UserError
-from seglake.runlog import Run
+from seglake.job import Job, StageResult, job_log, run_job
+from seglake.lake import Lake
 from transforms.clustering import (
     FEATURES_COL,
     PREDICTION_COL,
@@ -61,6 +60,7 @@ from transforms.clustering import (
 )
 
 ROWS_PER_PARTITION = 500_000
+log = job_log("clusters")
 
 
 @dataclass
@@ -106,27 +106,11 @@ def load_labels(setting: str) -> tuple[dict[int, ClusterLabel], str]:
     return labels, shown
 
 
-def build_parser() -> argparse.ArgumentParser:
-    return job_parser("clusters", "k-means clusters of the customer profile for one as-of date (default: the latest).")
-
-
-def profile_as_of(profile: DataFrame, run: Run) -> dt.date:
-    if run.as_of is not None:
-        return run.as_of
-    latest = tables.first_row(profile.agg(F.max("as_of_date")))[0]
-    if latest is None:
-        raise UserError("gold/customer_profile is empty: run `seglake features` first")
-    run.as_of = latest
-    run.log(f"--as-of not given: using the latest as_of_date in gold/customer_profile, {latest}")
-    return latest
-
-
-def previous_clusters(spark: SparkSession, run: Run, as_of: dt.date) -> tuple[list[PreviousCluster], dt.date | None]:
+def previous_clusters(lake: Lake, as_of: dt.date) -> tuple[list[PreviousCluster], dt.date | None]:
     """Clusters of the nearest earlier as-of date in gold/cluster_profiles, else the nearest later one."""
-    path = tables.table_path(run.config, "gold/cluster_profiles")
-    if not tables.table_exists(spark, path):
+    if not lake.exists("gold/cluster_profiles"):
         return [], None
-    profiles = run.read(spark, "gold/cluster_profiles")
+    profiles = lake.read("gold/cluster_profiles")
     dates = [r[0] for r in profiles.select("as_of_date").distinct().collect() if r[0] != as_of]
     earlier = [d for d in dates if d < as_of]
     reference = max(earlier) if earlier else min(dates, default=None)
@@ -217,7 +201,7 @@ def fit_on_sample(sample: DataFrame, k: int, cfg: ClustersConfig) -> tuple[Any, 
     return model, SampleFit(k, [list(map(float, c)) for c in model.clusterCenters()], seconds)
 
 
-def search_k(sample: DataFrame, cfg: ClustersConfig, run: Run) -> tuple[int, list[dict[str, Any]], SampleFit]:
+def search_k(sample: DataFrame, cfg: ClustersConfig) -> tuple[int, list[dict[str, Any]], SampleFit]:
     """Silhouette and training cost for each k in k_min..k_max on the sample; (best k, curve, its fit)."""
     evaluator = ClusteringEvaluator(featuresCol=FEATURES_COL, predictionCol=PREDICTION_COL)
     curve: list[dict[str, Any]] = []
@@ -230,25 +214,25 @@ def search_k(sample: DataFrame, cfg: ClustersConfig, run: Run) -> tuple[int, lis
         cost = float(model.summary.trainingCost)
         curve.append({"k": k, "silhouette": silhouette, "cost": cost, "clusters_found": found})
         shown = "n/a" if silhouette is None else f"{silhouette:.4f}"
-        run.log(f"k search: k={k} silhouette {shown}, cost {cost:,.1f} "
+        log.info(f"k search: k={k} silhouette {shown}, cost {cost:,.1f} "
                 f"({found} clusters, {time.perf_counter() - started:.1f}s)")  # fmt: skip
     best = choose_k([(c["k"], c["silhouette"], c["cost"]) for c in curve])
     return best, curve, fits[best]
 
 
-def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
-    cfg = run.config.clusters
+def run(lake: Lake, *, as_of: dt.date) -> StageResult:
+    """k-means on the ``as_of`` profile; replace that date's gold/clusters and gold/cluster_profiles."""
+    spark, cfg = lake.spark, lake.config.clusters
     features = cfg.feature_columns
     labels, labels_shown = load_labels(cfg.labels_file)
-    run.log(
+    log.info(
         f"analyst labels: {len(labels)} from {labels_shown}" if labels else f"analyst labels: none ({labels_shown})"
     )
-    profile = run.read(spark, "gold/customer_profile", hint="run `seglake features` first")
+    profile = lake.read("gold/customer_profile", hint="run `seglake features` first")
     missing = [c for c in ["customer_id", "monetary_amount", *features] if c not in profile.columns]
     if missing:
         raise UserError(f"gold/customer_profile has no column {', '.join(missing)} "
                         "(set clusters.features or clusters.sections to columns it has)")  # fmt: skip
-    as_of = profile_as_of(profile, run)
     columns = list(dict.fromkeys(["customer_id", "monetary_amount", *features]))
     profile = profile.where(F.col("as_of_date") == F.lit(as_of)).select(*columns)
 
@@ -273,7 +257,6 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         raise UserError(f"gold/customer_profile as of {as_of}: feature {broken[0]} is NaN or infinite for "
                         f"{counts[f'__non_finite_{broken[0]}']:,} customer(s); fix the profile or drop the feature "
                         "from clusters.features / clusters.sections")  # fmt: skip
-    run.rows_in = rows
 
     started = time.perf_counter()
     prep = feature_pipeline(
@@ -283,7 +266,7 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     vectors = prep.transform(profile).select(*columns, FEATURES_COL).repartition(partitions).cache()
     try:
         vectors.count()
-        run.log(f"{rows:,} customers x {len(features)} features as of {as_of}, prepared and standardised "
+        log.info(f"{rows:,} customers x {len(features)} features as of {as_of}, prepared and standardised "
                 f"({partitions} partitions, {time.perf_counter() - started:.1f}s)")  # fmt: skip
         kmeans = cfg.algorithm == "kmeans"
         curve: list[dict[str, Any]] = []
@@ -293,8 +276,8 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
             try:
                 sample_rows = sample.count()
                 if not cfg.k:
-                    k, curve, sample_fit = search_k(sample, cfg, run)
-                    run.log(f"k search on {sample_rows:,} sampled customers: best silhouette at k = {k}")
+                    k, curve, sample_fit = search_k(sample, cfg)
+                    log.info(f"k search on {sample_rows:,} sampled customers: best silhouette at k = {k}")
                 else:  # k-means with a fixed k: its start still comes from the sample
                     sample_fit = fit_on_sample(sample, k, cfg)[1]
             finally:
@@ -315,7 +298,7 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
             init_seconds = 0.0
         final_seconds = time.perf_counter() - fit_started
         fit_seconds = init_seconds + final_seconds
-        run.log(
+        log.info(
             f"final fit on all {rows:,} customers: {final_seconds:.1f}s, {iterations} iterations"
             + (f", from the centres k-means|| found on the sample in {init_seconds:.1f}s" if start is not None else "")
         )
@@ -324,42 +307,39 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         stats = [r.asDict() for r in to_cluster_stats(scored, features).collect()]
         population = Population.from_row(tables.first_row(to_population_stats(vectors, features)).asDict(), features)
         if len(stats) < k:
-            run.log(f"warning: {cfg.algorithm} returned {len(stats)} non-empty clusters for k = {k} "
+            log.info(f"warning: {cfg.algorithm} returned {len(stats)} non-empty clusters for k = {k} "
                     "(too few distinct customers, or bisecting stopped early)")  # fmt: skip
         described = describe_clusters(stats, population, features, top_n=cfg.top_features)
-        previous, reference = previous_clusters(spark, run, as_of)
+        previous, reference = previous_clusters(lake, as_of)
         assign_stable_ids(described, previous, population.stds, max_distance=cfg.max_match_distance)
         unknown_labels = name_clusters(described, features, labels, cfg)
         for cluster_id in unknown_labels:
-            run.log(f"warning: {labels_shown} labels cluster {cluster_id} ({labels[cluster_id].name!r}), "
+            log.info(f"warning: {labels_shown} labels cluster {cluster_id} ({labels[cluster_id].name!r}), "
                     "which does not exist in this run")  # fmt: skip
         matched = [d for d in described if d.match_distance is not None]
-        run.log(
+        log.info(
             f"{len(described)} clusters, {fit_seconds:.1f}s fit ({iterations} iterations), cost {cost:,.1f}; "
             "ids matched to "
             + (f"{reference} ({len(matched)} of {len(previous)})" if reference else "nothing (first run)")
         )
         for d in sorted(described, key=lambda d: d.cluster_id):
-            run.log(f"  cluster {d.cluster_id}: {d.name!r} {d.customers:,} customers ({d.customer_share:.1%}), "
+            log.info(f"  cluster {d.cluster_id}: {d.name!r} {d.customers:,} customers ({d.customer_share:.1%}), "
                     f"top {', '.join(d.top_features)}")  # fmt: skip
 
         ids = {d.index: d.cluster_id for d in described}
         names = {d.cluster_id: d.name for d in described}
-        model_path = f"{tables.lake_root(run.config)}/models/clusters/{as_of.isoformat()}"
+        model_path = f"{tables.lake_root(lake.config)}/models/clusters/{as_of.isoformat()}"
         scoring_model(prep, model, ids).write().overwrite().save(model_path)
 
         assigned = to_clusters(scored, as_of=as_of, centers=centers, ids=ids, names=names)
-        path = tables.replace_as_of(assigned, run.config, "gold/clusters", as_of)
-        run.wrote(spark, "gold/clusters")
-        run.rows_out = tables.last_commit_rows(spark, path)
+        rows_out = lake.replace_as_of(assigned, "gold/clusters", as_of)
         profiles = spark.createDataFrame(
             [profile_row(as_of, d) for d in described], catalog.table("gold/cluster_profiles").ddl
         )
-        tables.replace_as_of(profiles.coalesce(1), run.config, "gold/cluster_profiles", as_of)
-        run.wrote(spark, "gold/cluster_profiles")
+        lake.replace_as_of(profiles.coalesce(1), "gold/cluster_profiles", as_of)
     finally:
         vectors.unpersist()
-    run.details.update(
+    details = dict(
         as_of=as_of.isoformat(), algorithm=cfg.algorithm, features=features, k=k,
         k_source="config" if cfg.k else "silhouette", k_curve=curve, sample_rows=sample_rows,
         clusters=len(described), training_cost=cost, iterations=iterations, fit_seconds=round(fit_seconds, 2),
@@ -369,7 +349,8 @@ def clusters(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         match_distances={d.cluster_id: d.match_distance for d in described},
         unknown_label_ids=unknown_labels, labels_file=labels_shown,
     )  # fmt: skip
-    run.log(f"gold/clusters: {run.rows_out:,} customers; model saved to {model_path}")
+    log.info(f"gold/clusters: {rows_out:,} customers; model saved to {model_path}")
+    return StageResult(rows_in=rows, rows_out=rows_out, details=details)
 
 
 def name_clusters(
@@ -400,8 +381,16 @@ def profile_row(as_of: dt.date, d: ClusterDescription) -> tuple:
     )  # fmt: skip
 
 
+JOB = Job(
+    name="clusters",
+    summary="k-means clusters of the customer profile for one as-of date (default: the latest).",
+    run=run,
+    as_of_from="profile",
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_job("clusters", build_parser(), argv, clusters)
+    return run_job(JOB, argv)
 
 
 if __name__ == "__main__":

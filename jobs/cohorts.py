@@ -17,19 +17,19 @@ partition atomically and leaves the other dates' history as it is.
 
 from __future__ import annotations
 
-import argparse
+import datetime as dt
 import sys
+from typing import Any
 
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/cohorts.py
     import _bootstrap  # noqa: F401
 
-from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from seglake import tables
-from seglake.asof import resolve_as_of
-from seglake.cli import job_parser, run_job
-from seglake.runlog import Run, last_rollup
+from seglake.job import Job, StageResult, job_log, run_job
+from seglake.lake import Lake
+from seglake.runlog import last_rollup, rollup_mismatch
 from transforms.cohorts import (
     BEFORE_COHORT,
     MONTH_PERIODS,
@@ -40,54 +40,38 @@ from transforms.cohorts import (
 )
 
 ROLLUP = "silver/customer_month"
+log = job_log("cohorts")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    return job_parser("cohorts", "Cohort retention matrices (long format) for one as-of date.")
-
-
-def why_not_rollup(spark: SparkSession, run: Run, period: str) -> str | None:
+def why_not_rollup(lake: Lake, period: str) -> str | None:
     """Why the customer periods cannot come from silver/customer_month; None when they can."""
     if period not in MONTH_PERIODS:
         return f"{period} cohorts need the receipt dates"
-    path = tables.table_path(run.config, ROLLUP)
-    if not tables.table_exists(spark, path):
+    if not lake.exists(ROLLUP):
         return f"no {ROLLUP} yet (`seglake features` writes it)"
-    built = last_rollup(spark, run.config)
-    if built is None:
-        return f"no succeeded features run recorded for {ROLLUP}"
-    silver = run.tables_read["silver/receipts"]
-    if built.get("silver_version") != silver:
-        return (
-            f"{ROLLUP} was built from silver/receipts v{built.get('silver_version')}, this run reads v{silver} "
-            "(`seglake features` brings it up to date)"
-        )
-    if built.get("customer_month_version") != tables.table_version(spark, path):
-        return f"{ROLLUP} was written by something else since the last features run"
-    timezone = spark.conf.get("spark.sql.session.timeZone")
-    if built.get("timezone") != timezone:
-        return f"{ROLLUP} months are in {built.get('timezone', 'an unrecorded time zone')}, this run's in {timezone}"
-    return None
+    return rollup_mismatch(lake, last_rollup(lake), silver_version=lake.tables_read["silver/receipts"])
 
 
-def cohorts(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
-    receipts = run.read(spark, "silver/receipts", hint="run `seglake cleanse` first")
-    as_of = resolve_as_of(receipts, run)
-    period = run.config.cohorts.period
-    reason = why_not_rollup(spark, run, period)
+def run(lake: Lake, *, as_of: dt.date) -> StageResult:
+    """Write the ``as_of`` partitions of both retention tables (``cohorts.period`` cohorts)."""
+    receipts = lake.read("silver/receipts", hint="run `seglake cleanse` first")
+    period = lake.config.cohorts.period
+    details: dict[str, Any] = {}
+    reason = why_not_rollup(lake, period)
     if reason is None:
-        customer_month = run.read(spark, ROLLUP)
+        customer_month = lake.read(ROLLUP)
         customer_periods = to_customer_periods_from_months(customer_month, receipts, as_of, period)
-        run.details["source"] = ROLLUP
-        run.log(
-            f"{period} cohorts from {ROLLUP} v{run.tables_read[ROLLUP]} "
-            f"(built from silver/receipts v{run.tables_read['silver/receipts']})"
+        details["source"] = ROLLUP
+        log.info(
+            f"{period} cohorts from {ROLLUP} v{lake.tables_read[ROLLUP]} "
+            f"(built from silver/receipts v{lake.tables_read['silver/receipts']})"
         )
     else:
         customer_periods = to_customer_periods(receipts, as_of, period)
-        run.details["source"] = "silver/receipts"
-        run.log(f"{period} cohorts from silver/receipts: {reason}")
+        details["source"] = "silver/receipts"
+        log.info(f"{period} cohorts from silver/receipts: {reason}")
     activity = to_cohort_activity(customer_periods, period).cache()  # small: cohorts x channels x offsets
+    rows_out = 0
     try:
         before = tables.first_row(
             activity.where(F.col("period_offset") == BEFORE_COHORT).agg(
@@ -95,26 +79,31 @@ def cohorts(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
             )
         )
         if before["cohorts"]:
-            run.details["before_cohort"] = {"cohorts": before["cohorts"], "revenue_amount": str(before["amount"])}
-            run.log(
+            details["before_cohort"] = {"cohorts": before["cohorts"], "revenue_amount": str(before["amount"])}
+            log.info(
                 f"activity before the first purchase (returns): {before['amount']} in {before['cohorts']:,} "
                 "cohort(s), at period_offset -1"
             )
         for table, by in (("gold/cohort_retention", ()), ("gold/cohort_retention_by_channel", ("first_channel",))):
-            retention = to_cohort_retention(activity, as_of, period, by=by)
-            path = tables.replace_as_of(retention, run.config, table, as_of)
-            run.wrote(spark, table)
-            rows = tables.last_commit_rows(spark, path)
-            run.log(f"{table}: {rows:,} rows ({period} cohorts, as of {as_of})")
+            rows = lake.replace_as_of(to_cohort_retention(activity, as_of, period, by=by), table, as_of)
+            log.info(f"{table}: {rows:,} rows ({period} cohorts, as of {as_of})")
             if not by:
-                run.rows_out = rows
+                rows_out = rows
     finally:
         activity.unpersist()
-    run.rows_in = receipts.count()  # the main input, as ops/runs documents rows_in
+    return StageResult(rows_in=receipts.count(), rows_out=rows_out, details=details)  # rows_in: the main input
+
+
+JOB = Job(
+    name="cohorts",
+    summary="Cohort retention matrices (long format) for one as-of date.",
+    run=run,
+    as_of_from="receipts",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_job("cohorts", build_parser(), argv, cohorts)
+    return run_job(JOB, argv)
 
 
 if __name__ == "__main__":

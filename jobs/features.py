@@ -16,18 +16,19 @@ replaces the ``as_of_date = D`` partition of ``gold/customer_profile`` atomicall
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
+from typing import Any
 
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/features.py
     import _bootstrap  # noqa: F401
 
 from pyspark.errors import PySparkException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 
-from seglake import tables
-from seglake.asof import resolve_as_of
-from seglake.cli import job_parser, run_job
-from seglake.runlog import Run, last_rollup
+from seglake.job import Job, StageResult, job_log, run_job
+from seglake.lake import Lake
+from seglake.runlog import last_rollup, rollup_mismatch
 from transforms.calendar import ProfilePeriod
 from transforms.features import (
     CUSTOMER_MONTH_COLUMNS,
@@ -39,40 +40,37 @@ from transforms.features import (
 from transforms.profile import with_demographics
 from transforms.segments import with_value_tier
 
+ROLLUP = "silver/customer_month"
+log = job_log("features")
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = job_parser(
-        "features",
-        "Roll silver receipts up to silver/customer_month and write gold/customer_profile for one as-of date "
-        "(default: the last day with receipts).",
-    )
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--incremental",
         action="store_true",
         help="rebuild only the customer_month months that changed since the last run (default: rewrite all)",
     )
-    return parser
 
 
-def features(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
-    config = run.config
-    receipts = run.read(spark, "silver/receipts", hint="run `seglake cleanse` first")
-    as_of = resolve_as_of(receipts, run)
+def run(lake: Lake, *, as_of: dt.date, incremental: bool = False) -> StageResult:
+    """Bring silver/customer_month up to date, then write the ``as_of`` partition of gold/customer_profile."""
+    config = lake.config
+    receipts = lake.read("silver/receipts", hint="run `seglake cleanse` first")
     window_days, last_k = config.features.window_days, config.features.recency_last_k
     period = ProfilePeriod(as_of, window_days)
-    run.log(
+    log.info(
         f"as of {as_of}: window {period.window_start}..{as_of} "
         f"({window_days} days), k = {last_k}; months read from receipts: {', '.join(period.cut_months) or 'none'}"
     )
+    details: dict[str, Any] = {}
+    month_rows = update_customer_month(lake, receipts, incremental=incremental, details=details)
 
-    month_rows = update_customer_month(spark, run, receipts, incremental=bool(getattr(args, "incremental", False)))
-
-    customer_month = run.read(spark, "silver/customer_month")
+    customer_month = lake.read(ROLLUP)
     customers = None
-    if tables.table_exists(spark, tables.table_path(config, "bronze/customers")):
-        customers = run.read(spark, "bronze/customers")
+    if lake.exists("bronze/customers"):
+        customers = lake.read("bronze/customers")
     else:
-        run.log("no bronze/customers: demographic columns stay null")
+        log.info("no bronze/customers: demographic columns stay null")
     tiers = config.features.value_tiers
     profile = (
         to_customer_profile(customer_month, receipts, as_of=as_of, window_days=window_days, last_k=last_k)
@@ -84,44 +82,39 @@ def features(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
             tiers=tiers.tiers,
         )
     )
-    path = tables.replace_as_of(profile, config, "gold/customer_profile", as_of)
-    run.wrote(spark, "gold/customer_profile")
-    run.rows_out = tables.last_commit_rows(spark, path)
-    run.rows_in = receipts.count()
-    run.details.update(customer_months_written=month_rows, customers=run.rows_out, window_days=window_days,
-                       recency_last_k=last_k, cut_months=period.cut_months)  # fmt: skip
-    run.log(f"gold/customer_profile: {run.rows_out:,} customers as of {as_of}")
+    customers_written = lake.replace_as_of(profile, "gold/customer_profile", as_of)
+    details.update(
+        customer_months_written=month_rows,
+        customers=customers_written,
+        window_days=window_days,
+        recency_last_k=last_k,
+        cut_months=period.cut_months,
+    )
+    log.info(f"gold/customer_profile: {customers_written:,} customers as of {as_of}")
+    return StageResult(rows_in=receipts.count(), rows_out=customers_written, details=details)
 
 
-def update_customer_month(spark: SparkSession, run: Run, receipts: DataFrame, *, incremental: bool) -> int:
-    """Rewrite silver/customer_month (or only its changed months); rows written."""
-    config, last_k = run.config, run.config.features.recency_last_k
-    table = "silver/customer_month"
-    path = tables.table_path(config, table)
-    silver_version = run.tables_read["silver/receipts"]
+def update_customer_month(lake: Lake, receipts: DataFrame, *, incremental: bool, details: dict[str, Any]) -> int:
+    """Rewrite silver/customer_month (or only its changed months); rows written. Records
+    ``details['rollup']``: the silver version it was built from, its own version, k and zone."""
+    spark, last_k = lake.spark, lake.config.features.recency_last_k
+    silver_version = lake.tables_read["silver/receipts"]
     timezone = spark.conf.get("spark.sql.session.timeZone")
     bookkeeping = {"silver_version": silver_version, "recency_last_k": last_k, "timezone": timezone}
-    previous = last_rollup(spark, config) if incremental and tables.table_exists(spark, path) else None
+    previous = last_rollup(lake) if incremental and lake.exists(ROLLUP) else None
     reason = "full rewrite"
+    mismatch = rollup_mismatch(lake, previous, recency_last_k=last_k) if previous is not None else None
     if incremental and previous is None:
         reason = "full rewrite: no earlier features run to continue from"
-    elif previous is not None and previous.get("recency_last_k") != last_k:
-        reason = f"full rewrite: features.recency_last_k changed ({previous.get('recency_last_k')} -> {last_k})"
-    elif previous is not None and previous.get("timezone") != timezone:
-        # the rollup's months are calendar months in the zone it was built in
-        reason = f"full rewrite: spark.timezone changed ({previous.get('timezone', 'not recorded')} -> {timezone})"
-    elif previous is not None and previous.get("customer_month_version") != tables.table_version(spark, path):
-        reason = "full rewrite: silver/customer_month was written by something else since the last run"
-    elif previous is not None and set(spark.read.format("delta").load(path).columns) != set(CUSTOMER_MONTH_COLUMNS):
+    elif mismatch is not None:
+        reason = f"full rewrite: {mismatch}"
+    elif previous is not None and set(lake.read(ROLLUP).columns) != set(CUSTOMER_MONTH_COLUMNS):
         # a rollup written by an earlier seglake version (e.g. per-channel counts as a map)
-        reason = "full rewrite: silver/customer_month has other columns than this version's rollup"
+        reason = f"full rewrite: {ROLLUP} has other columns than this version's rollup"
     elif previous is not None:
-        customer_month = run.read(spark, table)
+        customer_month = lake.read(ROLLUP)
         try:
-            earlier = (
-                spark.read.format("delta").option("versionAsOf", previous["silver_version"]).load(
-                    tables.table_path(config, "silver/receipts"))
-            )  # fmt: skip
+            earlier = lake.read_version("silver/receipts", previous["silver_version"])
             changed = receipts.join(earlier.select("receipt_id"), "receipt_id", how="left_anti").unionByName(
                 earlier.join(receipts.select("receipt_id"), "receipt_id", how="left_anti")
             )
@@ -133,23 +126,33 @@ def update_customer_month(spark: SparkSession, run: Run, receipts: DataFrame, *,
             if months:
                 quoted = ", ".join(f"'{m}'" for m in months)
                 update = to_customer_month_update(receipts, customer_month, months=months, last_k=last_k)
-                tables.write_table(update, config, table, mode="overwrite", replace_where=f"month IN ({quoted})")
-                written = tables.last_commit_rows(spark, path)
-                run.wrote(spark, table)
-            run.details.update(rebuilt_months=months)
-            run.details["rollup"] = {**bookkeeping, "customer_month_version": tables.table_version(spark, path)}
-            run.log(f"{table}: {len(months)} changed month(s) rebuilt since silver/receipts "
-                    f"v{previous['silver_version']}: {', '.join(months) or 'none'}; {written:,} rows")  # fmt: skip
+                written = lake.write(update, ROLLUP, mode="overwrite", replace_where=f"month IN ({quoted})")
+            details["rebuilt_months"] = months
+            details["rollup"] = {**bookkeeping, "customer_month_version": lake.version(ROLLUP)}
+            log.info(
+                f"{ROLLUP}: {len(months)} changed month(s) rebuilt since silver/receipts "
+                f"v{previous['silver_version']}: {', '.join(months) or 'none'}; {written:,} rows"
+            )
             return written
-    tables.write_table(to_customer_month(receipts, last_k=last_k), config, table, mode="overwrite")
-    written = tables.last_commit_rows(spark, path)
-    run.details["rollup"] = {**bookkeeping, "customer_month_version": run.wrote(spark, table)}
-    run.log(f"{table}: {written:,} customer-months ({reason})")
+    written = lake.write(to_customer_month(receipts, last_k=last_k), ROLLUP, mode="overwrite")
+    details["rollup"] = {**bookkeeping, "customer_month_version": lake.version(ROLLUP)}
+    log.info(f"{ROLLUP}: {written:,} customer-months ({reason})")
     return written
 
 
+JOB = Job(
+    name="features",
+    summary="Roll silver receipts up to silver/customer_month and write gold/customer_profile for one as-of date "
+    "(default: the last complete day in the receipts).",
+    run=run,
+    as_of_from="receipts",
+    add_arguments=add_arguments,
+    options=lambda args: {"incremental": bool(args.incremental)},
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_job("features", build_parser(), argv, features)
+    return run_job(JOB, argv)
 
 
 if __name__ == "__main__":

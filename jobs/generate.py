@@ -13,11 +13,9 @@ import time
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/generate.py
     import _bootstrap  # noqa: F401
 
-from pyspark.sql import SparkSession
-
 from seglake import tables
-from seglake.cli import job_parser, run_job
-from seglake.runlog import Run
+from seglake.job import Job, StageResult, job_log, run_job
+from seglake.lake import Lake
 from transforms.generate import (
     GeneratorParams,
     calibrate_theta,
@@ -41,11 +39,7 @@ FLAG_KEYS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = job_parser(
-        "generate",
-        "Write synthetic bronze/receipts, bronze/customers and bronze/_generator_truth (replacing what is there).",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--customers", type=int, help="number of customers")
     parser.add_argument("--receipts", type=int, help="target number of receipts (in expectation)")
     parser.add_argument("--seed", type=int, help="random seed; the same seed gives the same data")
@@ -54,23 +48,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--partitions", type=int, help="customer partitions (tasks)")
     parser.add_argument("--dirty-rate", type=float, help="share of defective rows, e.g. 0.02 (kinds in proportion)")
     parser.add_argument("--clean", action="store_true", help="inject no defects")
-    return parser
 
 
-def generate(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
-    config = run.config.generate
+def run(lake: Lake, *, clean: bool = False) -> StageResult:
+    """Generate the synthetic lake the ``generate`` config section describes; ``clean``: no defects."""
+    log = job_log("generate")
+    spark, config = lake.spark, lake.config.generate
     params = GeneratorParams(
         start_date=config.start_date,
         end_date=config.end_date,
         seed=config.seed,
-        defect_rates={} if getattr(args, "clean", False) else config.effective_defect_rates(),
-        currency_rates=run.config.currency.rates,
-        base_currency=run.config.currency.base,
+        defect_rates={} if clean else config.effective_defect_rates(),
+        currency_rates=lake.config.currency.rates,
+        base_currency=lake.config.currency.base,
     )
     cores = spark.sparkContext.defaultParallelism
     # whole waves of tasks, about 2M receipts each, at least two per core
     partitions = config.partitions or 2 * cores * max(1, -(-config.receipts // (4_000_000 * cores)))
-    run.log(
+    log.info(
         f"{config.customers:,} customers, ~{config.receipts:,} receipts, "
         f"{config.start_date}..{config.end_date}, seed {config.seed}, {partitions} partitions"
     )
@@ -82,35 +77,37 @@ def generate(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         receipts = with_defects(receipts, params)
 
     started = time.perf_counter()
-    path = tables.write_table(
-        to_bronze_receipts(receipts),
-        run.config,
-        "bronze/receipts",
-        mode="overwrite",
-    )
+    written = lake.write(to_bronze_receipts(receipts), "bronze/receipts", mode="overwrite")
     seconds = time.perf_counter() - started
-    written = tables.last_commit_rows(spark, path)
-    run.wrote(spark, "bronze/receipts")
-    run.log(f"bronze/receipts: {written:,} rows in {seconds:.1f}s ({written / seconds:,.0f} receipts/s)")
+    log.info(f"bronze/receipts: {written:,} rows in {seconds:.1f}s ({written / seconds:,.0f} receipts/s)")
 
-    tables.write_table(to_customer_dimension(customers, params), run.config, "bronze/customers", mode="overwrite")
-    run.wrote(spark, "bronze/customers")
-    truth_path = tables.write_table(
-        to_generator_truth(receipts), run.config, "bronze/_generator_truth", mode="overwrite"
-    )
-    run.wrote(spark, "bronze/_generator_truth")
-    defects = tables.last_commit_rows(spark, truth_path)
-    run.log(f"bronze/customers: {config.customers:,} rows; {defects:,} defective rows recorded")
-    run.rows_out = written
-    run.details.update(
-        receipts_written=written, write_seconds=round(seconds, 3),
-        receipts_per_second=round(written / seconds), theta=theta, partitions=partitions,
-    )  # fmt: skip
-    run.log(f"lake: {tables.lake_root(run.config)}")
+    lake.write(to_customer_dimension(customers, params), "bronze/customers", mode="overwrite")
+    defects = lake.write(to_generator_truth(receipts), "bronze/_generator_truth", mode="overwrite")
+    log.info(f"bronze/customers: {config.customers:,} rows; {defects:,} defective rows recorded")
+    log.info(f"lake: {tables.lake_root(lake.config)}")
+    details = {
+        "receipts_written": written,
+        "write_seconds": round(seconds, 3),
+        "receipts_per_second": round(written / seconds),
+        "theta": theta,
+        "partitions": partitions,
+    }
+    return StageResult(rows_out=written, details=details)
+
+
+JOB = Job(
+    name="generate",
+    summary="Write synthetic bronze/receipts, bronze/customers and bronze/_generator_truth (replacing what is there).",
+    run=run,
+    as_of_from="none",
+    add_arguments=add_arguments,
+    options=lambda args: {"clean": bool(args.clean)},
+    flag_keys=FLAG_KEYS,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_job("generate", build_parser(), argv, generate, flag_keys=FLAG_KEYS)
+    return run_job(JOB, argv)
 
 
 if __name__ == "__main__":

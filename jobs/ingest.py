@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/ingest.py
     import _bootstrap  # noqa: F401
@@ -23,7 +24,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from seglake import tables
-from seglake.cli import job_parser, run_job
+from seglake.job import Job, StageResult, job_log, run_job
+from seglake.lake import Lake
 from seglake.mapping import (
     ColumnSpec,
     CustomersSpec,
@@ -33,7 +35,7 @@ from seglake.mapping import (
     check_columns,
     load_mapping,
 )
-from seglake.runlog import Run
+from seglake.runlog import utc_now
 from transforms.ingest import (
     CORRUPT_COLUMN,
     SOURCE_FILE,
@@ -86,12 +88,7 @@ def customer_source(spec: CustomersSpec) -> CustomerSource:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = job_parser(
-        "ingest",
-        "Read a receipt source through a column mapping into bronze/receipts "
-        "(and bronze/customers); rows already in bronze are skipped.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mapping",
         required=True,
@@ -110,7 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
         default="append",
         help="append new rows (default) or replace the bronze tables with this source",
     )
-    return parser
 
 
 def read_source(spark: SparkSession, spec: SourceSpec, path: str, *, where: str) -> DataFrame:
@@ -174,74 +170,83 @@ def read_lines(spark: SparkSession, mapping: Mapping, path: str) -> DataFrame:
     return lines
 
 
-def existing_keys(spark: SparkSession, run: Run, table: str) -> DataFrame | None:
-    if not tables.table_exists(spark, tables.table_path(run.config, table)):
-        return None
-    return run.read(spark, table).select("row_key")
+def write_new(lake: Lake, rows: DataFrame, table: str, mode: str) -> int:
+    """Append the rows not yet in ``table`` (or replace it); rows written (an empty append may not commit)."""
+    if mode == "append" and lake.exists(table):
+        rows = filter_new(rows, lake.read(table).select("row_key"))
+    return lake.write(rows, table, mode=mode)
 
 
-def write_new(
-    spark: SparkSession,
-    run: Run,
-    rows: DataFrame,
-    table: str,
-    mode: str,
-) -> int:
-    """Append the rows not yet in ``table`` (or replace it); rows written."""
-    keys = existing_keys(spark, run, table) if mode == "append" else None
-    before = run.tables_read.get(table, -1)
-    new_rows = rows if keys is None else filter_new(rows, keys)
-    path = tables.write_table(new_rows, run.config, table, mode=mode)
-    # Delta may skip the commit of an empty append: then nothing was written
-    return tables.last_commit_rows(spark, path) if run.wrote(spark, table) != before else 0
-
-
-def ingest(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
-    mapping = load_mapping(args.mapping)
-    path = _source_path(mapping, "source", mapping.source, args.source)
-    if args.customers_source and mapping.customers is None:
+def run(
+    lake: Lake,
+    *,
+    mapping_name: str,
+    source: str | None = None,
+    customers_source: str | None = None,
+    mode: str = "append",
+) -> StageResult:
+    """Ingest the source of mapping ``mapping_name`` (``source`` overrides its path) into bronze."""
+    log = job_log("ingest")
+    spark = lake.spark
+    mapping = load_mapping(mapping_name)
+    path = _source_path(mapping, "source", mapping.source, source)
+    if customers_source and mapping.customers is None:
         raise MappingError(f"{mapping.file}: customers: not set, so --customers-source is unused")
     lines = read_lines(spark, mapping, path)
     customers = None
-    if mapping.customers is not None and (args.customers_source or mapping.customers.source.path):
+    if mapping.customers is not None and (customers_source or mapping.customers.source.path):
         spec = mapping.customers
         where = "customers.source"
-        customers_path = _source_path(mapping, where, spec.source, args.customers_source)
+        customers_path = _source_path(mapping, where, spec.source, customers_source)
         raw = read_source(spark, spec.source, customers_path, where=f"{mapping.file}: {where}")
         check_columns(raw, spec.columns, file=mapping.file, section="customers.columns")
         customers = with_raw_text(raw, text_format=spec.source.format)
-    run.log(f"mapping {mapping.file} ({mapping.grain} grain), source {path}")
+    log.info(f"mapping {mapping.file} ({mapping.grain} grain), source {path}")
 
-    ingested_at = run.started_at.replace(microsecond=0)
-    source = receipt_source(mapping)
-    receipts = to_receipts(to_parsed_lines(lines, source), source)
+    ingested_at = utc_now().replace(microsecond=0)
+    receipt_spec = receipt_source(mapping)
+    receipts = to_receipts(to_parsed_lines(lines, receipt_spec), receipt_spec)
     receipts = receipts.persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        summary = ingest_summary(receipts).first().asDict()  # type: ignore[union-attr]
-        summary = {k: int(v or 0) for k, v in summary.items()}
-        bronze = to_bronze_receipts(receipts, ingested_at=ingested_at)
-        written = write_new(spark, run, bronze, RECEIPTS, args.mode)
+        summary = {k: int(v or 0) for k, v in tables.first_row(ingest_summary(receipts)).asDict().items()}
+        written = write_new(lake, to_bronze_receipts(receipts, ingested_at=ingested_at), RECEIPTS, mode)
     finally:
         receipts.unpersist()
     summary["receipts_already_in_bronze"] = summary["receipts_built"] - written
     summary["receipts_written"] = written
-    run.rows_in, run.rows_out = summary["lines_read"], written
-    run.details.update(mapping=mapping.name, source=path, grain=mapping.grain, mode=args.mode)
-    run.details.update(summary)
+    details: dict[str, Any] = {"mapping": mapping.name, "source": path, "grain": mapping.grain, "mode": mode}
+    details.update(summary)
     for key, value in summary.items():
-        run.log(f"{key.replace('_', ' ')}: {value:,}")
+        log.info(f"{key.replace('_', ' ')}: {value:,}")
     if customers is not None and mapping.customers is not None:
         dimension = to_bronze_customers(
             customers, customer_source(mapping.customers), mapping_name=mapping.name, ingested_at=ingested_at
         )
-        customers_written = write_new(spark, run, dimension, CUSTOMERS, args.mode)
-        run.details["customers_written"] = customers_written
-        run.log(f"customers written: {customers_written:,}")
-    run.log(f"lake: {tables.lake_root(run.config)}")
+        customers_written = write_new(lake, dimension, CUSTOMERS, mode)
+        details["customers_written"] = customers_written
+        log.info(f"customers written: {customers_written:,}")
+    log.info(f"lake: {tables.lake_root(lake.config)}")
+    return StageResult(rows_in=summary["lines_read"], rows_out=written, details=details)
+
+
+JOB = Job(
+    name="ingest",
+    summary="Read a receipt source through a column mapping into bronze/receipts "
+    "(and bronze/customers); rows already in bronze are skipped.",
+    run=run,
+    as_of_from="none",
+    add_arguments=add_arguments,
+    options=lambda args: {
+        "mapping_name": args.mapping,
+        "source": args.source,
+        "customers_source": args.customers_source,
+        "mode": args.mode,
+    },
+)
 
 
 def main(argv: list[str] | None = None, *, spark: SparkSession | None = None) -> int:
-    return run_job("ingest", build_parser(), argv, ingest, spark=spark)
+    return run_job(JOB, argv, spark=spark)
 
 
 if __name__ == "__main__":

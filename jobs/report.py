@@ -13,7 +13,6 @@ required.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import sys
@@ -23,14 +22,15 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/report.py
     import _bootstrap  # noqa: F401
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from seglake import tables
-from seglake.cli import job_parser, run_job
 from seglake.errors import UserError
+from seglake.job import Job, StageResult, job_log, run_job
+from seglake.lake import Lake
 from seglake.report import ReportData, Rows, render_report
-from seglake.runlog import Run, code_version
+from seglake.runlog import code_version
 from transforms.report import (
     filter_recent_cohorts,
     to_headline,
@@ -40,12 +40,7 @@ from transforms.report import (
     to_value_tier_grid,
 )
 
-
-def build_parser() -> argparse.ArgumentParser:
-    return job_parser(
-        "report",
-        "Write reports/segmentation_<as_of>.html from the gold tables (default: the latest as-of in the profile).",
-    )
+log = job_log("report")
 
 
 def report_path(config: Any, as_of: dt.date) -> Path:
@@ -53,31 +48,22 @@ def report_path(config: Any, as_of: dt.date) -> Path:
     return Path(config.report.dir).expanduser().resolve() / f"segmentation_{as_of.isoformat()}.html"
 
 
-def latest_as_of(profile: DataFrame) -> dt.date:
-    row = profile.agg(F.max("as_of_date").alias("as_of")).first()
-    if row is None or row["as_of"] is None:
-        raise UserError("gold/customer_profile is empty; run `seglake features` first")
-    return row["as_of"]
-
-
 def _rows(frame: DataFrame) -> Rows:
     return [row.asDict() for row in frame.collect()]
 
 
-def _of_date(spark: SparkSession, run: Run, table: str, as_of: dt.date) -> DataFrame | None:
+def _of_date(lake: Lake, table: str, as_of: dt.date) -> DataFrame | None:
     """The ``as_of`` partition of an optional table; None when the table does not exist."""
-    if not tables.table_exists(spark, tables.table_path(run.config, table)):
+    if not lake.exists(table):
         return None
-    return run.read(spark, table).where(F.col("as_of_date") == F.lit(as_of))
+    return lake.read(table).where(F.col("as_of_date") == F.lit(as_of))
 
 
-def collect_report_data(spark: SparkSession, run: Run) -> ReportData:
+def collect_report_data(lake: Lake, as_of: dt.date) -> ReportData:
     """Aggregate every section in Spark and collect the (small) results."""
-    config = run.config
-    profile_all = run.read(spark, "gold/customer_profile", hint="run `seglake features` first")
-    as_of = run.as_of or latest_as_of(profile_all)
-    run.as_of = as_of
-    profile = profile_all.where(F.col("as_of_date") == F.lit(as_of))
+    config = lake.config
+    profile = lake.read("gold/customer_profile", hint="run `seglake features` first")
+    profile = profile.where(F.col("as_of_date") == F.lit(as_of))
     headline = to_headline(profile).first()
     if headline is None or not headline["customers"]:
         raise UserError(f"gold/customer_profile has no rows for {as_of}; run `seglake features --as-of {as_of}`")
@@ -94,7 +80,7 @@ def collect_report_data(spark: SparkSession, run: Run) -> ReportData:
         tiles=config.rfm.tiles,
     )
 
-    segments = _of_date(spark, run, "gold/rfm_segments", as_of)
+    segments = _of_date(lake, "gold/rfm_segments", as_of)
     if segments is not None:
         data.segments = _rows(to_segment_sizes(segments)) or None
         data.rf_grid = _rows(to_rf_grid(segments)) or None
@@ -106,7 +92,7 @@ def collect_report_data(spark: SparkSession, run: Run) -> ReportData:
             data.segment_map = ", ".join(seen["maps"]) or None
             data.tiles = max(int(seen["tiles"] or 0), config.rfm.tiles)
 
-    retention = _of_date(spark, run, "gold/cohort_retention", as_of)
+    retention = _of_date(lake, "gold/cohort_retention", as_of)
     if retention is not None:
         retained = retention.where(F.col("period_offset") >= 0)  # offset -1: activity before the cohort
         recent = filter_recent_cohorts(retained, config.report.recent_cohorts).select(
@@ -117,23 +103,23 @@ def collect_report_data(spark: SparkSession, run: Run) -> ReportData:
         if data.retention:
             data.period_unit = str(data.retention[0]["period_unit"])
 
-    clusters = _of_date(spark, run, "gold/cluster_profiles", as_of)
+    clusters = _of_date(lake, "gold/cluster_profiles", as_of)
     if clusters is not None:
         data.clusters = _rows(clusters.drop("feature_means")) or None
 
-    migration = _of_date(spark, run, "gold/segment_migration", as_of)
+    migration = _of_date(lake, "gold/segment_migration", as_of)
     if migration is not None:
         data.migration = _rows(migration) or None
         if data.migration:
             data.previous_as_of = data.migration[0]["previous_as_of_date"]
-        elif tables.table_exists(spark, tables.table_path(config, "gold/rfm_segments")):
+        elif lake.exists("gold/rfm_segments"):
             data.notes["migration"] = (
                 f"No migration rows for {as_of}: there is no earlier segmented as-of to compare with "
                 f"(or `seglake segment --as-of {as_of}` has not run)."
             )
 
-    if tables.table_exists(spark, tables.table_path(config, "ops/data_quality")):
-        checks = to_latest_checks(run.read(spark, "ops/data_quality"))
+    if lake.exists("ops/data_quality"):
+        checks = to_latest_checks(lake.read("ops/data_quality"))
         data.quality = _rows(checks.drop("run_id", "job", "table_name")) or None
         if data.quality:
             data.quality_checked_at = max(r["checked_at"] for r in data.quality)
@@ -148,19 +134,30 @@ def write_report(text: str, path: Path) -> None:
     partial.replace(path)
 
 
-def report(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
-    data = collect_report_data(spark, run)
-    path = report_path(run.config, data.as_of)
+def run(lake: Lake, *, as_of: dt.date) -> StageResult:
+    """Write ``<report.dir>/segmentation_<as_of>.html`` from the gold tables of ``as_of``."""
+    data = collect_report_data(lake, as_of)
+    path = report_path(lake.config, data.as_of)
     write_report(render_report(data, version=code_version()), path)
-    run.rows_in = int(data.headline["customers"]) if data.headline else None
-    missing = [name for name in ("segments", "retention", "clusters", "migration", "quality")
-               if getattr(data, name) is None]  # fmt: skip
-    run.details.update(report=str(path), sections_not_computed=missing)
-    run.log(f"report for {data.as_of}: {path}" + (f" (not computed: {', '.join(missing)})" if missing else ""))
+    sections = ("segments", "retention", "clusters", "migration", "quality")
+    missing = [name for name in sections if getattr(data, name) is None]
+    log.info(f"report for {data.as_of}: {path}" + (f" (not computed: {', '.join(missing)})" if missing else ""))
+    return StageResult(
+        rows_in=int(data.headline["customers"]) if data.headline else None,
+        details={"report": str(path), "sections_not_computed": missing},
+    )
+
+
+JOB = Job(
+    name="report",
+    summary="Write reports/segmentation_<as_of>.html from the gold tables (default: the latest as-of in the profile).",
+    run=run,
+    as_of_from="profile",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_job("report", build_parser(), argv, report)
+    return run_job(JOB, argv)
 
 
 if __name__ == "__main__":

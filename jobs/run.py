@@ -1,7 +1,11 @@
 """``run``: the whole pipeline for one as-of date on the configured lake.
 
 On a lake without receipts (the embedded default on a fresh machine) it first
-generates the sample lake from the ``generate`` section of the config.
+generates the sample lake from the ``generate`` section of the config. The as-of date
+is resolved once (``--as-of``, else the last complete day in the receipts the run will
+profile) and every stage's ``run`` gets it. A stage that fails has the tables it
+committed to restored to their version from before it (Delta RESTORE; the catalog says
+which tables a stage writes), is recorded failed, and later stages do not run.
 """
 
 from __future__ import annotations
@@ -11,165 +15,174 @@ import datetime as dt
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/run.py
     import _bootstrap  # noqa: F401
 
 from delta.tables import DeltaTable
-from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from jobs import cleanse, clusters, cohorts, features, generate, report, segment
 from seglake import catalog, tables
-from seglake.asof import last_complete_day
-from seglake.cli import job_parser, run_job
 from seglake.errors import UserError
-from seglake.runlog import Run
+from seglake.job import Job, StageResult, as_of_from_receipts, job_log, one_line, record_run, run_job, run_stage
+from seglake.lake import Lake
+from seglake.runlog import utc_now
 
-StageBody = Callable[[SparkSession, Run, argparse.Namespace], None]
-
-# Pipeline stages in order: name -> the job body that runs it.
-STAGES = {
-    "cleanse": cleanse.cleanse,
-    "features": features.features,
-    "cohorts": cohorts.cohorts,
-    "segment": segment.segment,
-    "clusters": clusters.clusters,
-    "report": report.report,
+# Pipeline stages in order.
+STAGES: dict[str, Job] = {
+    job.name: job for job in (cleanse.JOB, features.JOB, cohorts.JOB, segment.JOB, clusters.JOB, report.JOB)
 }
+log = job_log("run")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = job_parser("run", "Run the pipeline stages for one as-of date.")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stages", help=f"comma-separated subset of: {', '.join(STAGES)}")
     parser.add_argument("--full", action="store_true", help="cleanse: reprocess all of bronze")
-    return parser
 
 
-def stage_tables(stage: str) -> list[str]:
-    """The lake tables a failed stage is restored (the catalog's writers of the table, ops tables aside)."""
-    return [t.name for t in catalog.restorable_tables_of(stage)]
+def stage_list(stages: str | None) -> list[str]:
+    """The stages named by ``--stages`` (all by default), in pipeline order as given."""
+    wanted = [s.strip() for s in (stages or ",".join(STAGES)).split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in STAGES]
+    if unknown:
+        raise UserError(f"--stages: unknown stage {unknown[0]}; choose from {', '.join(STAGES)}")
+    return wanted
 
 
-def table_versions(spark: SparkSession, run: Run, names: list[str]) -> dict[str, int]:
+def table_versions(lake: Lake, names: list[str]) -> dict[str, int]:
     """Current version of each of ``names`` that exists."""
-    versions = {}
-    for table in names:
-        path = tables.table_path(run.config, table)
-        if tables.table_exists(spark, path):
-            versions[table] = tables.table_version(spark, path)
-    return versions
+    return {table: lake.version(table) for table in names if lake.exists(table)}
 
 
-def restore_tables(spark: SparkSession, run: Run, before: dict[str, int]) -> list[str]:
+def restore_tables(lake: Lake, before: dict[str, int]) -> list[str]:
     """Put every table a failed stage committed to back at its version from before the stage."""
     restored = []
-    for table, version in table_versions(spark, run, list(before)).items():
+    for table, version in table_versions(lake, list(before)).items():
         if version != before[table]:
-            DeltaTable.forPath(spark, tables.table_path(run.config, table)).restoreToVersion(before[table])
+            DeltaTable.forPath(lake.spark, lake.path(table)).restoreToVersion(before[table])
             restored.append(f"{table} v{before[table]}")
     return restored
 
 
-def run_stage(spark: SparkSession, stage: Run, body: StageBody, args: argparse.Namespace) -> None:
+def run_pipeline_stage(stage: Lake, job: Job, *, as_of: dt.date, options: Mapping[str, Any]) -> StageResult:
     """Run one stage; on failure restore what it committed, record it failed, raise one line."""
-    before = table_versions(spark, stage, stage_tables(stage.job))
+    before = table_versions(stage, [t.name for t in catalog.restorable_tables_of(job.name)])
+    started = utc_now()
     try:
-        body(spark, stage, args)
+        result = run_stage(stage, job, as_of=as_of, options=options)
     except Exception as exc:
         if not isinstance(exc, UserError):
             traceback.print_exc()
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        restored = restore_tables(spark, stage, before)
+        restored = restore_tables(stage, before)
         if restored:
-            stage.log(f"restored {', '.join(restored)}")
-        stage.record(spark, "failed", f"{type(exc).__name__}: {why}")
-        raise UserError(f"stage {stage.job} failed: {why}") from exc
-    stage.record(spark, "succeeded")
+            job_log(job.name).info(f"restored {', '.join(restored)}")
+        record_run(stage, as_of, started, StageResult(), "failed", one_line(exc))
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"stage {job.name} failed: {why}") from exc
+    record_run(stage, as_of, started, result, "succeeded", None)
+    return result
 
 
-def default_as_of(spark: SparkSession, run: Run, *, cleanse_first: bool) -> dt.date:
+def default_as_of(lake: Lake, *, cleanse_first: bool) -> dt.date:
     """The last complete day in the receipts the run will profile, printed.
 
     bronze/receipts when the run cleanses first (or on a first run, without silver): the
     day is capped by ingestion time, so junk dates in the future do not count; else silver.
     """
-    silver = tables.table_path(run.config, "silver/receipts")
-    table = "silver/receipts" if tables.table_exists(spark, silver) and not cleanse_first else "bronze/receipts"
-    day = last_complete_day(spark.read.format("delta").load(tables.table_path(run.config, table)))
-    if day is None:
-        raise UserError(f"{table} has no receipts: nothing to compute")
-    run.log(f"as of {day}: the last complete day in {table} (--as-of to choose another)")
+    table = "silver/receipts" if lake.exists("silver/receipts") and not cleanse_first else "bronze/receipts"
+    day = as_of_from_receipts(lake, table)
+    log.info(f"as of {day}: the last complete day in {table} (--as-of to choose another)")
     return day
 
 
-def run_pipeline(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
-    receipts = tables.table_path(run.config, "bronze/receipts")
-    if not tables.table_exists(spark, receipts):
-        run.log(f"no receipts at {receipts}: generating the sample lake first")
-        generate.generate(spark, run, args)
-    wanted = [s.strip() for s in (args.stages or ",".join(STAGES)).split(",") if s.strip()]
-    unknown = [s for s in wanted if s not in STAGES]
-    if unknown:
-        raise UserError(f"--stages: unknown stage {unknown[0]}; choose from {', '.join(STAGES)}")
-    if run.as_of is None:
-        run.as_of = default_as_of(spark, run, cleanse_first="cleanse" in wanted)
+def generate_sample_lake(lake: Lake) -> None:
+    """The synthetic lake of the config's ``generate`` section, recorded as a generate run."""
+    log.info(f"no receipts at {lake.path('bronze/receipts')}: generating the sample lake first")
+    sample = Lake(lake.spark, lake.config, job="generate")
+    started = utc_now()
+    try:
+        result = generate.run(sample)
+    except Exception as exc:
+        record_run(sample, None, started, StageResult(), "failed", one_line(exc))
+        raise
+    record_run(sample, None, started, result, "succeeded", None)
+    lake.tables_written.update(sample.tables_written)
+
+
+def run(lake: Lake, *, as_of: dt.date | None, stages: str | None = None, full: bool = False) -> StageResult:
+    """Every stage of ``stages`` (default: all) for one as-of date (default: the last complete day)."""
+    wanted = stage_list(stages)
+    if not lake.exists("bronze/receipts"):
+        generate_sample_lake(lake)
+    if as_of is None:
+        as_of = default_as_of(lake, cleanse_first="cleanse" in wanted)
     else:
-        run.log(f"as of {run.as_of} (--as-of)")
-    stages: list[Run] = []
+        log.info(f"as of {as_of} (--as-of)")
+    options: dict[str, dict[str, Any]] = {"cleanse": {"full": full}}
+    results: dict[str, StageResult] = {}
     for name in wanted:
-        stage = Run(job=name, config=run.config, as_of=run.as_of)
+        stage = Lake(lake.spark, lake.config, job=name)
         started = time.perf_counter()
-        stage.log("started")
-        run_stage(spark, stage, STAGES[name], args)
-        stages.append(stage)
-        run.as_of = run.as_of or stage.as_of  # later stages compute for the same date
-        run.tables_written.update(stage.tables_written)
-        stage.log(f"done in {time.perf_counter() - started:.1f}s: {stage.rows_in or 0:,} rows in, "
-                  f"{stage.rows_out or 0:,} rows out")  # fmt: skip
-    summarise(spark, run, stages)
+        job_log(name).info("started")
+        results[name] = run_pipeline_stage(stage, STAGES[name], as_of=as_of, options=options.get(name, {}))
+        lake.tables_written.update(stage.tables_written)
+        job_log(name).info(
+            f"done in {time.perf_counter() - started:.1f}s: {results[name].rows_in or 0:,} rows in, "
+            f"{results[name].rows_out or 0:,} rows out"
+        )
+    summarise(lake, as_of, results)
+    return StageResult(as_of=as_of, details={"stages": list(results)})
 
 
-def partition_rows(spark: SparkSession, run: Run, table: str) -> int:
+def partition_rows(lake: Lake, table: str, as_of: dt.date) -> int:
     """Rows of the run's as-of partition (gold tables) or of the table's last commit."""
-    path = tables.table_path(run.config, table)
-    if run.as_of is not None and catalog.table(table).is_as_of_partitioned:
-        frame = spark.read.format("delta").load(path)
-        return frame.where(F.col("as_of_date") == F.lit(run.as_of)).count()
-    return tables.last_commit_rows(spark, path)
+    if catalog.table(table).is_as_of_partitioned:
+        return lake.read_written(table).where(F.col("as_of_date") == F.lit(as_of)).count()
+    return tables.last_commit_rows(lake.spark, lake.path(table))
 
 
-def summarise(spark: SparkSession, run: Run, stages: list[Run]) -> None:
+def summarise(lake: Lake, as_of: dt.date, results: dict[str, StageResult]) -> None:
     """The end-of-run summary: tables written and their rows, quarantine, segments, the report."""
-    root = tables.lake_root(run.config)
-    run.log(f"summary (as of {run.as_of}, lake {root}):")
-    run.log(f"  {'table':<34} {'rows':>12}  counted")
-    for table in sorted(run.tables_written):
-        rows = partition_rows(spark, run, table)
+    log.info(f"summary (as of {as_of}, lake {tables.lake_root(lake.config)}):")
+    log.info(f"  {'table':<34} {'rows':>12}  counted")
+    for table in sorted(lake.tables_written):
         counted = "as-of partition" if catalog.table(table).is_as_of_partitioned else "last commit"
-        run.log(f"  {table:<34} {rows:>12,}  {counted}")
-    for stage in stages:
-        if stage.job == "cleanse" and "quarantined" in stage.details:
-            reasons = ", ".join(f"{k} {v:,}" for k, v in stage.details.get("reasons", {}).items() if v)
-            run.log(f"  quarantined this run: {stage.details['quarantined']:,}" + (f" ({reasons})" if reasons else ""))
-    segments_path = tables.table_path(run.config, "gold/rfm_segments")
-    if run.as_of is not None and tables.table_exists(spark, segments_path):
+        log.info(f"  {table:<34} {partition_rows(lake, table, as_of):>12,}  {counted}")
+    cleansed = results.get("cleanse")
+    if cleansed is not None and "quarantined" in cleansed.details:
+        reasons = ", ".join(f"{k} {v:,}" for k, v in cleansed.details.get("reasons", {}).items() if v)
+        log.info(f"  quarantined this run: {cleansed.details['quarantined']:,}" + (f" ({reasons})" if reasons else ""))
+    if lake.exists("gold/rfm_segments"):
         sizes = (
-            spark.read.format("delta").load(segments_path)
-            .where(F.col("as_of_date") == F.lit(run.as_of))
-            .groupBy("category").count().orderBy(F.col("count").desc(), "category").collect()
-        )  # fmt: skip
+            lake.read("gold/rfm_segments")
+            .where(F.col("as_of_date") == F.lit(as_of))
+            .groupBy("category")
+            .count()
+            .orderBy(F.col("count").desc(), "category")
+            .collect()
+        )
         if sizes:
-            run.log("  segments: " + ", ".join(f"{r['category']} {r['count']:,}" for r in sizes))
-    for stage in stages:
-        if "report" in stage.details:
-            run.log(f"  report: {stage.details['report']}")
-    run.details["stages"] = [stage.job for stage in stages]
+            log.info("  segments: " + ", ".join(f"{r['category']} {r['count']:,}" for r in sizes))
+    reported = results.get("report")
+    if reported is not None and "report" in reported.details:
+        log.info(f"  report: {reported.details['report']}")
+
+
+JOB = Job(
+    name="run",
+    summary="Run the pipeline stages for one as-of date.",
+    run=run,
+    as_of_from="pipeline",
+    add_arguments=add_arguments,
+    options=lambda args: {"stages": args.stages, "full": bool(args.full)},
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_job("run", build_parser(), argv, run_pipeline)
+    return run_job(JOB, argv)
 
 
 if __name__ == "__main__":

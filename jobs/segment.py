@@ -28,13 +28,16 @@ import time
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/segment.py
     import _bootstrap  # noqa: F401
 
+from typing import Any
+
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from seglake import tables
-from seglake.cli import job_parser, run_job
+from seglake.config import SeglakeConfig
 from seglake.errors import UserError
-from seglake.runlog import Run
+from seglake.job import Job, StageResult, job_log, run_job
+from seglake.lake import Lake
 from seglake.segment_maps import (
     OTHER,
     Rule,
@@ -63,43 +66,20 @@ from transforms.segments import (
 
 PROFILE = "gold/customer_profile"
 SCORED_COLUMNS = ["customer_id", "recency_days", "frequency", "monetary_amount", "value_tier"]
+log = job_log("segment")
 RFM_SEGMENT_COLUMNS = [
     "customer_id", "as_of_date", "recency_days", "frequency", "monetary_amount", "r_score", "f_score", "m_score",
     "rfm_cell", "segment_map", "category", "campaign", "value_tier",
 ]  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = job_parser(
-        "segment",
-        "RFM scores, named segments, rule segments, campaign audiences and segment migration for one as-of date "
-        "(default: the latest in gold/customer_profile).",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export", choices=["csv"], help="also write one CSV file per campaign")
     parser.add_argument(
         "--export-dir",
         metavar="PATH",
         help="folder for the --export files (default: <lake root>/exports/campaigns/<as_of>)",
     )
-    return parser
-
-
-def resolve_profile_as_of(profiles: DataFrame, run: Run) -> dt.date:
-    """``--as-of`` if that partition exists, else the latest ``as_of_date`` of the profile."""
-    wanted = F.col("as_of_date") == F.lit(run.as_of) if run.as_of is not None else F.lit(False)
-    latest, present = tables.first_row(profiles.agg(F.max("as_of_date"), F.max(wanted)))  # one pass over partitions
-    if latest is None:
-        raise UserError(f"{PROFILE} is empty; run `seglake features` first")
-    if run.as_of is None:
-        run.as_of = latest
-        run.log(f"--as-of not given: using the latest profile, {latest}")
-        return latest
-    if not present:
-        raise UserError(
-            f"{PROFILE} has no partition as_of_date = {run.as_of} (latest: {latest}); "
-            f"run `seglake features --as-of {run.as_of}` first"
-        )
-    return run.as_of
 
 
 def check_campaigns(segment_map: SegmentMap, rules: list[Rule], rules_file: str) -> dict[str, str]:
@@ -116,18 +96,20 @@ def check_campaigns(segment_map: SegmentMap, rules: list[Rule], rules_file: str)
     return slugs
 
 
-def rfm_thresholds(profile: DataFrame, run: Run) -> tuple[dict[str, list[Threshold]], dict[str, str]]:
+def rfm_thresholds(
+    profile: DataFrame, config: SeglakeConfig, details: dict[str, Any] | None = None
+) -> tuple[dict[str, list[Threshold]], dict[str, str]]:
     """Thresholds per metric and the method of each.
 
     Recency and frequency: exact at any scale, by ``to_exact_thresholds`` in Spark (one
     query for both); only its n-1 rows per metric are collected. Monetary:
-    ``approxQuantile`` with ``rfm.relative_error``.
+    ``approxQuantile`` with ``rfm.relative_error``. Their seconds go into ``details``.
     """
-    rfm = run.config.rfm
+    rfm, details = config.rfm, details if details is not None else {}
     if rfm.histogram_max_values is not None:
-        run.log(
+        log.info(
             f"rfm.histogram_max_values = {rfm.histogram_max_values} is ignored: recency and frequency thresholds "
-            f"are always exact now; remove the key from {run.config.source}"
+            f"are always exact now; remove the key from {config.source}"
         )
     thresholds: dict[str, list[Threshold]] = {}
     methods: dict[str, str] = {}
@@ -143,11 +125,11 @@ def rfm_thresholds(profile: DataFrame, run: Run) -> tuple[dict[str, list[Thresho
             f"exact (values at ranks ceil(j*N/n) of N = {metric_rows[0]['population']:,}; "
             f"{metric_rows[0]['distinct_values']:,} distinct values)"
         )
-    run.details["exact_thresholds_seconds"] = round(time.perf_counter() - started, 3)
+    details["exact_thresholds_seconds"] = round(time.perf_counter() - started, 3)
     started = time.perf_counter()
     probabilities = [j / rfm.tiles for j in range(1, rfm.tiles)]
     (thresholds["monetary"],) = profile.approxQuantile([METRICS["monetary"][0]], probabilities, rfm.relative_error)
-    run.details["approx_quantile_seconds"] = round(time.perf_counter() - started, 3)
+    details["approx_quantile_seconds"] = round(time.perf_counter() - started, 3)
     methods["monetary"] = f"approxQuantile (relative error {rfm.relative_error})"
     return {metric: thresholds[metric] for metric in METRICS}, methods
 
@@ -165,10 +147,10 @@ def population_values(profile: DataFrame, rules: list[Rule], relative_error: flo
 
 
 class Laps:
-    """Seconds per step of the run, into ``run.details['step_seconds']``."""
+    """Seconds per step of the run, into ``details['step_seconds']``."""
 
-    def __init__(self, run: Run) -> None:
-        self.seconds: dict[str, float] = run.details.setdefault("step_seconds", {})
+    def __init__(self, details: dict[str, Any]) -> None:
+        self.seconds: dict[str, float] = details.setdefault("step_seconds", {})
         self.last = time.perf_counter()
 
     def __call__(self, step: str) -> None:
@@ -177,32 +159,34 @@ class Laps:
         self.last = now
 
 
-def segment(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
-    config, lap = run.config, Laps(run)
+def run(lake: Lake, *, as_of: dt.date, export: str | None = None, export_dir: str | None = None) -> StageResult:
+    """Score the ``as_of`` profile and replace that date's partition of the five segment tables."""
+    spark, config = lake.spark, lake.config
+    details: dict[str, Any] = {}
+    lap = Laps(details)
     segment_map = load_segment_map(config.rfm.segment_map, config.rfm.tiles)
     rules_file, rules = load_rules(config.rfm.rules)
     slugs = check_campaigns(segment_map, rules, rules_file)
-    profiles = run.read(spark, PROFILE, hint="run `seglake features` first")
+    profiles = lake.read(PROFILE, hint="run `seglake features` first")
     missing = [c for c in SCORED_COLUMNS if c not in profiles.columns]
     if missing:
         raise UserError(f"{PROFILE} has no column {missing[0]}; rerun `seglake features` with this version")
     check_rules(profiles, rules, file=rules_file, window_days=config.features.window_days)
-    as_of = resolve_profile_as_of(profiles, run)
-    run.log(f"as of {as_of}: segment map {segment_map.name} ({segment_map.file}), {len(rules)} rules ({rules_file})")
+    log.info(f"as of {as_of}: segment map {segment_map.name} ({segment_map.file}), {len(rules)} rules ({rules_file})")
 
     lap("validate")
     profile = profiles.where(F.col("as_of_date") == F.lit(as_of))
     scored_input = profile.select(*SCORED_COLUMNS).cache()
     try:
-        run.rows_in = scored_input.count()
-        if run.rows_in == 0:
+        rows_in = scored_input.count()
+        if rows_in == 0:
             raise UserError(f"{PROFILE} as of {as_of} has no customers; nothing to segment")
         lap("read_and_cache")
-        thresholds, methods = rfm_thresholds(scored_input, run)
+        thresholds, methods = rfm_thresholds(scored_input, config, details)
         for metric, values in thresholds.items():
             shown = ", ".join(f"{v:g}" for v in values)
-            run.log(f"{metric} thresholds [{shown}] by {methods[metric]}")
-        run.details.update({"thresholds": thresholds, "threshold_methods": methods, "segment_map": segment_map.name})
+            log.info(f"{metric} thresholds [{shown}] by {methods[metric]}")
+        details.update({"thresholds": thresholds, "threshold_methods": methods, "segment_map": segment_map.name})
 
         scored = scored_input.transform(with_rfm_scores, thresholds).transform(
             with_segment_category, segment_map.cells(), map_name=segment_map.name, unlisted=OTHER
@@ -212,100 +196,88 @@ def segment(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         lap("thresholds")
         tiles = to_rfm_thresholds(scored, thresholds, as_of=as_of)
         tile_rows = tiles.collect()  # metric x tile: a few rows
-        write(spark, run, spark.createDataFrame(tile_rows, tiles.schema), "gold/rfm_thresholds", as_of)
+        lake.replace_as_of(spark.createDataFrame(tile_rows, tiles.schema), "gold/rfm_thresholds", as_of)
         empty = [f"{r['metric']} tile {r['tile']}" for r in tile_rows if r["customers"] == 0]
         if empty:
-            run.log(f"empty tiles (ties): {', '.join(empty)}")
+            log.info(f"empty tiles (ties): {', '.join(empty)}")
 
-        segments_path = write(spark, run, rfm_segments, "gold/rfm_segments", as_of)
-        run.rows_out = tables.last_commit_rows(spark, segments_path)
+        rows_out = lake.replace_as_of(rfm_segments, "gold/rfm_segments", as_of)
         sizes = {row["category"]: int(row["count"]) for row in scored.groupBy("category").count().collect()}
         order = [c.name for c in segment_map.categories] + [OTHER]
-        run.log("categories: " + ", ".join(f"{name} {sizes.get(name, 0):,}" for name in order))
-        run.details["categories"] = {name: sizes.get(name, 0) for name in order}
+        log.info("categories: " + ", ".join(f"{name} {sizes.get(name, 0):,}" for name in order))
+        details["categories"] = {name: sizes.get(name, 0) for name in order}
 
         lap("rfm_segments")
         population = population_values(profile, rules, config.rfm.relative_error)
         if population:
-            run.log("population values: " + ", ".join(f"{k} = {v}" for k, v in population.items()))
+            log.info("population values: " + ", ".join(f"{k} = {v}" for k, v in population.items()))
         rule_input = profile.withColumns(
             {"window_days": F.lit(config.features.window_days)}
             | {name: F.lit(value).cast("double") for name, value in population.items()}
         )
         rule_segments = to_rule_segments(rule_input, {r.name: r.predicate for r in rules}, as_of=as_of)
-        rules_path = write(spark, run, rule_segments, "gold/rule_segments", as_of)
-        rule_sizes = counts(spark, rules_path, as_of, "segment")
+        lake.replace_as_of(rule_segments, "gold/rule_segments", as_of)
+        rule_sizes = counts(lake, "gold/rule_segments", as_of, "segment")
         if rules:
-            run.log("rule segments: " + ", ".join(f"{r.name} {rule_sizes.get(r.name, 0):,}" for r in rules))
-        run.details["rule_segments"] = {r.name: rule_sizes.get(r.name, 0) for r in rules}
+            log.info("rule segments: " + ", ".join(f"{r.name} {rule_sizes.get(r.name, 0):,}" for r in rules))
+        details["rule_segments"] = {r.name: rule_sizes.get(r.name, 0) for r in rules}
 
         lap("rule_segments")
-        written_rules = partition(spark, rules_path, as_of)
+        written_rules = written_partition(lake, "gold/rule_segments", as_of)
         rule_campaigns = {r.name: r.campaign for r in rules if r.campaign}
         audiences = to_campaign_audiences(rfm_segments, written_rules, rule_campaigns, as_of=as_of)
-        audiences_path = write(spark, run, audiences, "gold/campaign_audiences", as_of)
-        audience_sizes = counts(spark, audiences_path, as_of, "campaign")
-        run.log("campaign audiences: " + ", ".join(f"{c} {audience_sizes.get(c, 0):,}" for c in slugs))
-        run.details["campaign_audiences"] = {c: audience_sizes.get(c, 0) for c in slugs}
+        lake.replace_as_of(audiences, "gold/campaign_audiences", as_of)
+        audience_sizes = counts(lake, "gold/campaign_audiences", as_of, "campaign")
+        log.info("campaign audiences: " + ", ".join(f"{c} {audience_sizes.get(c, 0):,}" for c in slugs))
+        details["campaign_audiences"] = {c: audience_sizes.get(c, 0) for c in slugs}
 
         lap("campaign_audiences")
-        migrate(spark, run, segments_path, rfm_segments, as_of)
+        migrate(lake, rfm_segments, as_of, details)
         lap("segment_migration")
-        if getattr(args, "export", None) == "csv":
-            export_dir = getattr(args, "export_dir", None)
+        if export == "csv":
             target = export_dir or f"{tables.lake_root(config)}/exports/campaigns/{as_of}"
-            export_csv(spark, partition(spark, audiences_path, as_of), slugs, target, replace=not export_dir)
-            run.log(f"exported {len(slugs)} campaign files to {target}")
-            run.details["export_dir"] = target
+            audiences_written = written_partition(lake, "gold/campaign_audiences", as_of)
+            export_csv(spark, audiences_written, slugs, target, replace=not export_dir)
+            log.info(f"exported {len(slugs)} campaign files to {target}")
+            details["export_dir"] = target
             lap("export")
     finally:
         scored_input.unpersist()
+    return StageResult(rows_in=rows_in, rows_out=rows_out, details=details)
 
 
-def write(spark: SparkSession, run: Run, frame: DataFrame, table: str, as_of: dt.date) -> str:
-    path = tables.replace_as_of(frame, run.config, table, as_of)
-    run.wrote(spark, table)
-    return path
+def written_partition(lake: Lake, table: str, as_of: dt.date) -> DataFrame:
+    """The ``as_of`` partition of ``table`` as this run committed it."""
+    return lake.read_written(table).where(F.col("as_of_date") == F.lit(as_of))
 
 
-def partition(spark: SparkSession, path: str, as_of: dt.date, version: int | None = None) -> DataFrame:
-    reader = spark.read.format("delta")
-    if version is not None:
-        reader = reader.option("versionAsOf", version)
-    return reader.load(path).where(F.col("as_of_date") == F.lit(as_of))
-
-
-def counts(spark: SparkSession, path: str, as_of: dt.date, column: str) -> dict[str, int]:
+def counts(lake: Lake, table: str, as_of: dt.date, column: str) -> dict[str, int]:
     """Rows per value of ``column`` in the as-of partition just written (a handful of groups)."""
-    rows = partition(spark, path, as_of).groupBy(column).count().collect()
+    rows = written_partition(lake, table, as_of).groupBy(column).count().collect()
     return {row[column]: int(row["count"]) for row in rows}
 
 
-def migrate(spark: SparkSession, run: Run, segments_path: str, current: DataFrame, as_of: dt.date) -> None:
+def migrate(lake: Lake, current: DataFrame, as_of: dt.date, details: dict[str, Any]) -> None:
     """Migration of ``as_of`` from the nearest earlier date; and of the nearest later date from ``as_of``."""
-    version = run.tables_written["gold/rfm_segments"]
-    dates = sorted(
-        row[0]
-        for row in spark.read.format("delta").option("versionAsOf", version).load(segments_path)
-        .select("as_of_date").distinct().collect()
-    )  # fmt: skip
+    segments = lake.read_written("gold/rfm_segments")
+    dates = sorted(row[0] for row in segments.select("as_of_date").distinct().collect())
     earlier = [d for d in dates if d < as_of]
     later = [d for d in dates if d > as_of]
     if earlier:
-        previous = partition(spark, segments_path, earlier[-1], version)
+        previous = segments.where(F.col("as_of_date") == F.lit(earlier[-1]))
         migration = to_segment_migration(previous, current, as_of=as_of, previous_as_of=earlier[-1])
-        run.log(f"migration from {earlier[-1]}")
+        log.info(f"migration from {earlier[-1]}")
     else:
         migration = to_segment_migration(current.limit(0), current, as_of=as_of, previous_as_of=as_of).limit(0)
-        run.log("migration: no earlier as-of date in gold/rfm_segments; empty partition")
-    write(spark, run, migration, "gold/segment_migration", as_of)
-    run.details["migration_previous_as_of"] = earlier[-1] if earlier else None
+        log.info("migration: no earlier as-of date in gold/rfm_segments; empty partition")
+    lake.replace_as_of(migration, "gold/segment_migration", as_of)
+    details["migration_previous_as_of"] = earlier[-1] if earlier else None
     if later:
-        following = partition(spark, segments_path, later[0], version)
+        following = segments.where(F.col("as_of_date") == F.lit(later[0]))
         remade = to_segment_migration(current, following, as_of=later[0], previous_as_of=as_of)
-        write(spark, run, remade, "gold/segment_migration", later[0])
-        run.log(f"migration of the later {later[0]} recomputed from {as_of} (a run out of order)")
-        run.details["migration_recomputed"] = later[0]
+        lake.replace_as_of(remade, "gold/segment_migration", later[0])
+        log.info(f"migration of the later {later[0]} recomputed from {as_of} (a run out of order)")
+        details["migration_recomputed"] = later[0]
 
 
 def export_csv(spark: SparkSession, audiences: DataFrame, slugs: dict[str, str], target: str, *, replace: bool) -> None:
@@ -350,8 +322,19 @@ def export_csv(spark: SparkSession, audiences: DataFrame, slugs: dict[str, str],
     fs.delete(hadoop_path(staging), True)
 
 
+JOB = Job(
+    name="segment",
+    summary="RFM scores, named segments, rule segments, campaign audiences and segment migration for one as-of date "
+    "(default: the latest in gold/customer_profile).",
+    run=run,
+    as_of_from="profile",
+    add_arguments=add_arguments,
+    options=lambda args: {"export": args.export, "export_dir": args.export_dir},
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_job("segment", build_parser(), argv, segment)
+    return run_job(JOB, argv)
 
 
 if __name__ == "__main__":

@@ -1,22 +1,19 @@
-"""``ops/runs``: one row per job run, succeeded or failed."""
+"""``ops/runs``: one row per job run, succeeded or failed (written by the job runner, :mod:`seglake.job`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import subprocess
-import sys
-import uuid
-from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import seglake
 from seglake import catalog, tables
-from seglake.config import PROJECT_ROOT, SeglakeConfig
+from seglake.config import PROJECT_ROOT
+from seglake.lake import Lake
 
 
 @cache
@@ -36,77 +33,78 @@ def code_version() -> str:
     return f"{seglake.__version__}+{commit}" if commit else seglake.__version__
 
 
-def _utc_now() -> dt.datetime:
+def utc_now() -> dt.datetime:
+    """Now in UTC, without a zone (``ops`` timestamps are UTC instants)."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
-@dataclass
-class Run:
-    """What one job run did; jobs read and write tables through it so it can tell."""
-
-    job: str
-    config: SeglakeConfig
-    as_of: dt.date | None = None
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
-    started_at: dt.datetime = field(default_factory=_utc_now)
-    rows_in: int | None = None
-    rows_out: int | None = None
-    tables_read: dict[str, int] = field(default_factory=dict)
-    tables_written: dict[str, int] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def log(self, message: str) -> None:
-        """One progress line on stderr, timestamped."""
-        stamp = dt.datetime.now().strftime("%H:%M:%S")
-        print(f"[{stamp}] {self.job}: {message}", file=sys.stderr, flush=True)
-
-    def read(self, spark: SparkSession, table: str, *, hint: str = "") -> DataFrame:
-        """Read ``table`` pinned at its current version, and remember that version."""
-        path = tables.require_table(spark, self.config, table, hint=hint)
-        version = tables.table_version(spark, path)
-        self.tables_read[table] = version
-        return spark.read.format("delta").option("versionAsOf", version).load(path)
-
-    def wrote(self, spark: SparkSession, table: str) -> int:
-        """Record the version just committed to ``table``."""
-        version = tables.table_version(spark, tables.table_path(self.config, table))
-        self.tables_written[table] = version
-        return version
-
-    def record(self, spark: SparkSession, status: str, error: str | None = None) -> None:
-        """Append this run's row to ``ops/runs``."""
-        row = (
-            self.run_id,
-            self.job,
-            self.as_of,
-            status,
-            self.started_at,
-            _utc_now(),
-            self.rows_in,
-            self.rows_out,
-            self.tables_read,
-            self.tables_written,
-            self.config.digest(),
-            self.config.source,
-            code_version(),
-            error,
-            json.dumps(self.details, sort_keys=True, default=str) if self.details else None,
-        )
-        frame = spark.createDataFrame([row], catalog.table("ops/runs").ddl)
-        tables.write_table(frame, self.config, "ops/runs", mode="append")
+def record(
+    lake: Lake,
+    *,
+    as_of: dt.date | None,
+    started_at: dt.datetime,
+    rows_in: int | None,
+    rows_out: int | None,
+    details: dict[str, Any],
+    status: str,
+    error: str | None,
+) -> None:
+    """Append the run's row to ``ops/runs``: what it read and wrote (from ``lake``), and how it ended."""
+    row = (
+        lake.run_id,
+        lake.job,
+        as_of,
+        status,
+        started_at,
+        utc_now(),
+        rows_in,
+        rows_out,
+        lake.tables_read,
+        lake.tables_written,
+        lake.config.digest(),
+        lake.config.source,
+        code_version(),
+        error,
+        json.dumps(details, sort_keys=True, default=str) if details else None,
+    )
+    frame = lake.spark.createDataFrame([row], catalog.table("ops/runs").ddl)
+    tables.write_table(frame, lake.config, "ops/runs", mode="append")
 
 
-def last_rollup(spark: SparkSession, config: SeglakeConfig) -> dict[str, Any] | None:
+def last_rollup(lake: Lake) -> dict[str, Any] | None:
     """What the last successful ``features`` run recorded about the ``silver/customer_month``
     it left (``details.rollup``): ``silver_version`` (the silver/receipts version it was
     built from), ``customer_month_version``, ``recency_last_k`` and ``timezone`` (the
     session time zone its months were taken in; absent before seglake recorded it)."""
-    path = tables.table_path(config, "ops/runs")
-    if not tables.table_exists(spark, path):
+    if not lake.exists("ops/runs"):
         return None
-    last = (
-        spark.read.format("delta").load(path)
-        .where((F.col("job") == "features") & (F.col("status") == "succeeded") & F.col("details").contains("rollup"))
-        .orderBy(F.desc("started_at")).select("details").first()
-    )  # fmt: skip
+    is_rollup = (F.col("job") == "features") & (F.col("status") == "succeeded") & F.col("details").contains("rollup")
+    last = lake.read("ops/runs").where(is_rollup).orderBy(F.desc("started_at")).select("details").first()
     return json.loads(last["details"])["rollup"] if last else None
+
+
+def rollup_mismatch(
+    lake: Lake, built: dict[str, Any] | None, *, recency_last_k: int | None = None, silver_version: int | None = None
+) -> str | None:
+    """Why silver/customer_month is not the rollup the last features run recorded (``built``,
+    from :func:`last_rollup`) for this run's settings; None when it is.
+
+    ``recency_last_k`` and ``silver_version`` are checked when given; the session time zone
+    and the rollup's version always (a rollup's months are calendar months in its zone).
+    """
+    rollup = "silver/customer_month"
+    if built is None:
+        return f"no succeeded features run recorded for {rollup}"
+    if recency_last_k is not None and built.get("recency_last_k") != recency_last_k:
+        return f"features.recency_last_k changed ({built.get('recency_last_k')} -> {recency_last_k})"
+    timezone = lake.spark.conf.get("spark.sql.session.timeZone")
+    if built.get("timezone") != timezone:
+        return f"spark.timezone changed ({built.get('timezone', 'not recorded')} -> {timezone})"
+    if built.get("customer_month_version") != lake.version(rollup):
+        return f"{rollup} was written by something else since the last features run"
+    if silver_version is not None and built.get("silver_version") != silver_version:
+        return (
+            f"{rollup} was built from silver/receipts v{built.get('silver_version')}, this run reads "
+            f"v{silver_version} (`seglake features` brings it up to date)"
+        )
+    return None

@@ -6,7 +6,7 @@ import datetime as dt
 
 from pyspark.sql import SparkSession
 
-from seglake.asof import last_complete_day
+from seglake.job import last_complete_day
 
 SCHEMA = "receipt_ts timestamp, ingested_at timestamp"
 T = dt.datetime

@@ -18,9 +18,8 @@ from pyspark.sql import functions as F
 
 from jobs import segment as segment_job
 from seglake import tables
-from seglake.config import load_config
+from seglake.config import SeglakeConfig, load_config
 from seglake.errors import UserError
-from seglake.runlog import Run
 from seglake.segment_maps import OTHER, SegmentConfigError, check_rules, load_rules, load_segment_map
 from tests.conftest import with_catalog_columns
 from transforms.rfm import exact_thresholds, to_exact_thresholds, to_rfm_thresholds, with_rfm_scores
@@ -54,12 +53,12 @@ TIES_CELLS = {"a": "111", "b": "112", "c": "123", "d": "223", "e": "224", "f": "
               "i": "342", "j": "444"}  # fmt: skip
 
 
-def run_for(*overrides: str) -> Run:
-    return Run(job="segment", config=load_config(None, list(overrides)))
+def config_of(*overrides: str) -> SeglakeConfig:
+    return load_config(None, list(overrides))
 
 
 def thresholds_of(profile: DataFrame, *overrides: str) -> dict[str, list[float]]:
-    thresholds, _ = segment_job.rfm_thresholds(profile, run_for(*overrides))
+    thresholds, _ = segment_job.rfm_thresholds(profile, config_of(*overrides))
     return thresholds
 
 
@@ -241,9 +240,9 @@ def test_a_null_metric_gets_null_scores_and_no_cell(spark: SparkSession) -> None
 
 def test_histogram_max_values_of_an_old_config_is_ignored_and_thresholds_stay_exact(spark: SparkSession) -> None:
     profile = spark.createDataFrame([(f"c{i}", i, 1, M(i)) for i in range(8)], RFM)
-    run = run_for("rfm.histogram_max_values=5")  # 8 distinct recency values: the old fallback
-    assert run.config.digest() == run_for().config.digest()  # no effect, so not in the digest
-    thresholds, methods = segment_job.rfm_thresholds(profile, run)
+    config = config_of("rfm.histogram_max_values=5")  # 8 distinct recency values: the old fallback
+    assert config.digest() == config_of().digest()  # no effect, so not in the digest
+    thresholds, methods = segment_job.rfm_thresholds(profile, config)
     assert methods["recency"].startswith("exact") and methods["frequency"].startswith("exact")
     assert thresholds["recency"] == [1, 3, 5]  # N = 8: ranks 2, 4, 6 of 0..7
 
@@ -553,12 +552,14 @@ def test_a_bad_rule_stops_the_job_before_anything_is_written(
     assert not (profile_lake / "gold" / "rfm_segments").exists()
 
 
-def test_a_missing_profile_partition_is_a_user_error(spark: SparkSession) -> None:
-    run = run_for()
-    run.as_of = dt.date(2024, 4, 30)
-    profiles = spark.createDataFrame([("A", D1), ("A", D3)], "customer_id string, as_of_date date")
-    with pytest.raises(UserError, match=r"no partition as_of_date = 2024-04-30 \(latest: 2024-03-31\); run `seglake"):
-        segment_job.resolve_profile_as_of(profiles, run)
+def test_a_missing_profile_partition_is_a_user_error(profile_lake: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert segment_job.main(job_argv(profile_lake, dt.date(2024, 4, 30))) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == (
+        "seglake segment: error: gold/customer_profile has no partition as_of_date = 2024-04-30 "
+        "(latest: 2024-03-31); run `seglake features --as-of 2024-04-30` first"
+    )
+    assert not (profile_lake / "gold" / "rfm_segments").exists()
 
 
 # --- 120k generated customers against DuckDB's exact quantiles -------------------------------
@@ -646,7 +647,7 @@ def test_thresholds_over_2m_distinct_values_equal_duckdb_order_statistics(spark:
             F.lit(M("1.00")).cast("decimal(18,2)").alias("monetary_amount"),
         )
     )
-    thresholds, methods = segment_job.rfm_thresholds(profile, run_for())
+    thresholds, methods = segment_job.rfm_thresholds(profile, config_of())
 
     # DuckDB, independently: sort the same values and take those at ranks ceil(j * N / 4)
     ranks = [-(-j * ROWS // 4) for j in (1, 2, 3)]  # 750001, 1500001, 2250001
