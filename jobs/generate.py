@@ -64,7 +64,7 @@ def generate(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         end_date=config.end_date,
         seed=config.seed,
         defect_rates={} if getattr(args, "clean", False) else config.effective_defect_rates(),
-        currency_rates=run.config.currency.rates,
+        currency_rates={code: float(rate) for code, rate in run.config.currency.rates.items()},
         base_currency=run.config.currency.base,
     )
     cores = spark.sparkContext.defaultParallelism

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +15,7 @@ from jobs import cleanse as cleanse_job
 from jobs import generate as generate_job
 from seglake import tables
 from seglake.config import load_config
+from seglake.errors import ConfigError
 from transforms.cleanse import (
     CleanseRules,
     to_silver_receipts,
@@ -132,6 +134,63 @@ def test_silver_values_are_normalised_and_converted(spark: SparkSession) -> None
         Decimal("0.00"),
     )
     assert usd["receipt_month"] == "2024-02" and usd["cleanse_run_id"] == "run-1"
+
+
+# a rate with many decimals (yen), and the pound's rate as configured
+EXACT_RULES = dataclasses.replace(
+    RULES, currency_rates={"EUR": Decimal("1"), "GBP": Decimal("1.17"), "JPY": Decimal("0.006123456789")}
+)
+
+
+def silver_amounts(spark: SparkSession, rows: list[tuple], rules: CleanseRules) -> dict[str, tuple]:
+    bronze = spark.createDataFrame(rows, BRONZE)
+    classified = with_duplicate_reasons(with_reject_reason(with_normalised_values(bronze, rules), rules), None)
+    silver = to_silver_receipts(classified, "run-1").collect()
+    return {r["row_key"]: (r["amount"], r["discount_amount"]) for r in silver}
+
+
+def test_amounts_convert_exactly_and_round_half_up_once_to_cents(spark: SparkSession) -> None:
+    rows = [
+        receipt("jpy", currency="JPY", amount=Decimal("1234.56")),
+        receipt("half-cent", currency="GBP", amount=Decimal("6.50"), discount_amount=Decimal("0.50")),
+        receipt("half-cent-return", currency="GBP", amount=Decimal("-6.50")),
+    ]
+    assert silver_amounts(spark, rows, EXACT_RULES) == {
+        # 1234.56 x 0.006123456789 = 7.55977481342784 -> 7.56
+        "jpy": (Decimal("7.56"), Decimal("0.00")),
+        # 6.50 x 1.17 = 7.605 exactly -> 7.61 (in binary floating point 7.6049999999999995 -> 7.60);
+        # discount 0.50 x 1.17 = 0.585 -> 0.59
+        "half-cent": (Decimal("7.61"), Decimal("0.59")),
+        # -6.50 x 1.17 = -7.605 -> -7.61: half away from zero
+        "half-cent-return": (Decimal("-7.61"), Decimal("0.00")),
+    }
+
+
+def test_an_amount_that_rounds_to_zero_cents_is_a_zero_amount(spark: SparkSession) -> None:
+    rows = [
+        receipt("tiny", currency="JPY", amount=Decimal("0.81")),
+        receipt("tiny-return", currency="JPY", amount=Decimal("-0.81")),
+        receipt("one-cent", currency="JPY", amount=Decimal("0.82")),
+    ]
+    bronze = spark.createDataFrame(rows, BRONZE)
+    checked = with_reject_reason(with_normalised_values(bronze, EXACT_RULES), EXACT_RULES)
+    details = {r["row_key"]: (r["reject_reason"], r["reject_detail"]) for r in checked.collect()}
+    # 0.81 x 0.006123456789 = 0.00495999999909 -> 0.00; 0.82 x 0.006123456789 = 0.00502123456698 -> 0.01
+    assert details == {
+        "tiny": ("zero_amount", "amount 0.81 JPY is 0.00 in base currency"),
+        "tiny-return": ("zero_amount", "amount -0.81 JPY is 0.00 in base currency"),
+        "one-cent": (None, None),
+    }
+    assert silver_amounts(spark, rows, EXACT_RULES) == {"one-cent": (Decimal("0.01"), Decimal("0.00"))}
+
+
+def test_a_rate_finer_than_twelve_decimals_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(None, ["currency.rates={EUR: 1, JPY: 0.0061234567891}"])  # 13 decimal places
+    assert str(error.value) == (
+        "--set currency.rates: the rate of JPY must be below 10,000,000 with at most 12 decimal places "
+        "(got 0.0061234567891)"
+    )
 
 
 def test_duplicates_and_conflicts_keep_the_first_ingested_row(spark: SparkSession) -> None:
