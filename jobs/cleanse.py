@@ -1,22 +1,38 @@
 """``cleanse``: bronze/receipts -> silver/receipts + silver/receipts_quarantine.
 
 Incremental by default: only bronze rows whose ``row_key`` is in neither silver nor
-the quarantine are processed, so a rerun adds nothing and a run that died between
-its two commits is completed by the next one. ``--full`` reprocesses all of bronze
-and replaces both tables. The books must balance (rows in = clean + quarantined)
+the quarantine are processed, so a rerun adds nothing. ``--full`` reprocesses all of
+bronze and replaces both tables. The books must balance (rows in = clean + quarantined)
 before anything is written; the counts per rule go to ``ops/data_quality`` and a
 profile of the rows read to ``ops/profile``.
+
+The two tables land as a pair. A run commits the quarantine, then silver, each commit
+tagged with the run (Delta ``userMetadata`` ``seglake cleanse run <run_id>``), and the
+pair is complete once the run is recorded as succeeded in ``ops/runs`` with both
+versions in ``tables_written``. Every reader of the pair (``Run.read``: features,
+cohorts, the next cleanse; the default as-of date of ``run``) reads each table at its
+last complete version, leaving out the commits of a cleanse run that did not complete
+(see ``seglake.runlog.complete_version``); other writers' commits are read as they are.
+A run killed between its commits therefore changes nothing anyone reads, and the next
+run repairs it first: it restores the table it committed to (Delta RESTORE) to its
+last complete version, says so in one log line, and cleanses those bronze rows again.
+A table with no complete version at all makes the run a full one.
+
+``SEGLAKE_FAULT=cleanse-between-commits`` (for tests only) ends the process right
+after the first commit, as a crash there would.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/cleanse.py
     import _bootstrap  # noqa: F401
 
+from delta.tables import DeltaTable
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -24,7 +40,7 @@ from pyspark.sql import functions as F
 from seglake import tables
 from seglake.cli import job_parser, run_job
 from seglake.config import SeglakeConfig
-from seglake.runlog import Run
+from seglake.runlog import CLEANSE_COMMIT, CLEANSE_PAIR, Run, complete_version, last_cleanse_pair
 from transforms.cleanse import (
     REASONS,
     CleanseRules,
@@ -41,6 +57,10 @@ DQ_SCHEMA = (
     "run_id string, job string, checked_at timestamp, table_name string, check_name string, "
     "rows_checked long, rows_flagged long, passed boolean, detail string"
 )
+
+
+FAULT_ENV = "SEGLAKE_FAULT"
+FAULT_EXIT_STATUS = 86
 
 
 class UnbalancedBooksError(RuntimeError):
@@ -71,12 +91,50 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
+def fault_point(name: str) -> None:
+    """Test-only fault injection: ``SEGLAKE_FAULT=<name>`` ends the process here, as a crash would."""
+    if os.environ.get(FAULT_ENV) == name:
+        print(f"{FAULT_ENV}={name}: exiting now", file=sys.stderr, flush=True)
+        os._exit(FAULT_EXIT_STATUS)
+
+
+def repair_incomplete_run(spark: SparkSession, run: Run) -> bool:
+    """Put back a table that a cleanse run committed to without completing (it died between or
+    after its commits): Delta RESTORE to the table's last complete version, said in one line.
+
+    True when a table has no complete version to go back to: this run must rewrite both in full.
+    """
+    pair = last_cleanse_pair(spark, run.config)
+    repaired, runs, rewrite = [], set(), False
+    for table in CLEANSE_PAIR:
+        path = tables.table_path(run.config, table)
+        if not tables.table_exists(spark, path):
+            continue
+        state = complete_version(spark, run.config, table, pair)
+        if state.orphan_version is None:
+            continue
+        runs.add(state.orphan_run_id)
+        if state.version is None:
+            rewrite = True
+            repaired.append(f"{table} has no complete version (rewritten in full by this run)")
+        else:
+            DeltaTable.forPath(spark, path).restoreToVersion(state.version)
+            repaired.append(f"{table} v{state.latest} restored to v{state.version}")
+    if repaired:
+        run.log(
+            f"repaired cleanse run {', '.join(sorted(str(r) for r in runs))}, which committed without completing: "
+            f"{'; '.join(repaired)}; its bronze rows are cleansed again"
+        )
+    return rewrite
+
+
 def cleanse(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     config = run.config
     bronze = run.read(spark, "bronze/receipts", hint="run `seglake generate` or `seglake ingest` first")
     silver_path = tables.table_path(config, "silver/receipts")
     quarantine_path = tables.table_path(config, "silver/receipts_quarantine")
-    full = bool(getattr(args, "full", False)) or not tables.table_exists(spark, silver_path)
+    rewrite = repair_incomplete_run(spark, run)
+    full = bool(getattr(args, "full", False)) or rewrite or not tables.table_exists(spark, silver_path)
     kept: DataFrame | None = None
     todo = bronze
     if not full:
@@ -102,15 +160,16 @@ def cleanse(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
                 f"books do not balance: {rows_in:,} rows in, {clean:,} clean + {quarantined:,} "
                 "quarantined; nothing written"
             )
-        mode = "overwrite" if full else "append"
+        mode, note = ("overwrite" if full else "append"), f"{CLEANSE_COMMIT}{run.run_id}"
         tables.write_table(
             to_quarantine(classified, bronze.columns, run.run_id, checked_at),
-            config, "silver/receipts_quarantine", mode=mode,
+            config, "silver/receipts_quarantine", mode=mode, commit_note=note,
         )  # fmt: skip
         run.wrote(spark, "silver/receipts_quarantine")
+        fault_point("cleanse-between-commits")
         tables.write_table(
             to_silver_receipts(classified, run.run_id), config, "silver/receipts",
-            mode=mode, partition_by=["receipt_month"],
+            mode=mode, partition_by=["receipt_month"], commit_note=note,
         )  # fmt: skip
         run.wrote(spark, "silver/receipts")
     finally:

@@ -25,7 +25,7 @@ from seglake import tables
 from seglake.asof import last_complete_day
 from seglake.cli import job_parser, run_job
 from seglake.errors import UserError
-from seglake.runlog import Run
+from seglake.runlog import Run, complete_version, last_cleanse_pair
 
 StageBody = Callable[[SparkSession, Run, argparse.Namespace], None]
 
@@ -95,9 +95,13 @@ def default_as_of(spark: SparkSession, run: Run, *, cleanse_first: bool) -> dt.d
     bronze/receipts when the run cleanses first (or on a first run, without silver): the
     day is capped by ingestion time, so junk dates in the future do not count; else silver.
     """
-    silver = tables.table_path(run.config, "silver/receipts")
-    table = "silver/receipts" if tables.table_exists(spark, silver) and not cleanse_first else "bronze/receipts"
-    day = last_complete_day(spark.read.format("delta").load(tables.table_path(run.config, table)))
+    table, reader = "bronze/receipts", spark.read.format("delta")
+    if not cleanse_first and tables.table_exists(spark, tables.table_path(run.config, "silver/receipts")):
+        # silver as its readers see it: without the commits of a cleanse run that did not complete
+        silver = complete_version(spark, run.config, "silver/receipts", last_cleanse_pair(spark, run.config))
+        if silver.version is not None:
+            table, reader = "silver/receipts", reader.option("versionAsOf", silver.version)
+    day = last_complete_day(reader.load(tables.table_path(run.config, table)))
     if day is None:
         raise UserError(f"{table} has no receipts: nothing to compute")
     run.log(f"as of {day}: the last complete day in {table} (--as-of to choose another)")

@@ -429,14 +429,18 @@ def write_table(
     mode: str = "append",
     partition_by: list[str] | None = None,
     replace_where: str | None = None,
+    commit_note: str | None = None,
 ) -> str:
     """Write ``frame`` to ``table`` as one Delta commit, with column comments.
 
     ``replace_where`` atomically replaces just the rows matching the predicate (one
     partition, typically), so reruns are idempotent and the rest of history stays.
+    ``commit_note`` is stored with the commit (Delta ``userMetadata``, shown by ``DESCRIBE HISTORY``).
     """
     path = table_path(config, table)
     writer = with_comments(frame, table).write.format("delta").mode(mode)
+    if commit_note is not None:
+        writer = writer.option("userMetadata", commit_note)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
     if replace_where is not None:

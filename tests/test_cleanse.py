@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
+import re
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +20,8 @@ from jobs import generate as generate_job
 from seglake import tables
 from seglake.config import load_config
 from seglake.errors import ConfigError
+from seglake.runlog import CLEANSE_PAIR, Run
+from tests.conftest import PROJECT_ROOT
 from transforms.cleanse import (
     CleanseRules,
     to_silver_receipts,
@@ -382,3 +388,58 @@ def test_ingested_bad_rows_reach_quarantine_with_their_reason(spark: SparkSessio
         "B5": "malformed_row",
         "B6": "missing_customer",
     }
+
+
+def test_a_run_killed_between_its_commits_is_not_read_and_the_next_run_repairs_it(
+    spark: SparkSession, lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [f"--set=lake.root={lake}", "--no-profile"]
+    config = load_config(None, [f"lake.root={lake}"])
+
+    def add_bronze(rows: list[tuple]) -> None:
+        bronze = spark.createDataFrame(rows, BRONZE)
+        tables.write_table(bronze, config, "bronze/receipts", partition_by=["receipt_month"])
+
+    add_bronze([receipt("a"), receipt("b", amount=Decimal("-3.00")), receipt("c", customer_id=None)])
+    assert cleanse_job.main(argv) == 0
+    pair = {table: tables.table_version(spark, f"{lake}/{table}") for table in CLEANSE_PAIR}
+    add_bronze([receipt("late-ok"), receipt("late-zero", amount=Decimal("0.00"))])
+
+    killed = subprocess.run(
+        [sys.executable, "-m", "jobs.cleanse", *argv, "--set=spark.master=local[2]",
+         "--set=spark.conf.spark.driver.memory=1g", "--set=spark.conf.spark.sql.shuffle.partitions=2"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "SEGLAKE_FAULT": "cleanse-between-commits", "PYSPARK_PYTHON": sys.executable},
+    )  # fmt: skip
+    assert killed.returncode == cleanse_job.FAULT_EXIT_STATUS, killed.stderr
+    quarantine_now = load(spark, lake, "silver/receipts_quarantine")
+    # the quarantine got the killed run's commit (late-zero), silver did not
+    assert [r["row_key"] for r in quarantine_now.where("row_key LIKE 'late-%'").collect()] == ["late-zero"]
+    assert tables.table_version(spark, f"{lake}/silver/receipts") == pair["silver/receipts"]
+
+    reader = Run(job="features", config=config)
+    silver = reader.read(spark, "silver/receipts")
+    quarantine = reader.read(spark, "silver/receipts_quarantine")
+    assert reader.tables_read == pair  # both at the last complete pair, the orphan commit left out
+    assert quarantine.where("row_key LIKE 'late-%'").count() == 0
+    bronze_keys = [r["row_key"] for r in load(spark, lake, "bronze/receipts").collect()]
+    # readers see every bronze row but the two late ones exactly once
+    read_keys = [r["row_key"] for r in silver.select("row_key").union(quarantine.select("row_key")).collect()]
+    assert sorted(read_keys) == sorted(k for k in bronze_keys if not k.startswith("late-"))
+
+    capsys.readouterr()
+    assert cleanse_job.main(argv) == 0
+    repaired = [line for line in capsys.readouterr().err.splitlines() if "repaired" in line]
+    orphan = pair["silver/receipts_quarantine"] + 1
+    assert len(repaired) == 1 and re.search(
+        rf"repaired cleanse run [0-9a-f]{{16}}, which committed without completing: silver/receipts_quarantine "
+        rf"v{orphan} restored to v{orphan - 1}; its bronze rows are cleansed again$",
+        repaired[0],
+    ), repaired
+    silver, quarantine = load(spark, lake, "silver/receipts"), load(spark, lake, "silver/receipts_quarantine")
+    kept = [r["row_key"] for r in silver.select("row_key").collect()]
+    rejected = {r["row_key"]: r["reject_reason"] for r in quarantine.collect()}
+    assert sorted(kept + list(rejected)) == sorted(bronze_keys)  # no row lost, none doubled
+    assert "late-ok" in kept and rejected["late-zero"] == "zero_amount"
+    last = load(spark, lake, "ops/runs").where("job = 'cleanse'").orderBy(F.desc("started_at")).first()
+    assert (last["status"], last["rows_in"], last["rows_out"]) == ("succeeded", 2, 1)  # the two late rows
