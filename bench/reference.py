@@ -17,7 +17,9 @@ def _literal(text: str) -> str:
 
 def cleanse_classification_sql(files_param: str, rules: CleanseRules) -> str:
     """SQL giving ``row_key, reject_reason`` (null = clean) for bronze parquet files."""
-    rates = ", ".join(f"({_literal(code)}, {rate!r})" for code, rate in rules.currency_rates.items())
+    rates = ", ".join(
+        f"({_literal(code)}, CAST('{rate}' AS DECIMAL(19, 12)))" for code, rate in rules.currency_rates.items()
+    )
     words = {w.strip().lower(): canonical for canonical, ws in rules.channels.items() for w in [canonical, *ws]}
     channels = ", ".join(f"({_literal(w)}, {_literal(c)})" for w, c in words.items())
     case = "upper" if rules.customer_id_case == "upper" else "lower"
@@ -37,8 +39,8 @@ def cleanse_classification_sql(files_param: str, rules: CleanseRules) -> str:
             upper(trim(currency)) AS n_currency,
             channels.canonical AS n_channel,
             rates.rate AS n_rate,
-            round(CAST(amount AS DOUBLE) * rates.rate, 2) AS n_amount,
-            round(CAST(coalesce(discount_amount, 0) AS DOUBLE) * rates.rate, 2) AS n_discount
+            round(CAST(amount AS DECIMAL(18, 2)) * rates.rate, 2) AS n_amount,
+            round(CAST(coalesce(discount_amount, 0) AS DECIMAL(18, 2)) * rates.rate, 2) AS n_discount
         FROM src
         LEFT JOIN rates ON upper(trim(src.currency)) = rates.code
         LEFT JOIN channels ON lower(trim(src.channel)) = channels.word
@@ -58,7 +60,7 @@ def cleanse_classification_sql(files_param: str, rules: CleanseRules) -> str:
             WHEN receipt_ts < TIMESTAMP '{rules.business_start.isoformat()} 00:00:00'
                 THEN 'before_business_start'
             WHEN n_rate IS NULL THEN 'unknown_currency'
-            WHEN amount = 0 THEN 'zero_amount'
+            WHEN n_amount = 0 THEN 'zero_amount'
             WHEN abs(n_amount) > {rules.outlier_amount!r} THEN 'outlier_amount'
             WHEN n_channel IS NULL THEN 'unknown_channel'
         END AS reject_reason

@@ -1,30 +1,47 @@
 """``cleanse``: bronze/receipts -> silver/receipts + silver/receipts_quarantine.
 
 Incremental by default: only bronze rows whose ``row_key`` is in neither silver nor
-the quarantine are processed, so a rerun adds nothing and a run that died between
-its two commits is completed by the next one. ``--full`` reprocesses all of bronze
-and replaces both tables. The books must balance (rows in = clean + quarantined)
+the quarantine are processed, so a rerun adds nothing. ``--full`` reprocesses all of
+bronze and replaces both tables. The books must balance (rows in = clean + quarantined)
 before anything is written; the counts per rule go to ``ops/data_quality`` and a
 profile of the rows read to ``ops/profile``.
+
+The two tables land as a pair. A run commits the quarantine, then silver, each commit
+tagged with the run (Delta ``userMetadata`` ``seglake cleanse run <run_id>``), and the
+pair is complete once the run is recorded as succeeded in ``ops/runs`` with both
+versions in ``tables_written``. Every reader of the pair (``Lake.read``: features,
+cohorts, the next cleanse; the default as-of date of ``run``) reads each table at its
+last complete version, leaving out the commits of a cleanse run that did not complete
+(see ``seglake.lake.complete_version``); other writers' commits are read as they are.
+A run killed between its commits therefore changes nothing anyone reads, and the next
+run repairs it first: it restores the table it committed to (Delta RESTORE) to its
+last complete version, says so in one log line, and cleanses those bronze rows again.
+A table with no complete version at all makes the run a full one.
+
+``SEGLAKE_FAULT=cleanse-between-commits`` (for tests only) ends the process right
+after the first commit, as a crash there would.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/cleanse.py
     import _bootstrap  # noqa: F401
 
+from delta.tables import DeltaTable
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from seglake import catalog, tables
-from seglake.cli import job_parser, run_job
+from seglake import catalog
 from seglake.config import SeglakeConfig
-from seglake.runlog import Run
+from seglake.job import Job, StageResult, job_log, run_job
+from seglake.lake import CLEANSE_COMMIT, CLEANSE_PAIR, Lake, complete_version, last_cleanse_pair
+from seglake.runlog import utc_now
 from transforms.cleanse import (
     REASONS,
     CleanseRules,
@@ -37,16 +54,20 @@ from transforms.cleanse import (
 )
 from transforms.quality import to_column_profile
 
+FAULT_ENV = "SEGLAKE_FAULT"
+FAULT_EXIT_STATUS = 86
+
 
 class UnbalancedBooksError(RuntimeError):
     """Rows were lost or doubled by the cleansing logic: a bug, never written."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = job_parser("cleanse", "Validate bronze receipts into silver; quarantine the rest.")
+log = job_log("cleanse")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true", help="reprocess all of bronze, replacing silver")
     parser.add_argument("--no-profile", action="store_true", help="skip ops/profile")
-    return parser
 
 
 def rules_from(config: SeglakeConfig) -> CleanseRules:
@@ -62,25 +83,57 @@ def rules_from(config: SeglakeConfig) -> CleanseRules:
     )
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+def fault_point(name: str) -> None:
+    """Test-only fault injection: ``SEGLAKE_FAULT=<name>`` ends the process here, as a crash would."""
+    if os.environ.get(FAULT_ENV) == name:
+        print(f"{FAULT_ENV}={name}: exiting now", file=sys.stderr, flush=True)
+        os._exit(FAULT_EXIT_STATUS)
 
 
-def cleanse(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
-    config = run.config
-    bronze = run.read(spark, "bronze/receipts", hint="run `seglake generate` or `seglake ingest` first")
-    silver_path = tables.table_path(config, "silver/receipts")
-    quarantine_path = tables.table_path(config, "silver/receipts_quarantine")
-    full = bool(getattr(args, "full", False)) or not tables.table_exists(spark, silver_path)
+def repair_incomplete_run(lake: Lake) -> bool:
+    """Put back a table that a cleanse run committed to without completing (it died between or
+    after its commits): Delta RESTORE to the table's last complete version, said in one line.
+
+    True when a table has no complete version to go back to: this run must rewrite both in full.
+    """
+    pair = last_cleanse_pair(lake)
+    repaired, runs, rewrite = [], set(), False
+    for table in CLEANSE_PAIR:
+        if not lake.exists(table):
+            continue
+        state = complete_version(lake, table, pair)
+        if state.orphan_version is None:
+            continue
+        runs.add(state.orphan_run_id)
+        if state.version is None:
+            rewrite = True
+            repaired.append(f"{table} has no complete version (rewritten in full by this run)")
+        else:
+            DeltaTable.forPath(lake.spark, lake.path(table)).restoreToVersion(state.version)
+            repaired.append(f"{table} v{state.latest} restored to v{state.version}")
+    if repaired:
+        log.info(
+            f"repaired cleanse run {', '.join(sorted(str(r) for r in runs))}, which committed without completing: "
+            f"{'; '.join(repaired)}; its bronze rows are cleansed again"
+        )
+    return rewrite
+
+
+def run(lake: Lake, *, full: bool = False, no_profile: bool = False) -> StageResult:
+    """Cleanse the bronze rows not yet in silver or the quarantine (all of bronze with ``full``)."""
+    config = lake.config
+    bronze = lake.read("bronze/receipts", hint="run `seglake generate` or `seglake ingest` first")
+    rewrite = repair_incomplete_run(lake)
+    full = full or rewrite or not lake.exists("silver/receipts")
     kept: DataFrame | None = None
     todo = bronze
     if not full:
-        kept = run.read(spark, "silver/receipts")
+        kept = lake.read("silver/receipts")
         done = kept.select("row_key")
-        if tables.table_exists(spark, quarantine_path):
-            done = done.unionByName(run.read(spark, "silver/receipts_quarantine").select("row_key"))
+        if lake.exists("silver/receipts_quarantine"):
+            done = done.unionByName(lake.read("silver/receipts_quarantine").select("row_key"))
         todo = bronze.join(done, "row_key", "left_anti")
-    run.log(f"{'full' if full else 'incremental'} run over bronze/receipts v{run.tables_read['bronze/receipts']}")
+    log.info(f"{'full' if full else 'incremental'} run over bronze/receipts v{lake.tables_read['bronze/receipts']}")
 
     rules = rules_from(config)
     checked = with_reject_reason(with_normalised_values(todo, rules), rules)
@@ -90,73 +143,62 @@ def cleanse(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         rows_in = todo.count()
         clean = counts.pop(None, 0)
         quarantined = sum(counts.values())
-        checked_at = _utc_now()
-        write_data_quality(spark, run, rows_in, clean, counts, checked_at)
+        checked_at = utc_now()
+        write_data_quality(lake, rows_in, clean, counts, checked_at)
         if rows_in != clean + quarantined:
             raise UnbalancedBooksError(
                 f"books do not balance: {rows_in:,} rows in, {clean:,} clean + {quarantined:,} "
                 "quarantined; nothing written"
             )
-        mode = "overwrite" if full else "append"
-        quarantine = to_quarantine(classified, bronze.columns, run.run_id, checked_at)
-        tables.write_table(quarantine, config, "silver/receipts_quarantine", mode=mode)
-        run.wrote(spark, "silver/receipts_quarantine")
-        tables.write_table(to_silver_receipts(classified, run.run_id), config, "silver/receipts", mode=mode)
-        run.wrote(spark, "silver/receipts")
+        mode, note = ("overwrite" if full else "append"), f"{CLEANSE_COMMIT}{lake.run_id}"
+        quarantine = to_quarantine(classified, bronze.columns, lake.run_id, checked_at)
+        lake.write(quarantine, "silver/receipts_quarantine", mode=mode, commit_note=note)
+        fault_point("cleanse-between-commits")
+        silver = to_silver_receipts(classified, lake.run_id)
+        lake.write(silver, "silver/receipts", mode=mode, commit_note=note)
     finally:
         classified.unpersist()
 
-    run.rows_in, run.rows_out = rows_in, clean
-    run.details.update(rows_in=rows_in, clean=clean, quarantined=quarantined, full=full,
-                       reasons=dict(sorted(counts.items())))  # fmt: skip
-    run.log(f"books balance: {rows_in:,} in = {clean:,} clean + {quarantined:,} quarantined")
+    details = {
+        "rows_in": rows_in,
+        "clean": clean,
+        "quarantined": quarantined,
+        "full": full,
+        "reasons": dict(sorted(counts.items())),
+    }
+    log.info(f"books balance: {rows_in:,} in = {clean:,} clean + {quarantined:,} quarantined")
     for reason, rows in sorted(counts.items(), key=lambda kv: -kv[1]):
-        run.log(f"  {reason:<24} {rows:>12,}")
-    if rows_in and not getattr(args, "no_profile", False):
-        write_profile(spark, run, todo, rows_in)
+        log.info(f"  {reason:<24} {rows:>12,}")
+    if rows_in and not no_profile:
+        write_profile(lake, todo, rows_in)
+    return StageResult(rows_in=rows_in, rows_out=clean, details=details)
 
 
-def write_data_quality(
-    spark: SparkSession, run: Run, rows_in: int, clean: int, counts: dict[str, int], at: dt.datetime
-) -> None:
+def write_data_quality(lake: Lake, rows_in: int, clean: int, counts: dict[str, int], at: dt.datetime) -> None:
     quarantined = sum(counts.values())
+    table = "bronze/receipts"
     rows = [
-        (
-            run.run_id,
-            run.job,
-            at,
-            "bronze/receipts",
-            reason,
-            rows_in,
-            counts.get(reason, 0),
-            True,
-            meaning,
-        )
+        (lake.run_id, lake.job, at, table, reason, rows_in, counts.get(reason, 0), True, meaning)
         for reason, meaning in REASONS.items()
     ]
     unaccounted = rows_in - clean - quarantined
-    rows.append((
-        run.run_id, run.job, at, "bronze/receipts", "books_balance", rows_in, abs(unaccounted),
-        unaccounted == 0, f"in={rows_in} clean={clean} quarantined={quarantined}",
-    ))  # fmt: skip
-    tables.write_table(
-        spark.createDataFrame(rows, catalog.table("ops/data_quality").ddl), run.config, "ops/data_quality"
-    )
+    books = f"in={rows_in} clean={clean} quarantined={quarantined}"
+    rows.append((lake.run_id, lake.job, at, table, "books_balance", rows_in, abs(unaccounted), unaccounted == 0, books))
+    lake.write(lake.spark.createDataFrame(rows, catalog.table("ops/data_quality").ddl), "ops/data_quality")
 
 
-def write_profile(spark: SparkSession, run: Run, rows: DataFrame, rows_in: int) -> None:
+def write_profile(lake: Lake, rows: DataFrame, rows_in: int) -> None:
     """Profile the source columns of the rows read; print it as a table."""
     columns = [c for c in rows.columns if c not in ("row_key", "raw_record")]
-    fraction = min(1.0, run.config.cleanse.profile_sample_rows / max(rows_in, 1))
+    fraction = min(1.0, lake.config.cleanse.profile_sample_rows / max(rows_in, 1))
     profile = to_column_profile(rows, columns, fraction).select(
-        F.lit(run.run_id).alias("run_id"),
-        F.lit(_utc_now()).alias("profiled_at"),
+        F.lit(lake.run_id).alias("run_id"),
+        F.lit(utc_now()).alias("profiled_at"),
         F.lit("bronze/receipts").alias("table_name"),
         "*",
     )
-    path = tables.write_table(profile, run.config, "ops/profile")
-    run.wrote(spark, "ops/profile")
-    written = spark.read.format("delta").load(path).where(F.col("run_id") == run.run_id)
+    lake.write(profile, "ops/profile")
+    written = lake.read_written("ops/profile").where(F.col("run_id") == lake.run_id)
     lines = [f"{'column':<16} {'nulls':>7} {'distinct':>10}  {'min':<20} {'max':<20} top values"]
     for r in written.orderBy("column_name").collect():  # one row per column: small
         top = ", ".join(f"{_shown(t['value'])} ({t['rows']})" for t in (r["top_values"] or [])[:3])
@@ -164,7 +206,7 @@ def write_profile(spark: SparkSession, run: Run, rows: DataFrame, rows_in: int) 
             f"{r['column_name']:<16} {r['null_rate'] or 0:>7.2%} {r['approx_distinct']:>10,}  "
             f"{str(r['min_value'])[:20]:<20} {str(r['max_value'])[:20]:<20} {top[:60]}"
         )
-    run.log("profile of the rows read (ops/profile):\n" + "\n".join(lines))
+    log.info("profile of the rows read (ops/profile):\n" + "\n".join(lines))
 
 
 def _shown(value: str | None) -> str:
@@ -174,8 +216,18 @@ def _shown(value: str | None) -> str:
     return repr(value) if value.strip() != value or not value else value
 
 
+JOB = Job(
+    name="cleanse",
+    summary="Validate bronze receipts into silver; quarantine the rest.",
+    run=run,
+    as_of_from="none",
+    add_arguments=add_arguments,
+    options=lambda args: {"full": bool(args.full), "no_profile": bool(args.no_profile)},
+)
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_job("cleanse", build_parser(), argv, cleanse)
+    return run_job(JOB, argv)
 
 
 if __name__ == "__main__":

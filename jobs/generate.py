@@ -59,7 +59,7 @@ def run(lake: Lake, *, clean: bool = False) -> StageResult:
         end_date=config.end_date,
         seed=config.seed,
         defect_rates={} if clean else config.effective_defect_rates(),
-        currency_rates=lake.config.currency.rates,
+        currency_rates={code: float(rate) for code, rate in lake.config.currency.rates.items()},
         base_currency=lake.config.currency.base,
     )
     cores = spark.sparkContext.defaultParallelism

@@ -19,6 +19,7 @@ JOBS = {
     "run": "the whole pipeline for one as-of date (generates a sample lake if there is none)",
 }
 
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):

@@ -12,11 +12,12 @@ import itertools
 import json
 import os
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from seglake.errors import ConfigError
 
@@ -24,6 +25,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "conf" / "local.yaml"
 
 DELTA_PACKAGE = "io.delta:delta-spark_4.1_2.13:4.4.0"
+# A currency rate must fit cleanse's rate type, decimal(19,12) (transforms.cleanse.RATE_TYPE):
+# below 10^7, at most 12 decimal places (tests/test_layout.py checks the two agree).
+RATE_MAX_DECIMALS, RATE_MAX = 12, Decimal(10) ** 7
 
 
 class _Section(BaseModel):
@@ -123,17 +127,29 @@ class GenerateConfig(_Section):
 
 class CurrencyConfig(_Section):
     base: str = Field("EUR", description="Base currency of silver and gold amounts.")
-    rates: dict[str, float] = Field(
-        default_factory=lambda: {"EUR": 1.0, "USD": 0.92, "GBP": 1.17},
-        description="Value of one unit of each source currency in the base currency.",
+    rates: dict[str, Decimal] = Field(
+        default_factory=lambda: {"EUR": Decimal("1.0"), "USD": Decimal("0.92"), "GBP": Decimal("1.17")},
+        description="Value of one unit of each source currency in the base currency (exact decimals: "
+        "below 10,000,000, at most 12 decimal places).",
     )
+
+    @field_validator("rates")
+    @classmethod
+    def _rates_fit_the_rate_type(cls, rates: dict[str, Decimal]) -> dict[str, Decimal]:
+        for code, rate in rates.items():
+            if rate <= 0:
+                raise ValueError(f"the rate of {code} must be positive (got {rate})")
+            if rate >= RATE_MAX or -int(rate.normalize().as_tuple().exponent) > RATE_MAX_DECIMALS:
+                raise ValueError(
+                    f"the rate of {code} must be below {RATE_MAX:,} with at most {RATE_MAX_DECIMALS} "
+                    f"decimal places (got {rate})"
+                )
+        return rates
 
     @model_validator(mode="after")
     def _base_has_rate_one(self) -> CurrencyConfig:
-        if self.rates.get(self.base) != 1.0:
+        if self.rates.get(self.base) != 1:
             raise ValueError(f"rates must give the base currency {self.base} the rate 1.0")
-        if any(rate <= 0 for rate in self.rates.values()):
-            raise ValueError("every rate must be positive")
         return self
 
 

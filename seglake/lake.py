@@ -5,6 +5,13 @@ table at its current version (the same version for the whole run, however often 
 job reads it) and remembers that version, and :meth:`Lake.write` commits through the
 catalog (:mod:`seglake.tables`) and remembers the version it made. ``ops/runs`` gets
 both maps, so a run can be replayed against the exact table versions it read.
+
+``cleanse``'s two tables are read as a pair. Cleanse commits silver/receipts_quarantine,
+then silver/receipts, each commit tagged with its run (Delta ``userMetadata``
+``seglake cleanse run <run_id>``); the pair is complete once ``ops/runs`` records that run
+as succeeded with both versions in ``tables_written``. :meth:`Lake.read` reads either
+table at its last complete version (:func:`complete_version`), so the commits of a
+cleanse run that died between (or after) its commits are never read.
 """
 
 from __future__ import annotations
@@ -12,12 +19,20 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from seglake import tables
 from seglake.catalog import Table
 from seglake.config import SeglakeConfig
+from seglake.errors import UserError
+
+# cleanse's two tables, in the order it commits them
+CLEANSE_PAIR = ("silver/receipts_quarantine", "silver/receipts")
+CLEANSE_COMMIT = "seglake cleanse run "  # + run id: the Delta userMetadata of cleanse's commits
 
 
 def new_run_id() -> str:
@@ -51,8 +66,21 @@ class Lake:
         A missing table is a :class:`~seglake.errors.UserError` naming the path and ``hint``.
         """
         path = tables.require_table(self.spark, self.config, table, hint=hint)
-        version = self.tables_read.setdefault(table, tables.table_version(self.spark, path))
-        return self.spark.read.format("delta").option("versionAsOf", version).load(path)
+        if table not in self.tables_read:
+            self.tables_read[table] = self._version_to_read(table, path)
+        return self.spark.read.format("delta").option("versionAsOf", self.tables_read[table]).load(path)
+
+    def _version_to_read(self, table: str, path: str) -> int:
+        """The latest version; for cleanse's pair the last complete one (a UserError when there is none)."""
+        if table not in CLEANSE_PAIR:
+            return tables.table_version(self.spark, path)
+        complete = complete_version(self, table, last_cleanse_pair(self))
+        if complete.version is None:
+            raise UserError(
+                f"table {table} at {path} holds only commits of cleanse run {complete.orphan_run_id}, which "
+                "did not complete (run `seglake cleanse` again)"
+            )
+        return complete.version
 
     def read_version(self, table: str, version: int) -> DataFrame:
         """``table`` at an earlier ``version`` (e.g. what the last run read); recorded as ``table@version``."""
@@ -65,7 +93,13 @@ class Lake:
         return self.spark.read.format("delta").option("versionAsOf", self.tables_written[table]).load(self.path(table))
 
     def write(
-        self, frame: DataFrame, table: str | Table, *, mode: str = "append", replace_where: str | None = None
+        self,
+        frame: DataFrame,
+        table: str | Table,
+        *,
+        mode: str = "append",
+        replace_where: str | None = None,
+        commit_note: str | None = None,
     ) -> int:
         """Commit ``frame`` to ``table`` (see :func:`seglake.tables.write_table`); rows the commit wrote.
 
@@ -73,7 +107,9 @@ class Lake:
         """
         name = table if isinstance(table, str) else table.name
         before = self.version(name) if self.exists(name) else -1
-        path = tables.write_table(frame, self.config, table, mode=mode, replace_where=replace_where)
+        path = tables.write_table(
+            frame, self.config, table, mode=mode, replace_where=replace_where, commit_note=commit_note
+        )
         version = tables.table_version(self.spark, path)
         if version == before:
             return 0
@@ -86,3 +122,70 @@ class Lake:
         path = tables.replace_as_of(frame, self.config, table, as_of)
         self.tables_written[name] = tables.table_version(self.spark, path)
         return tables.last_commit_rows(self.spark, path)
+
+
+def last_cleanse_pair(lake: Lake) -> dict[str, int] | None:
+    """The silver/receipts and quarantine versions the last succeeded cleanse run committed."""
+    if not lake.exists("ops/runs"):
+        return None
+    written = F.col("tables_written")
+    is_pair = (
+        (F.col("job") == "cleanse")
+        & (F.col("status") == "succeeded")
+        & F.map_contains_key(written, CLEANSE_PAIR[0])
+        & F.map_contains_key(written, CLEANSE_PAIR[1])
+    )
+    last = lake.read("ops/runs").where(is_pair).orderBy(F.desc("ended_at")).select("tables_written").first()
+    return {table: int(last["tables_written"][table]) for table in CLEANSE_PAIR} if last else None
+
+
+@dataclass(frozen=True)
+class CompleteVersion:
+    """The version of a cleanse table to read, and the first commit of an incomplete run if any."""
+
+    table: str
+    latest: int
+    version: int | None  # None: every commit is an incomplete run's
+    orphan_version: int | None = None
+    orphan_run_id: str | None = None
+
+
+def complete_version(lake: Lake, table: str, pair: dict[str, int] | None) -> CompleteVersion:
+    """The latest version of ``table`` (one of :data:`CLEANSE_PAIR`) that holds no commit of an
+    incomplete cleanse run.
+
+    Commits up to the last complete pair's version (``pair``, from :func:`last_cleanse_pair`;
+    None: no complete pair recorded) are complete. After it, a commit tagged by cleanse
+    belongs to a run that did not complete (it died, failed, or is still running): that
+    commit and every later one are left out, unless a later RESTORE went back before it.
+    Other writers' commits (a DELETE, OPTIMIZE, a RESTORE) are read as they are.
+    """
+    path = lake.path(table)
+    latest = tables.table_version(lake.spark, path)
+    since = pair[table] if pair is not None and pair[table] <= latest else -1
+    if since == latest:
+        return CompleteVersion(table, latest, latest)
+    commits = (
+        DeltaTable.forPath(lake.spark, path)
+        .history()
+        .where(F.col("version") > since)
+        .select("version", "operation", "operationParameters", "userMetadata")
+        .orderBy("version")
+        .collect()
+    )  # the commit log since the last complete pair: a few entries
+    orphan: tuple[int, str] | None = None
+    for commit in commits:
+        note = commit["userMetadata"] or ""
+        if orphan is None and note.startswith(CLEANSE_COMMIT):
+            orphan = (int(commit["version"]), note.removeprefix(CLEANSE_COMMIT))
+        elif orphan is not None and commit["operation"] == "RESTORE" and _restored_to(commit) < orphan[0]:
+            orphan = None  # restored to before the incomplete run's commit
+    if orphan is None:
+        return CompleteVersion(table, latest, latest)
+    version = orphan[0] - 1
+    return CompleteVersion(table, latest, version if version >= 0 else None, orphan[0], orphan[1])
+
+
+def _restored_to(commit: Any) -> int:
+    """The version a RESTORE commit went back to (its operation parameter; the commit's own if absent)."""
+    return int((commit["operationParameters"] or {}).get("version", commit["version"]))

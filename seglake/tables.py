@@ -79,16 +79,20 @@ def write_table(
     *,
     mode: str = "append",
     replace_where: str | None = None,
+    commit_note: str | None = None,
 ) -> str:
     """Write ``frame`` to ``target`` (a catalog name or record) as one Delta commit.
 
     ``mode`` is ``append`` or ``overwrite``; ``replace_where`` atomically replaces just
     the rows matching the predicate (one partition, typically), so reruns are
-    idempotent and the rest of history stays.
+    idempotent and the rest of history stays. ``commit_note`` is stored with the commit
+    (Delta ``userMetadata``, shown by ``DESCRIBE HISTORY``).
     """
     record = table(target) if isinstance(target, str) else target
     path = table_path(config, record.name)
     writer = conformed(frame, record).write.format("delta").mode(mode)
+    if commit_note is not None:
+        writer = writer.option("userMetadata", commit_note)
     if record.partition_by:
         writer = writer.partitionBy(*record.partition_by)
     if replace_where is not None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import os
+import re
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +19,9 @@ from jobs import cleanse as cleanse_job
 from jobs import generate as generate_job
 from seglake import tables
 from seglake.config import load_config
+from seglake.errors import ConfigError
+from seglake.runlog import CLEANSE_PAIR, Run
+from tests.conftest import PROJECT_ROOT
 from transforms.cleanse import (
     CleanseRules,
     to_silver_receipts,
@@ -132,6 +140,63 @@ def test_silver_values_are_normalised_and_converted(spark: SparkSession) -> None
         Decimal("0.00"),
     )
     assert usd["receipt_month"] == "2024-02" and usd["cleanse_run_id"] == "run-1"
+
+
+# a rate with many decimals (yen), and the pound's rate as configured
+EXACT_RULES = dataclasses.replace(
+    RULES, currency_rates={"EUR": Decimal("1"), "GBP": Decimal("1.17"), "JPY": Decimal("0.006123456789")}
+)
+
+
+def silver_amounts(spark: SparkSession, rows: list[tuple], rules: CleanseRules) -> dict[str, tuple]:
+    bronze = spark.createDataFrame(rows, BRONZE)
+    classified = with_duplicate_reasons(with_reject_reason(with_normalised_values(bronze, rules), rules), None)
+    silver = to_silver_receipts(classified, "run-1").collect()
+    return {r["row_key"]: (r["amount"], r["discount_amount"]) for r in silver}
+
+
+def test_amounts_convert_exactly_and_round_half_up_once_to_cents(spark: SparkSession) -> None:
+    rows = [
+        receipt("jpy", currency="JPY", amount=Decimal("1234.56")),
+        receipt("half-cent", currency="GBP", amount=Decimal("6.50"), discount_amount=Decimal("0.50")),
+        receipt("half-cent-return", currency="GBP", amount=Decimal("-6.50")),
+    ]
+    assert silver_amounts(spark, rows, EXACT_RULES) == {
+        # 1234.56 x 0.006123456789 = 7.55977481342784 -> 7.56
+        "jpy": (Decimal("7.56"), Decimal("0.00")),
+        # 6.50 x 1.17 = 7.605 exactly -> 7.61 (in binary floating point 7.6049999999999995 -> 7.60);
+        # discount 0.50 x 1.17 = 0.585 -> 0.59
+        "half-cent": (Decimal("7.61"), Decimal("0.59")),
+        # -6.50 x 1.17 = -7.605 -> -7.61: half away from zero
+        "half-cent-return": (Decimal("-7.61"), Decimal("0.00")),
+    }
+
+
+def test_an_amount_that_rounds_to_zero_cents_is_a_zero_amount(spark: SparkSession) -> None:
+    rows = [
+        receipt("tiny", currency="JPY", amount=Decimal("0.81")),
+        receipt("tiny-return", currency="JPY", amount=Decimal("-0.81")),
+        receipt("one-cent", currency="JPY", amount=Decimal("0.82")),
+    ]
+    bronze = spark.createDataFrame(rows, BRONZE)
+    checked = with_reject_reason(with_normalised_values(bronze, EXACT_RULES), EXACT_RULES)
+    details = {r["row_key"]: (r["reject_reason"], r["reject_detail"]) for r in checked.collect()}
+    # 0.81 x 0.006123456789 = 0.00495999999909 -> 0.00; 0.82 x 0.006123456789 = 0.00502123456698 -> 0.01
+    assert details == {
+        "tiny": ("zero_amount", "amount 0.81 JPY is 0.00 in base currency"),
+        "tiny-return": ("zero_amount", "amount -0.81 JPY is 0.00 in base currency"),
+        "one-cent": (None, None),
+    }
+    assert silver_amounts(spark, rows, EXACT_RULES) == {"one-cent": (Decimal("0.01"), Decimal("0.00"))}
+
+
+def test_a_rate_finer_than_twelve_decimals_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as error:
+        load_config(None, ["currency.rates={EUR: 1, JPY: 0.0061234567891}"])  # 13 decimal places
+    assert str(error.value) == (
+        "--set currency.rates: the rate of JPY must be below 10,000,000 with at most 12 decimal places "
+        "(got 0.0061234567891)"
+    )
 
 
 def test_duplicates_and_conflicts_keep_the_first_ingested_row(spark: SparkSession) -> None:
@@ -323,3 +388,58 @@ def test_ingested_bad_rows_reach_quarantine_with_their_reason(spark: SparkSessio
         "B5": "malformed_row",
         "B6": "missing_customer",
     }
+
+
+def test_a_run_killed_between_its_commits_is_not_read_and_the_next_run_repairs_it(
+    spark: SparkSession, lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [f"--set=lake.root={lake}", "--no-profile"]
+    config = load_config(None, [f"lake.root={lake}"])
+
+    def add_bronze(rows: list[tuple]) -> None:
+        bronze = spark.createDataFrame(rows, BRONZE)
+        tables.write_table(bronze, config, "bronze/receipts", partition_by=["receipt_month"])
+
+    add_bronze([receipt("a"), receipt("b", amount=Decimal("-3.00")), receipt("c", customer_id=None)])
+    assert cleanse_job.main(argv) == 0
+    pair = {table: tables.table_version(spark, f"{lake}/{table}") for table in CLEANSE_PAIR}
+    add_bronze([receipt("late-ok"), receipt("late-zero", amount=Decimal("0.00"))])
+
+    killed = subprocess.run(
+        [sys.executable, "-m", "jobs.cleanse", *argv, "--set=spark.master=local[2]",
+         "--set=spark.conf.spark.driver.memory=1g", "--set=spark.conf.spark.sql.shuffle.partitions=2"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "SEGLAKE_FAULT": "cleanse-between-commits", "PYSPARK_PYTHON": sys.executable},
+    )  # fmt: skip
+    assert killed.returncode == cleanse_job.FAULT_EXIT_STATUS, killed.stderr
+    quarantine_now = load(spark, lake, "silver/receipts_quarantine")
+    # the quarantine got the killed run's commit (late-zero), silver did not
+    assert [r["row_key"] for r in quarantine_now.where("row_key LIKE 'late-%'").collect()] == ["late-zero"]
+    assert tables.table_version(spark, f"{lake}/silver/receipts") == pair["silver/receipts"]
+
+    reader = Run(job="features", config=config)
+    silver = reader.read(spark, "silver/receipts")
+    quarantine = reader.read(spark, "silver/receipts_quarantine")
+    assert reader.tables_read == pair  # both at the last complete pair, the orphan commit left out
+    assert quarantine.where("row_key LIKE 'late-%'").count() == 0
+    bronze_keys = [r["row_key"] for r in load(spark, lake, "bronze/receipts").collect()]
+    # readers see every bronze row but the two late ones exactly once
+    read_keys = [r["row_key"] for r in silver.select("row_key").union(quarantine.select("row_key")).collect()]
+    assert sorted(read_keys) == sorted(k for k in bronze_keys if not k.startswith("late-"))
+
+    capsys.readouterr()
+    assert cleanse_job.main(argv) == 0
+    repaired = [line for line in capsys.readouterr().err.splitlines() if "repaired" in line]
+    orphan = pair["silver/receipts_quarantine"] + 1
+    assert len(repaired) == 1 and re.search(
+        rf"repaired cleanse run [0-9a-f]{{16}}, which committed without completing: silver/receipts_quarantine "
+        rf"v{orphan} restored to v{orphan - 1}; its bronze rows are cleansed again$",
+        repaired[0],
+    ), repaired
+    silver, quarantine = load(spark, lake, "silver/receipts"), load(spark, lake, "silver/receipts_quarantine")
+    kept = [r["row_key"] for r in silver.select("row_key").collect()]
+    rejected = {r["row_key"]: r["reject_reason"] for r in quarantine.collect()}
+    assert sorted(kept + list(rejected)) == sorted(bronze_keys)  # no row lost, none doubled
+    assert "late-ok" in kept and rejected["late-zero"] == "zero_amount"
+    last = load(spark, lake, "ops/runs").where("job = 'cleanse'").orderBy(F.desc("started_at")).first()
+    assert (last["status"], last["rows_in"], last["rows_out"]) == ("succeeded", 2, 1)  # the two late rows

@@ -265,9 +265,7 @@ def test_a_stale_rollup_or_another_time_zone_falls_back_to_the_receipts(
         assert cohorts_job.main(argv) == 0
     finally:
         spark.conf.set("spark.sql.session.timeZone", zone)
-    assert "from silver/receipts: spark.timezone changed (UTC -> America/New_York)" in (
-        capsys.readouterr().err
-    )
+    assert "from silver/receipts: spark.timezone changed (UTC -> America/New_York)" in (capsys.readouterr().err)
 
     # silver changes after the rollup was built: one customer's receipts are deleted
     silver = DeltaTable.forPath(spark, f"{lake}/silver/receipts")

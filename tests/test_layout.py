@@ -7,9 +7,10 @@ import ast
 from pathlib import Path
 
 import pytest
+from pyspark.sql import types as T
 
-from seglake import catalog
-from transforms import ingest
+from seglake import catalog, config
+from transforms import cleanse, ingest
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {"transforms": ("seglake", "jobs"), "seglake": ("transforms", "jobs")}
@@ -38,3 +39,10 @@ def test_a_layer_does_not_import_the_layers_it_must_not_know(layer: str) -> None
 
 def test_the_ingest_transform_fills_the_canonical_columns_of_the_catalog() -> None:
     assert tuple(c.name for c in catalog.RECEIPT_COLUMNS) == ingest.RECEIPT_COLUMNS
+
+
+def test_the_config_accepts_exactly_the_currency_rates_cleanse_s_rate_type_holds() -> None:
+    rate_type = catalog.parse_type(cleanse.RATE_TYPE)
+    assert isinstance(rate_type, T.DecimalType)
+    assert rate_type.scale == config.RATE_MAX_DECIMALS
+    assert 10 ** (rate_type.precision - rate_type.scale) == config.RATE_MAX

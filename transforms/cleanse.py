@@ -7,12 +7,18 @@ silver. The winner of a receipt id is the receipt already in silver, else the ro
 ingested first (ties: the smallest ``row_key``). Another row with the same content
 (after normalising) is a ``duplicate_row``; one with different content is a
 ``receipt_id_conflict``. Returns (negative amounts) are valid receipts.
+
+Money stays decimal: an amount (``decimal(18,2)``) times its currency's rate
+(``decimal(19,12)``) is exact in ``decimal(38,14)`` and is rounded once, half away from
+zero (HALF_UP), to cents in the base currency. ``zero_amount`` judges that converted
+amount, so a tiny amount in a low-value currency that rounds to 0.00 is quarantined.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -33,7 +39,7 @@ REASONS: dict[str, str] = {
     "future_timestamp": "timestamp later than the row's ingestion (plus tolerance)",
     "before_business_start": "timestamp before the configured business start",
     "unknown_currency": "currency without a configured rate",
-    "zero_amount": "amount is zero",
+    "zero_amount": "amount is zero in base currency (0.00 after conversion and rounding to cents)",
     "outlier_amount": "|amount| in base currency above the configured bound",
     "unknown_channel": "channel not in the configured vocabulary",
     "duplicate_row": "same receipt id and content as a receipt kept",
@@ -47,13 +53,17 @@ CANONICAL = (
 # what two receipts must share to be the same receipt
 CONTENT = tuple(c for c in CANONICAL if c != "receipt_id")
 
+AMOUNT_TYPE = "decimal(18,2)"
+# 7 integer digits and 12 decimals: decimal(18,2) x decimal(19,12) is exact in decimal(38,14)
+RATE_TYPE = "decimal(19,12)"  # seglake's config refuses a rate that does not fit (RATE_MAX, RATE_MAX_DECIMALS)
+
 
 @dataclass(frozen=True)
 class CleanseRules:
     business_start: dt.date
     future_tolerance_hours: float
     outlier_amount: float
-    currency_rates: dict[str, float]
+    currency_rates: dict[str, Decimal]  # floats are read as their shortest text (0.92 -> Decimal("0.92"))
     channels: dict[str, list[str]]
     excluded_customers: tuple[str, ...] = ()
     customer_id_case: str = "upper"
@@ -67,6 +77,20 @@ def normalised_customer_id(column: Column, case: str) -> Column:
     return F.when(trimmed != "", folded)
 
 
+def rate_literal(rate: Decimal | float) -> Column:
+    """A currency rate as a ``decimal(19,12)`` literal (a float through its text, never its binary value)."""
+    return F.lit(Decimal(str(rate))).cast(RATE_TYPE)
+
+
+def base_amount(amount: Column, rate: Column) -> Column:
+    """``amount`` (cents) x ``rate``, exact, rounded once half away from zero to cents.
+
+    The result is ``decimal(27,2)`` so that an absurd amount is an outlier rather than an
+    overflow; silver casts the amounts it keeps to ``decimal(18,2)``.
+    """
+    return F.round(amount.cast(AMOUNT_TYPE) * rate, 2)
+
+
 def _has_parse_error(column: str) -> Column:
     return F.array_contains(F.split(F.coalesce("parse_errors", F.lit("")), ","), column)
 
@@ -77,7 +101,8 @@ def with_normalised_values(bronze: DataFrame, rules: CleanseRules) -> DataFrame:
         word.strip().lower(): canonical for canonical, words in rules.channels.items() for word in [canonical, *words]
     }
     channel_map = F.create_map(*[F.lit(x) for pair in channel_words.items() for x in pair])
-    rate_map = F.create_map(*[F.lit(x) for pair in rules.currency_rates.items() for x in pair])
+    rates = rules.currency_rates.items()
+    rate_map = F.create_map(*[c for code, rate in rates for c in (F.lit(code), rate_literal(rate))])
     currency = F.upper(F.trim("currency"))
     rate = rate_map[currency]
     return bronze.withColumns(
@@ -86,8 +111,8 @@ def with_normalised_values(bronze: DataFrame, rules: CleanseRules) -> DataFrame:
             "_currency": currency,
             "_channel": channel_map[F.lower(F.trim("channel"))],
             "_rate": rate,
-            "_amount": F.round(F.col("amount") * rate, 2).cast("decimal(18,2)"),
-            "_discount": F.round(F.coalesce("discount_amount", F.lit(0)) * rate, 2).cast("decimal(18,2)"),
+            "_amount": base_amount(F.col("amount"), rate),
+            "_discount": base_amount(F.coalesce("discount_amount", F.lit(Decimal("0.00"))), rate),
         }
     )
 
@@ -123,8 +148,10 @@ def with_reject_reason(normalised: DataFrame, rules: CleanseRules) -> DataFrame:
                   F.lit(f" before business start {rules.business_start}"))),
         ("unknown_currency", F.col("_rate").isNull(),
          F.concat(F.lit("currency "), text("currency", F.lit("null")), F.lit(" has no rate"))),
-        ("zero_amount", amount == 0, F.lit("amount is 0")),
-        ("outlier_amount", F.abs("_amount") > rules.outlier_amount,
+        ("zero_amount", F.col("_amount") == 0,
+         F.concat(F.lit("amount "), amount.cast("string"), F.lit(" "), F.col("_currency"),
+                  F.lit(" is 0.00 in base currency"))),
+        ("outlier_amount", F.abs("_amount") > F.lit(Decimal(str(rules.outlier_amount))),
          F.concat(F.lit("amount "), F.col("_amount").cast("string"),
                   F.lit(f" beyond +-{rules.outlier_amount:g}"))),
         ("unknown_channel", F.col("_channel").isNull(),
@@ -152,9 +179,10 @@ def with_duplicate_reasons(checked: DataFrame, kept: DataFrame | None) -> DataFr
         "*",
         F.lit(False).alias("_is_kept"),
         F.struct(
-            F.col("_customer_id").alias("customer_id"), "receipt_ts", F.col("_amount").alias("amount"),
-            F.col("_currency").alias("currency"), F.col("_channel").alias("channel"), "store_id",
-            "region", "category", "item_count", F.col("_discount").alias("discount_amount"),
+            F.col("_customer_id").alias("customer_id"), "receipt_ts",
+            F.col("_amount").cast(AMOUNT_TYPE).alias("amount"), F.col("_currency").alias("currency"),
+            F.col("_channel").alias("channel"), "store_id", "region", "category", "item_count",
+            F.col("_discount").cast(AMOUNT_TYPE).alias("discount_amount"),
             F.coalesce("coupon_used", F.lit(False)).alias("coupon_used"),
         ).alias("_content"),
     )  # fmt: skip
@@ -200,14 +228,14 @@ def to_silver_receipts(classified: DataFrame, run_id: str) -> DataFrame:
         "receipt_id",
         F.col("_customer_id").alias("customer_id"),
         "receipt_ts",
-        F.col("_amount").alias("amount"),
+        F.col("_amount").cast(AMOUNT_TYPE).alias("amount"),
         F.col("_currency").alias("currency"),
         F.col("_channel").alias("channel"),
         F.trim("store_id").alias("store_id"),
         F.trim("region").alias("region"),
         F.trim("category").alias("category"),
         "item_count",
-        F.col("_discount").alias("discount_amount"),
+        F.col("_discount").cast(AMOUNT_TYPE).alias("discount_amount"),
         F.coalesce("coupon_used", F.lit(False)).alias("coupon_used"),
         "source_file",
         "row_key",
