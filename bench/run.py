@@ -96,14 +96,7 @@ def bench_generate(sizes: list[int], spark_overrides: list[str]) -> str:
         lake = OUT / f"lake-{label(size)}"
         shutil.rmtree(lake, ignore_errors=True)
         customers = max(size // 10, 1)
-        argv = [
-            "--set",
-            f"lake.root={lake}",
-            "--customers",
-            str(customers),
-            "--receipts",
-            str(size),
-        ]
+        argv = ["--set", f"lake.root={lake}", "--customers", str(customers), "--receipts", str(size)]
         argv += set_flags(spark_overrides)
         print(f"bench generate {label(size)} ...", flush=True)
         seconds = timed(lambda argv=argv: generate_job.main(argv))
@@ -147,10 +140,7 @@ def bench_generate(sizes: list[int], spark_overrides: list[str]) -> str:
     )
 
 
-VERSUS_HEADER = (
-    "| rows | Spark s | rows/s | DuckDB s | rows/s | Spark / DuckDB |",
-    "|---:|---:|---:|---:|---:|---:|",
-)
+VERSUS_HEADER = ("| rows | Spark s | rows/s | DuckDB s | rows/s | Spark / DuckDB |", "|---:|---:|---:|---:|---:|---:|")
 
 
 def versus_row(rows: int, spark_s: float, duck_s: float, stage: str | None = None) -> str:
@@ -301,8 +291,10 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
     as_of = dt.date(2024, 12, 31)
     period = ProfilePeriod(as_of, 365)
     last_3, previous_3 = trend_months(period.last_whole_month)
-    rows = ["| silver rows | Spark stage | Spark s | rows/s | DuckDB s | rows/s | Spark / DuckDB |",
-            "|---:|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    rows = [
+        "| silver rows | Spark stage | Spark s | rows/s | DuckDB s | rows/s | Spark / DuckDB |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for size in sizes:
         lake = ensure_silver(size, spark_overrides)
         spark = build_session(load_config(None, spark_overrides).spark)
@@ -311,8 +303,15 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
         files = [f.removeprefix("file:") for f in silver.inputFiles()]
         argv = ["--set", f"lake.root={lake}", "--as-of", as_of.isoformat(), *set_flags(spark_overrides)]
         duck = connect(os.cpu_count())
-        params = {"files": files, "as_of": as_of, "w": 365, "first_month": period.first_whole_window_month,
-                  "last_month": period.last_whole_month, "last_3": last_3, "previous_3": previous_3}  # fmt: skip
+        params = {
+            "files": files,
+            "as_of": as_of,
+            "w": 365,
+            "first_month": period.first_whole_window_month,
+            "last_month": period.last_whole_month,
+            "last_3": last_3,
+            "previous_3": previous_3,
+        }
 
         def duck_time(stage: str, sql: str, duck=duck, lake=lake, params=params) -> float:
             copy = f"COPY ({sql}) TO '{lake}/duckdb-{stage}.parquet' (FORMAT parquet)"
@@ -322,10 +321,14 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
         spark_s = timed(lambda argv=argv: features_job.main(argv))
         core_s = duck_time("core", FEATURES_CORE_SQL)
         rows.append(versus_row(rows_in, spark_s, core_s, "features vs. DuckDB core"))
-        rows.append(versus_row(rows_in, spark_s, core_s + duck_time("360", PROFILE_360_SQL),
-                               "features vs. DuckDB core + 360°"))  # fmt: skip
-        core_period = {"as_of": as_of, "first_month": period.first_whole_window_month,
-                       "last_month": period.last_whole_month}  # fmt: skip
+        rows.append(
+            versus_row(rows_in, spark_s, core_s + duck_time("360", PROFILE_360_SQL), "features vs. DuckDB core + 360°")
+        )
+        core_period = {
+            "as_of": as_of,
+            "first_month": period.first_whole_window_month,
+            "last_month": period.last_whole_month,
+        }
         for name, core in (("plain Spark SQL core", plain_spark_core), ("tuned Spark core", tuned_spark_core)):
             out = lake / f"spark-{name.split()[0]}-core.parquet"
             spark_core_s = timed(functools.partial(core, spark, lake, out, **core_period))
@@ -420,10 +423,18 @@ def tuned_spark_core(
     from transforms.calendar import month_of
 
     is_purchase = F.col("amount") > 0
-    receipts = spark.read.format("delta").load(f"{lake}/silver/receipts").select(
-        "customer_id", "receipt_id", "receipt_ts", "amount",
-        F.to_date("receipt_ts").alias("day"), month_of("receipt_ts").alias("month"),
-    )  # fmt: skip
+    receipts = (
+        spark.read.format("delta")
+        .load(f"{lake}/silver/receipts")
+        .select(
+            "customer_id",
+            "receipt_id",
+            "receipt_ts",
+            "amount",
+            F.to_date("receipt_ts").alias("day"),
+            month_of("receipt_ts").alias("month"),
+        )
+    )
     earlier = (
         Window.partitionBy("customer_id")
         .orderBy("month", "receipt_ts", "receipt_id")
@@ -505,8 +516,15 @@ SELECT * FROM act
 
 
 SEGMENT_AS_OF = "2024-12-31"
-SEGMENT_OUTPUTS = ("gold/rfm_segments", "gold/rfm_thresholds", "gold/rule_segments", "gold/campaign_audiences",
-                   "gold/segment_migration", "ops/runs", "exports")  # fmt: skip
+SEGMENT_OUTPUTS = (
+    "gold/rfm_segments",
+    "gold/rfm_thresholds",
+    "gold/rule_segments",
+    "gold/campaign_audiences",
+    "gold/segment_migration",
+    "ops/runs",
+    "exports",
+)
 
 
 def synthetic_profile(spark, customers: int):  # type: ignore[no-untyped-def]
@@ -527,18 +545,24 @@ def synthetic_profile(spark, customers: int):  # type: ignore[no-untyped-def]
         .select(
             F.format_string("C%09d", "id").alias("customer_id"),
             F.lit(dt.date.fromisoformat(SEGMENT_AS_OF)).alias("as_of_date"),
-            F.when(buys, F.floor(F.pow(u(6), 2) * 365)).otherwise(F.floor(u(6) * 730) + 365).cast("int")
+            F.when(buys, F.floor(F.pow(u(6), 2) * 365))
+            .otherwise(F.floor(u(6) * 730) + 365)
+            .cast("int")
             .alias("recency_days"),
             "frequency",
-            F.when(u(7) < 0.02, -F.round(u(8) * 80, 2)).when(buys, F.round(spend, 2)).otherwise(0)
-            .cast("decimal(18,2)").alias("monetary_amount"),
-            F.round(F.when(buys, spend).otherwise(0) * (1 + u(9) * 3), 2).cast("decimal(18,2)")
+            F.when(u(7) < 0.02, -F.round(u(8) * 80, 2))
+            .when(buys, F.round(spend, 2))
+            .otherwise(0)
+            .cast("decimal(18,2)")
+            .alias("monetary_amount"),
+            F.round(F.when(buys, spend).otherwise(0) * (1 + u(9) * 3), 2)
+            .cast("decimal(18,2)")
             .alias("net_amount_lifetime"),
             F.when(buys, F.round(F.pow(u(10), 2), 2)).alias("coupon_order_share"),
             F.when(buys, F.floor(F.pow(u(11), 3) * 4) + 1).otherwise(0).cast("long").alias("regions_used_window"),
             F.when(u(12) < 0.5, "Loyal Active").otherwise("New Active").alias("value_tier"),
         )
-    )  # fmt: skip
+    )
 
 
 def bench_segment(sizes: list[int], spark_overrides: list[str]) -> str:
@@ -547,8 +571,10 @@ def bench_segment(sizes: list[int], spark_overrides: list[str]) -> str:
 
     from jobs import segment as segment_job
 
-    rows = ["| customers | segment s | customers/s | approxQuantile s | share of the job |",
-            "|---:|---:|---:|---:|---:|"]  # fmt: skip
+    rows = [
+        "| customers | segment s | customers/s | approxQuantile s | share of the job |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for size in sizes:
         lake = OUT / f"segment-lake-{label(size)}"
         spark = build_session(load_config(None, spark_overrides).spark)
@@ -602,8 +628,7 @@ def synthetic_cluster_profile(spark: SparkSession, customers: int, as_of: str, s
         return F.exp(F.randn(seed + salt) * sigma + mu)
 
     base = spark.range(customers, numPartitions=max(2, customers // 500_000)).select(
-        F.format_string("C%09d", "id").alias("customer_id"),
-        F.floor(F.rand(seed) * 5).cast("int").alias("segment"),
+        F.format_string("C%09d", "id").alias("customer_id"), F.floor(F.rand(seed) * 5).cast("int").alias("segment")
     )
     drawn = base.select(
         "customer_id",
@@ -744,8 +769,14 @@ SECTIONS: dict[str, Callable[[list[int], list[str]], str]] = {
     "segment": bench_segment,
     "clusters": bench_clusters,
 }
-DEFAULT_SIZES = {"generate": "1M,10M", "ingest": "1M,10M", "cleanse": "1M,10M", "features": "10M,50M",
-                 "segment": "1M,5M", "clusters": "1M"}  # fmt: skip
+DEFAULT_SIZES = {
+    "generate": "1M,10M",
+    "ingest": "1M,10M",
+    "cleanse": "1M,10M",
+    "features": "10M,50M",
+    "segment": "1M,5M",
+    "clusters": "1M",
+}
 
 
 def write_section(name: str, body: str, header: str) -> None:

@@ -32,7 +32,6 @@ import sys
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/cleanse.py
     import _bootstrap  # noqa: F401
 
-from delta.tables import DeltaTable
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -109,7 +108,7 @@ def repair_incomplete_run(lake: Lake) -> bool:
             rewrite = True
             repaired.append(f"{table} has no complete version (rewritten in full by this run)")
         else:
-            DeltaTable.forPath(lake.spark, lake.path(table)).restoreToVersion(state.version)
+            lake.restore(table, state.version)
             repaired.append(f"{table} v{state.latest} restored to v{state.version}")
     if repaired:
         log.info(

@@ -195,8 +195,9 @@ class SampleFit:
 
 def fit_on_sample(sample: DataFrame, k: int, cfg: ClustersConfig) -> tuple[Any, SampleFit]:
     started = time.perf_counter()
-    model = clustering_estimator(cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol,
-                                 solver=cfg.solver).fit(sample)  # fmt: skip
+    model = clustering_estimator(
+        cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol, solver=cfg.solver
+    ).fit(sample)
     seconds = time.perf_counter() - started
     return model, SampleFit(k, [list(map(float, c)) for c in model.clusterCenters()], seconds)
 
@@ -214,8 +215,10 @@ def search_k(sample: DataFrame, cfg: ClustersConfig) -> tuple[int, list[dict[str
         cost = float(model.summary.trainingCost)
         curve.append({"k": k, "silhouette": silhouette, "cost": cost, "clusters_found": found})
         shown = "n/a" if silhouette is None else f"{silhouette:.4f}"
-        log.info(f"k search: k={k} silhouette {shown}, cost {cost:,.1f} "
-                f"({found} clusters, {time.perf_counter() - started:.1f}s)")  # fmt: skip
+        log.info(
+            f"k search: k={k} silhouette {shown}, cost {cost:,.1f} "
+            f"({found} clusters, {time.perf_counter() - started:.1f}s)"
+        )
     best = choose_k([(c["k"], c["silhouette"], c["cost"]) for c in curve])
     return best, curve, fits[best]
 
@@ -231,8 +234,10 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
     profile = lake.read("gold/customer_profile", hint="run `seglake features` first")
     missing = [c for c in ["customer_id", "monetary_amount", *features] if c not in profile.columns]
     if missing:
-        raise UserError(f"gold/customer_profile has no column {', '.join(missing)} "
-                        "(set clusters.features or clusters.sections to columns it has)")  # fmt: skip
+        raise UserError(
+            f"gold/customer_profile has no column {', '.join(missing)} "
+            "(set clusters.features or clusters.sections to columns it has)"
+        )
     columns = list(dict.fromkeys(["customer_id", "monetary_amount", *features]))
     profile = profile.where(F.col("as_of_date") == F.lit(as_of)).select(*columns)
 
@@ -246,17 +251,23 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
     rows = int(counts["__rows"])
     needed, why = (cfg.k, "clusters.k") if cfg.k else (cfg.k_max, "clusters.k_max of the k search")
     if rows < max(needed, 2):
-        raise UserError(f"gold/customer_profile as of {as_of} has {rows} customer(s): too few for "
-                        f"k = {needed} ({why}); lower it or pick another --as-of")  # fmt: skip
+        raise UserError(
+            f"gold/customer_profile as of {as_of} has {rows} customer(s): too few for "
+            f"k = {needed} ({why}); lower it or pick another --as-of"
+        )
     empty = [f for f in features if counts[f] == 0 and f not in cfg.zero_fill]
     if empty:
-        raise UserError(f"feature {empty[0]} is null for every customer as of {as_of}: nothing to impute from "
-                        "(drop it from clusters.features / clusters.sections)")  # fmt: skip
+        raise UserError(
+            f"feature {empty[0]} is null for every customer as of {as_of}: nothing to impute from "
+            "(drop it from clusters.features / clusters.sections)"
+        )
     broken = [f for f in features if counts[f"__non_finite_{f}"]]
     if broken:
-        raise UserError(f"gold/customer_profile as of {as_of}: feature {broken[0]} is NaN or infinite for "
-                        f"{counts[f'__non_finite_{broken[0]}']:,} customer(s); fix the profile or drop the feature "
-                        "from clusters.features / clusters.sections")  # fmt: skip
+        raise UserError(
+            f"gold/customer_profile as of {as_of}: feature {broken[0]} is NaN or infinite for "
+            f"{counts[f'__non_finite_{broken[0]}']:,} customer(s); fix the profile or drop the feature "
+            "from clusters.features / clusters.sections"
+        )
 
     started = time.perf_counter()
     prep = feature_pipeline(
@@ -266,8 +277,10 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
     vectors = prep.transform(profile).select(*columns, FEATURES_COL).repartition(partitions).cache()
     try:
         vectors.count()
-        log.info(f"{rows:,} customers x {len(features)} features as of {as_of}, prepared and standardised "
-                f"({partitions} partitions, {time.perf_counter() - started:.1f}s)")  # fmt: skip
+        log.info(
+            f"{rows:,} customers x {len(features)} features as of {as_of}, prepared and standardised "
+            f"({partitions} partitions, {time.perf_counter() - started:.1f}s)"
+        )
         kmeans = cfg.algorithm == "kmeans"
         curve: list[dict[str, Any]] = []
         k, sample_rows, sample_fit = cfg.k or 0, 0, None
@@ -291,8 +304,9 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
             cost, iterations = refined.training_cost, refined.iterations
             init_seconds = start.seconds
         else:
-            estimator = clustering_estimator(cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol,
-                                             solver=cfg.solver)  # fmt: skip
+            estimator = clustering_estimator(
+                cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol, solver=cfg.solver
+            )
             model = estimator.fit(vectors.select(FEATURES_COL))
             cost, iterations = float(model.summary.trainingCost), int(model.summary.numIter)
             init_seconds = 0.0
@@ -307,15 +321,19 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
         stats = [r.asDict() for r in to_cluster_stats(scored, features).collect()]
         population = Population.from_row(tables.first_row(to_population_stats(vectors, features)).asDict(), features)
         if len(stats) < k:
-            log.info(f"warning: {cfg.algorithm} returned {len(stats)} non-empty clusters for k = {k} "
-                    "(too few distinct customers, or bisecting stopped early)")  # fmt: skip
+            log.info(
+                f"warning: {cfg.algorithm} returned {len(stats)} non-empty clusters for k = {k} "
+                "(too few distinct customers, or bisecting stopped early)"
+            )
         described = describe_clusters(stats, population, features, top_n=cfg.top_features)
         previous, reference = previous_clusters(lake, as_of)
         assign_stable_ids(described, previous, population.stds, max_distance=cfg.max_match_distance)
         unknown_labels = name_clusters(described, features, labels, cfg)
         for cluster_id in unknown_labels:
-            log.info(f"warning: {labels_shown} labels cluster {cluster_id} ({labels[cluster_id].name!r}), "
-                    "which does not exist in this run")  # fmt: skip
+            log.info(
+                f"warning: {labels_shown} labels cluster {cluster_id} ({labels[cluster_id].name!r}), "
+                "which does not exist in this run"
+            )
         matched = [d for d in described if d.match_distance is not None]
         log.info(
             f"{len(described)} clusters, {fit_seconds:.1f}s fit ({iterations} iterations), cost {cost:,.1f}; "
@@ -323,8 +341,10 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
             + (f"{reference} ({len(matched)} of {len(previous)})" if reference else "nothing (first run)")
         )
         for d in sorted(described, key=lambda d: d.cluster_id):
-            log.info(f"  cluster {d.cluster_id}: {d.name!r} {d.customers:,} customers ({d.customer_share:.1%}), "
-                    f"top {', '.join(d.top_features)}")  # fmt: skip
+            log.info(
+                f"  cluster {d.cluster_id}: {d.name!r} {d.customers:,} customers ({d.customer_share:.1%}), "
+                f"top {', '.join(d.top_features)}"
+            )
 
         ids = {d.index: d.cluster_id for d in described}
         names = {d.cluster_id: d.name for d in described}
@@ -340,15 +360,26 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
     finally:
         vectors.unpersist()
     details = dict(
-        as_of=as_of.isoformat(), algorithm=cfg.algorithm, features=features, k=k,
-        k_source="config" if cfg.k else "silhouette", k_curve=curve, sample_rows=sample_rows,
-        clusters=len(described), training_cost=cost, iterations=iterations, fit_seconds=round(fit_seconds, 2),
-        init_seconds=round(init_seconds, 2), final_fit_seconds=round(final_seconds, 2),
+        as_of=as_of.isoformat(),
+        algorithm=cfg.algorithm,
+        features=features,
+        k=k,
+        k_source="config" if cfg.k else "silhouette",
+        k_curve=curve,
+        sample_rows=sample_rows,
+        clusters=len(described),
+        training_cost=cost,
+        iterations=iterations,
+        fit_seconds=round(fit_seconds, 2),
+        init_seconds=round(init_seconds, 2),
+        final_fit_seconds=round(final_seconds, 2),
         partitions=partitions,
-        model_path=model_path, matched_to_as_of=reference.isoformat() if reference else None,
+        model_path=model_path,
+        matched_to_as_of=reference.isoformat() if reference else None,
         match_distances={d.cluster_id: d.match_distance for d in described},
-        unknown_label_ids=unknown_labels, labels_file=labels_shown,
-    )  # fmt: skip
+        unknown_label_ids=unknown_labels,
+        labels_file=labels_shown,
+    )
     log.info(f"gold/clusters: {rows_out:,} customers; model saved to {model_path}")
     return StageResult(rows_in=rows, rows_out=rows_out, details=details)
 
@@ -376,9 +407,19 @@ def name_clusters(
 
 def profile_row(as_of: dt.date, d: ClusterDescription) -> tuple:
     return (
-        as_of, d.cluster_id, d.name, d.name_source, d.notes, d.customers, d.customer_share, d.revenue_share,
-        d.feature_means, d.z_scores, list(d.top_features), d.match_distance,
-    )  # fmt: skip
+        as_of,
+        d.cluster_id,
+        d.name,
+        d.name_source,
+        d.notes,
+        d.customers,
+        d.customer_share,
+        d.revenue_share,
+        d.feature_means,
+        d.z_scores,
+        list(d.top_features),
+        d.match_distance,
+    )
 
 
 JOB = Job(

@@ -76,10 +76,7 @@ def run(lake: Lake, *, as_of: dt.date, incremental: bool = False) -> StageResult
         to_customer_profile(customer_month, receipts, as_of=as_of, window_days=window_days, last_k=last_k)
         .transform(with_demographics, customers, customer_id_case=config.cleanse.customer_id_case)
         .transform(
-            with_value_tier,
-            longevity_days=tiers.longevity_days,
-            recency_days=tiers.recency_days,
-            tiers=tiers.tiers,
+            with_value_tier, longevity_days=tiers.longevity_days, recency_days=tiers.recency_days, tiers=tiers.tiers
         )
     )
     customers_written = lake.replace_as_of(profile, "gold/customer_profile", as_of)

@@ -26,15 +26,7 @@ from pyspark.sql import functions as F
 from seglake import tables
 from seglake.job import Job, StageResult, job_log, run_job
 from seglake.lake import Lake
-from seglake.mapping import (
-    ColumnSpec,
-    CustomersSpec,
-    Mapping,
-    MappingError,
-    SourceSpec,
-    check_columns,
-    load_mapping,
-)
+from seglake.mapping import ColumnSpec, CustomersSpec, Mapping, MappingError, SourceSpec, check_columns, load_mapping
 from seglake.runlog import utc_now
 from transforms.ingest import (
     CORRUPT_COLUMN,
@@ -71,9 +63,7 @@ def receipt_source(mapping: Mapping) -> ReceiptSource:
         name=mapping.name,
         columns=source_columns(mapping.columns, mapping.constants),
         time=SourceTime(
-            format=mapping.timestamp.format,
-            time_zone=mapping.timestamp.time_zone,
-            has_zone=mapping.timestamp.has_zone,
+            format=mapping.timestamp.format, time_zone=mapping.timestamp.time_zone, has_zone=mapping.timestamp.has_zone
         ),
         line_grain=mapping.line_grain,
         exclude_lines=mapping.exclude_lines,
@@ -97,9 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--source", metavar="PATH_OR_GLOB", help="source files or table (overrides source.path)")
     parser.add_argument(
-        "--customers-source",
-        metavar="PATH",
-        help="customer dimension source (overrides customers.source.path)",
+        "--customers-source", metavar="PATH", help="customer dimension source (overrides customers.source.path)"
     )
     parser.add_argument(
         "--mode",

@@ -96,9 +96,14 @@ def collect_report_data(lake: Lake, as_of: dt.date) -> ReportData:
     if retention is not None:
         retained = retention.where(F.col("period_offset") >= 0)  # offset -1: activity before the cohort
         recent = filter_recent_cohorts(retained, config.report.recent_cohorts).select(
-            "period_unit", "cohort", "cohort_start_date", "period_offset", "cohort_size",
-            "retention_rate", "is_partial_period",
-        )  # fmt: skip
+            "period_unit",
+            "cohort",
+            "cohort_start_date",
+            "period_offset",
+            "cohort_size",
+            "retention_rate",
+            "is_partial_period",
+        )
         data.retention = _rows(recent) or None
         if data.retention:
             data.period_unit = str(data.retention[0]["period_unit"])

@@ -21,7 +21,6 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/run.py
     import _bootstrap  # noqa: F401
 
-from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from jobs import cleanse, clusters, cohorts, features, generate, report, segment
@@ -62,7 +61,7 @@ def restore_tables(lake: Lake, before: dict[str, int]) -> list[str]:
     restored = []
     for table, version in table_versions(lake, list(before)).items():
         if version != before[table]:
-            DeltaTable.forPath(lake.spark, lake.path(table)).restoreToVersion(before[table])
+            lake.restore(table, before[table])
             restored.append(f"{table} v{before[table]}")
     return restored
 

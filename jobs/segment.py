@@ -48,14 +48,7 @@ from seglake.segment_maps import (
     load_segment_map,
     population_parts,
 )
-from transforms.rfm import (
-    INTEGER_METRICS,
-    METRICS,
-    Threshold,
-    to_exact_thresholds,
-    to_rfm_thresholds,
-    with_rfm_scores,
-)
+from transforms.rfm import INTEGER_METRICS, METRICS, Threshold, to_exact_thresholds, to_rfm_thresholds, with_rfm_scores
 from transforms.segments import (
     population_aggregate,
     to_campaign_audiences,
@@ -68,9 +61,20 @@ PROFILE = "gold/customer_profile"
 SCORED_COLUMNS = ["customer_id", "recency_days", "frequency", "monetary_amount", "value_tier"]
 log = job_log("segment")
 RFM_SEGMENT_COLUMNS = [
-    "customer_id", "as_of_date", "recency_days", "frequency", "monetary_amount", "r_score", "f_score", "m_score",
-    "rfm_cell", "segment_map", "category", "campaign", "value_tier",
-]  # fmt: skip
+    "customer_id",
+    "as_of_date",
+    "recency_days",
+    "frequency",
+    "monetary_amount",
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_cell",
+    "segment_map",
+    "category",
+    "campaign",
+    "value_tier",
+]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -296,15 +300,16 @@ def export_csv(spark: SparkSession, audiences: DataFrame, slugs: dict[str, str],
     staging = f"{target}/_staging"
     slug_of = F.create_map(*[F.lit(v) for campaign, slug in slugs.items() for v in (campaign, slug)])
     (
-        audiences.select(F.try_element_at(slug_of, F.col("campaign")).alias("campaign_slug"), "customer_id", "segment",
-                         "source")
+        audiences.select(
+            F.try_element_at(slug_of, F.col("campaign")).alias("campaign_slug"), "customer_id", "segment", "source"
+        )
         .repartition("campaign_slug")
         .sortWithinPartitions("campaign_slug", "customer_id")
         .write.mode("overwrite")
         .partitionBy("campaign_slug")
         .option("header", True)
         .csv(staging)
-    )  # fmt: skip
+    )
     for slug in sorted(set(slugs.values())):
         final = hadoop_path(f"{target}/{slug}.csv")
         if fs.exists(final):

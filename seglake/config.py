@@ -101,9 +101,7 @@ class GenerateConfig(_Section):
     )
     defect_rates: DefectRates = Field(default_factory=DefectRates)
     partitions: int | None = Field(
-        None,
-        ge=1,
-        description="Customer partitions. Null: one per 2M receipts, at least 2 per core.",
+        None, ge=1, description="Customer partitions. Null: one per 2M receipts, at least 2 per core."
     )
 
     def effective_defect_rates(self) -> dict[str, float]:

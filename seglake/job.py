@@ -181,9 +181,7 @@ def job_parser(job: str, description: str) -> argparse.ArgumentParser:
     """Parser with the options every job shares: --config, --set, --as-of."""
     parser = argparse.ArgumentParser(prog=f"seglake {job}", description=description)
     parser.add_argument(
-        "--config",
-        metavar="PATH",
-        help="YAML config (default: conf/local.yaml, the embedded local lake)",
+        "--config", metavar="PATH", help="YAML config (default: conf/local.yaml, the embedded local lake)"
     )
     parser.add_argument(
         "--set",
@@ -256,12 +254,7 @@ def run_job(job: Job, argv: list[str] | None, *, spark: SparkSession | None = No
 
 
 def record_run(
-    lake: Lake,
-    as_of: dt.date | None,
-    started: dt.datetime,
-    result: StageResult,
-    status: str,
-    error: str | None,
+    lake: Lake, as_of: dt.date | None, started: dt.datetime, result: StageResult, status: str, error: str | None
 ) -> None:
     try:
         runlog.record(

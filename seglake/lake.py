@@ -116,6 +116,10 @@ class Lake:
         self.tables_written[name] = version
         return tables.last_commit_rows(self.spark, path)
 
+    def restore(self, table: str, version: int) -> None:
+        """Put ``table`` back at ``version`` (Delta RESTORE: a new commit; nothing read or lost)."""
+        DeltaTable.forPath(self.spark, self.path(table)).restoreToVersion(version)
+
     def replace_as_of(self, frame: DataFrame, table: str | Table, as_of: dt.date) -> int:
         """Replace the ``as_of_date = as_of`` partition of ``table`` in one commit; rows written."""
         name = table if isinstance(table, str) else table.name

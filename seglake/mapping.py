@@ -26,16 +26,32 @@ MAPPINGS_DIR = PROJECT_ROOT / "conf" / "mappings"
 
 # canonical receipt columns a mapping may fill (bronze/receipts minus lineage)
 RECEIPT_COLUMNS = (
-    "receipt_id", "customer_id", "receipt_ts", "amount", "currency", "channel", "store_id",
-    "region", "category", "item_count", "discount_amount", "coupon_used",
-)  # fmt: skip
+    "receipt_id",
+    "customer_id",
+    "receipt_ts",
+    "amount",
+    "currency",
+    "channel",
+    "store_id",
+    "region",
+    "category",
+    "item_count",
+    "discount_amount",
+    "coupon_used",
+)
 # line-grain inputs: amount defaults to quantity x unit_price, item_count to quantity
 LINE_COLUMNS = ("quantity", "unit_price")
 REQUIRED_COLUMNS = ("receipt_id", "customer_id", "receipt_ts")
 CUSTOMER_COLUMNS = (
-    "customer_id", "signup_date", "birth_year", "age_band", "gender", "region",
-    "is_loyalty_member", "has_email_opt_in",
-)  # fmt: skip
+    "customer_id",
+    "signup_date",
+    "birth_year",
+    "age_band",
+    "gender",
+    "region",
+    "is_loyalty_member",
+    "has_email_opt_in",
+)
 FORMATS = ("csv", "parquet", "json", "delta")
 CORRUPT_COLUMN = "_corrupt_record"
 # pattern letters that carry a zone or offset: such text is an instant already
@@ -89,8 +105,7 @@ class SourceSpec(_Strict):
 
 class TimestampSpec(_Strict):
     format: str | None = Field(
-        "yyyy-MM-dd HH:mm:ss",
-        description="Spark datetime pattern of receipt_ts text; null: ISO-8601 forms.",
+        "yyyy-MM-dd HH:mm:ss", description="Spark datetime pattern of receipt_ts text; null: ISO-8601 forms."
     )
     time_zone: str = Field("UTC", description="Zone of the source's local times (IANA id).")
 
@@ -238,12 +253,7 @@ def load_mapping(name_or_path: str) -> Mapping:
 
 
 def check_columns(
-    frame: DataFrame,
-    columns: dict[str, ColumnSpec],
-    *,
-    file: str,
-    section: str,
-    extra: dict[str, str] | None = None,
+    frame: DataFrame, columns: dict[str, ColumnSpec], *, file: str, section: str, extra: dict[str, str] | None = None
 ) -> None:
     """Each column spec must name a column of ``frame`` or be an expression that parses
     and resolves on it. Analysis only: nothing is read. ``extra`` adds key -> predicate."""

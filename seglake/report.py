@@ -152,8 +152,7 @@ def _heatmap(
                 continue
             value = values[i, j]
             dark = bool(np.isfinite(value)) and sum(colormap(norm(value))[:3]) < 1.5
-            ax.text(j, i, labels[i][j], ha="center", va="center", fontsize=fontsize,
-                    color="white" if dark else "#222")  # fmt: skip
+            ax.text(j, i, labels[i][j], ha="center", va="center", fontsize=fontsize, color="white" if dark else "#222")
     if colorbar:
         fig.colorbar(image, ax=ax, label=colorbar, shrink=0.8)
     fig.tight_layout()
@@ -318,11 +317,15 @@ def headline_html(data: ReportData) -> str:
         ("Median recency", f"{fmt_int(h.get('median_recency_days'))} days", "since the last purchase"),
         ("Orders in window", fmt_int(h.get("orders")), f"last {data.window_days} days"),
     ]
-    return '<div class="cards">' + "".join(
-        f'<div class="card"><div class="label">{_esc(label)}</div><div class="value">{_esc(value)}</div>'
-        f'<div class="sub">{_esc(sub)}</div></div>'
-        for label, value, sub in cards
-    ) + "</div>"  # fmt: skip
+    return (
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card"><div class="label">{_esc(label)}</div><div class="value">{_esc(value)}</div>'
+            f'<div class="sub">{_esc(sub)}</div></div>'
+            for label, value, sub in cards
+        )
+        + "</div>"
+    )
 
 
 def segments_html(data: ReportData) -> str:
@@ -330,10 +333,15 @@ def segments_html(data: ReportData) -> str:
         return _not_computed(data, "segments")
     ordered = sorted(data.segments, key=lambda r: -int(r["customers"]))
     rows = [
-        [_esc(r["category"]), fmt_int(r["customers"]), fmt_share(r["customer_share"]),
-         fmt_money(r["revenue_amount"], data.currency), fmt_share(r["revenue_share"])]
+        [
+            _esc(r["category"]),
+            fmt_int(r["customers"]),
+            fmt_share(r["customer_share"]),
+            fmt_money(r["revenue_amount"], data.currency),
+            fmt_share(r["revenue_share"]),
+        ]
         for r in ordered
-    ]  # fmt: skip
+    ]
     used = f"<p>Segment map: <b>{_esc(data.segment_map)}</b>.</p>" if data.segment_map else ""
     return (
         used
@@ -351,10 +359,14 @@ def campaigns_html(data: ReportData) -> str:
         return _not_computed(data, "campaigns")
     ordered = sorted(data.segments, key=lambda r: (r["campaign"] is None, -int(r["customers"])))
     rows = [
-        [_esc(r["category"]), _esc(r["campaign"] or "— (no campaign)"), fmt_int(r["customers"]),
-         f'<span class="cells">{_esc(r["rfm_cells"])}</span>']
+        [
+            _esc(r["category"]),
+            _esc(r["campaign"] or "— (no campaign)"),
+            fmt_int(r["customers"]),
+            f'<span class="cells">{_esc(r["rfm_cells"])}</span>',
+        ]
         for r in ordered
-    ]  # fmt: skip
+    ]
     return (
         "<p>Audience sizes per campaign; the customer lists are in <code>gold/campaign_audiences</code>.</p>"
         + _table(["category", "campaign", "customers", "RFM cells"], rows, [False, False, True, False])
@@ -427,11 +439,16 @@ def clusters_html(data: ReportData) -> str:
         return _not_computed(data, "clusters")
     ordered = sorted(data.clusters, key=lambda r: int(r["cluster_id"]))
     rows = [
-        [_esc(r["cluster_id"]), f"<b>{_esc(r['cluster_name'])}</b>", fmt_int(r["customers"]),
-         fmt_share(r["customer_share"]), fmt_share(r["revenue_share"]),
-         _esc(", ".join(r.get("top_features") or []))]
+        [
+            _esc(r["cluster_id"]),
+            f"<b>{_esc(r['cluster_name'])}</b>",
+            fmt_int(r["customers"]),
+            fmt_share(r["customer_share"]),
+            fmt_share(r["revenue_share"]),
+            _esc(", ".join(r.get("top_features") or [])),
+        ]
         for r in ordered
-    ]  # fmt: skip
+    ]
     return (
         "<p>k-means clusters on the profile's features. The heatmap shows how far each cluster's mean lies "
         "from all customers' mean, in standard deviations (red above, blue below).</p>"
@@ -450,10 +467,14 @@ def migration_html(data: ReportData) -> str:
     moved = [r for r in data.migration if r["previous_category"] != r["current_category"]]
     moved.sort(key=lambda r: -int(r["customers"]))
     rows = [
-        [_esc(r["previous_category"]), _esc(r["current_category"]), fmt_int(r["customers"]),
-         fmt_money(r["revenue_amount"], data.currency)]
+        [
+            _esc(r["previous_category"]),
+            _esc(r["current_category"]),
+            fmt_int(r["customers"]),
+            fmt_money(r["revenue_amount"], data.currency),
+        ]
         for r in moved[:12]
-    ]  # fmt: skip
+    ]
     since = f" since {data.previous_as_of}" if data.previous_as_of else ""
     return (
         f"<p>Customers per category at the previous as-of (rows) and now (columns){_esc(since)}. "

@@ -97,10 +97,7 @@ def configure_builder(builder: SparkSession.Builder, spark_config: SparkConfig) 
         # streams instead of building a hash map (and falling back to a sort).
         .config("spark.sql.execution.replaceHashWithSortAgg", "true")
         .config("spark.sql.session.timeZone", spark_config.timezone)
-        .config(
-            "spark.ui.showConsoleProgress",
-            str(_console_progress(spark_config.console_progress)).lower(),
-        )
+        .config("spark.ui.showConsoleProgress", str(_console_progress(spark_config.console_progress)).lower())
         # Keep tables readable by delta-rs, DuckDB, Trino: no deletion vectors etc.
         .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "false")
     )
@@ -149,9 +146,7 @@ def resolve_delta_jars(spark_config: SparkConfig) -> Path:
     if target.is_dir() and any(target.glob("*.jar")):
         return target
     builder = _with_packages(
-        SparkSession.builder.master("local[1]").appName("seglake-resolve"),
-        spark_config.delta_package,
-        target,
+        SparkSession.builder.master("local[1]").appName("seglake-resolve"), spark_config.delta_package, target
     ).config("spark.ui.enabled", "false")
     session = builder.getOrCreate()
     try:

@@ -51,12 +51,25 @@ INGESTED = dt.datetime(2024, 3, 1, 6, 0)
 def receipt(row_key: str, **values: object) -> tuple:
     """A valid bronze row, changed by ``values``."""
     row = {
-        "receipt_id": f"R-{row_key}", "customer_id": "C1", "receipt_ts": dt.datetime(2024, 2, 29, 23, 30),
-        "amount": Decimal("10.00"), "currency": "EUR", "channel": "store", "store_id": "S1",
-        "region": "North", "category": "fresh", "item_count": 2, "discount_amount": Decimal("0.00"),
-        "coupon_used": False, "source_file": "test.csv", "row_key": row_key, "ingested_at": INGESTED,
-        "raw_record": None, "parse_errors": None, "receipt_month": "2024-02",
-    }  # fmt: skip
+        "receipt_id": f"R-{row_key}",
+        "customer_id": "C1",
+        "receipt_ts": dt.datetime(2024, 2, 29, 23, 30),
+        "amount": Decimal("10.00"),
+        "currency": "EUR",
+        "channel": "store",
+        "store_id": "S1",
+        "region": "North",
+        "category": "fresh",
+        "item_count": 2,
+        "discount_amount": Decimal("0.00"),
+        "coupon_used": False,
+        "source_file": "test.csv",
+        "row_key": row_key,
+        "ingested_at": INGESTED,
+        "raw_record": None,
+        "parse_errors": None,
+        "receipt_month": "2024-02",
+    }
     row.update(values)
     return tuple(row.values())
 
@@ -105,27 +118,50 @@ def test_each_rule_names_its_reason_and_valid_rows_pass(spark: SparkSession) -> 
         receipt("two-defects", customer_id=None, amount=Decimal("0")),  # first rule wins
     ]
     assert classify(spark, rows) == {
-        "ok": None, "return": None, "padded": None,
-        "bad-ts": "unparseable_timestamp", "bad-amount": "unparseable_amount",
-        "bad-count": "malformed_row", "bad-discount": "unparseable_amount", "short-row": "malformed_row",
+        "ok": None,
+        "return": None,
+        "padded": None,
+        "bad-ts": "unparseable_timestamp",
+        "bad-amount": "unparseable_amount",
+        "bad-count": "malformed_row",
+        "bad-discount": "unparseable_amount",
+        "short-row": "malformed_row",
         "no-id": "missing_receipt_id",
-        "null-customer": "missing_customer", "blank-customer": "missing_customer",
-        "staff": "excluded_account", "no-ts": "missing_timestamp", "no-amount": "missing_amount",
-        "future": "future_timestamp", "future-within-tolerance": None,
-        "ancient": "before_business_start", "first-day": None,
-        "currency": "unknown_currency", "currency-lower": None, "zero": "zero_amount",
-        "outlier": "outlier_amount", "at-bound": None, "outlier-after-conversion": "outlier_amount",
-        "channel": "unknown_channel", "channel-null": "unknown_channel",
+        "null-customer": "missing_customer",
+        "blank-customer": "missing_customer",
+        "staff": "excluded_account",
+        "no-ts": "missing_timestamp",
+        "no-amount": "missing_amount",
+        "future": "future_timestamp",
+        "future-within-tolerance": None,
+        "ancient": "before_business_start",
+        "first-day": None,
+        "currency": "unknown_currency",
+        "currency-lower": None,
+        "zero": "zero_amount",
+        "outlier": "outlier_amount",
+        "at-bound": None,
+        "outlier-after-conversion": "outlier_amount",
+        "channel": "unknown_channel",
+        "channel-null": "unknown_channel",
         "two-defects": "missing_customer",
-    }  # fmt: skip
+    }
 
 
 def test_silver_values_are_normalised_and_converted(spark: SparkSession) -> None:
     rows = [
-        receipt("usd", customer_id="  c1 ", channel=" Web", currency="usd", amount=Decimal("10.00"),
-                discount_amount=Decimal("1.05"), coupon_used=None, store_id=" S9 "),
+        receipt(
+            "usd",
+            customer_id="  c1 ",
+            channel=" Web",
+            currency="usd",
+            amount=Decimal("10.00"),
+            discount_amount=Decimal("1.05"),
+            coupon_used=None,
+            store_id=" S9 ",
+        ),
         receipt("gbp-return", channel="MOBILE", currency="GBP", amount=Decimal("-3.33"), discount_amount=None),
-    ]  # fmt: skip
+    ]
     bronze = spark.createDataFrame(rows, BRONZE)
     checked = with_reject_reason(with_normalised_values(bronze, RULES), RULES)
     silver = {r["row_key"]: r for r in to_silver_receipts(with_duplicate_reasons(checked, None), "run-1").collect()}
@@ -133,12 +169,12 @@ def test_silver_values_are_normalised_and_converted(spark: SparkSession) -> None
     # 10.00 USD x 0.92 = 9.20 EUR; 1.05 x 0.92 = 0.966 -> 0.97; -3.33 GBP x 1.17 = -3.8961 -> -3.90
     assert (usd["customer_id"], usd["channel"], usd["currency"]) == ("C1", "online", "USD")
     assert (usd["amount"], usd["discount_amount"], usd["coupon_used"], usd["store_id"]) == (
-        Decimal("9.20"), Decimal("0.97"), False, "S9")  # fmt: skip
-    assert (gbp["channel"], gbp["amount"], gbp["discount_amount"]) == (
-        "app",
-        Decimal("-3.90"),
-        Decimal("0.00"),
+        Decimal("9.20"),
+        Decimal("0.97"),
+        False,
+        "S9",
     )
+    assert (gbp["channel"], gbp["amount"], gbp["discount_amount"]) == ("app", Decimal("-3.90"), Decimal("0.00"))
     assert usd["receipt_month"] == "2024-02" and usd["cleanse_run_id"] == "run-1"
 
 
@@ -212,10 +248,15 @@ def test_duplicates_and_conflicts_keep_the_first_ingested_row(spark: SparkSessio
         receipt("y-valid", receipt_id="R3", amount=Decimal("5.00")),
     ]
     assert classify(spark, rows) == {
-        "a-orig": None, "b-dup": "duplicate_row", "c-conflict": "receipt_id_conflict",
-        "d-case": "duplicate_row", "z-first": None, "a-late": "receipt_id_conflict",
-        "x-invalid-first": "zero_amount", "y-valid": None,
-    }  # fmt: skip
+        "a-orig": None,
+        "b-dup": "duplicate_row",
+        "c-conflict": "receipt_id_conflict",
+        "d-case": "duplicate_row",
+        "z-first": None,
+        "a-late": "receipt_id_conflict",
+        "x-invalid-first": "zero_amount",
+        "y-valid": None,
+    }
 
 
 def test_receipts_already_in_silver_win(spark: SparkSession) -> None:
@@ -225,20 +266,28 @@ def test_receipts_already_in_silver_win(spark: SparkSession) -> None:
     rows = [
         receipt("a-again", receipt_id="R1", ingested_at=INGESTED - dt.timedelta(days=1)),
         receipt("a-other", receipt_id="R1", amount=Decimal("99.00"), ingested_at=INGESTED - dt.timedelta(days=1)),
-    ]  # fmt: skip
-    assert classify(spark, rows, kept=silver) == {
-        "a-again": "duplicate_row",
-        "a-other": "receipt_id_conflict",
-    }
+    ]
+    assert classify(spark, rows, kept=silver) == {"a-again": "duplicate_row", "a-other": "receipt_id_conflict"}
 
 
 @pytest.fixture(scope="module")
 def generated_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
     lake = tmp_path_factory.mktemp("cleanse") / "lake"
-    rates = [f"--set=generate.defect_rates.{kind}=0.01" for kind in (
-        "null_customer", "customer_id_variant", "duplicate_row", "reused_receipt_id",
-        "future_timestamp", "before_business_start", "zero_amount", "outlier_amount",
-        "unknown_currency", "unknown_channel")]  # fmt: skip
+    rates = [
+        f"--set=generate.defect_rates.{kind}=0.01"
+        for kind in (
+            "null_customer",
+            "customer_id_variant",
+            "duplicate_row",
+            "reused_receipt_id",
+            "future_timestamp",
+            "before_business_start",
+            "zero_amount",
+            "outlier_amount",
+            "unknown_currency",
+            "unknown_channel",
+        )
+    ]
     assert generate_job.main([f"--set=lake.root={lake}", "--customers=1000", "--receipts=10000", *rates]) == 0
     assert cleanse_job.main([f"--set=lake.root={lake}"]) == 0
     return lake
@@ -314,17 +363,31 @@ def test_rerun_adds_nothing_and_new_bronze_rows_are_processed(spark: SparkSessio
     late = spark.createDataFrame(
         [
             receipt("late-new", receipt_id="R-late", ingested_at=dt.datetime(2025, 2, 1)),
-            receipt("late-dup", receipt_id=existing["receipt_id"], customer_id=existing["customer_id"],
-                    receipt_ts=existing["receipt_ts"], amount=existing["amount"], currency="EUR",
-                    channel=existing["channel"], store_id=existing["store_id"], region=existing["region"],
-                    category=existing["category"], item_count=existing["item_count"],
-                    discount_amount=existing["discount_amount"], coupon_used=existing["coupon_used"],
-                    ingested_at=dt.datetime(2025, 2, 1)),
-            receipt("late-conflict", receipt_id=existing["receipt_id"], amount=Decimal("1.00"),
-                    ingested_at=dt.datetime(2025, 2, 1)),
+            receipt(
+                "late-dup",
+                receipt_id=existing["receipt_id"],
+                customer_id=existing["customer_id"],
+                receipt_ts=existing["receipt_ts"],
+                amount=existing["amount"],
+                currency="EUR",
+                channel=existing["channel"],
+                store_id=existing["store_id"],
+                region=existing["region"],
+                category=existing["category"],
+                item_count=existing["item_count"],
+                discount_amount=existing["discount_amount"],
+                coupon_used=existing["coupon_used"],
+                ingested_at=dt.datetime(2025, 2, 1),
+            ),
+            receipt(
+                "late-conflict",
+                receipt_id=existing["receipt_id"],
+                amount=Decimal("1.00"),
+                ingested_at=dt.datetime(2025, 2, 1),
+            ),
         ],
         BRONZE,
-    )  # fmt: skip
+    )
     tables.write_table(late, config, "bronze/receipts", mode="append")
     assert cleanse_job.main([f"--set=lake.root={generated_lake}"]) == 0
     silver = load(spark, generated_lake, "silver/receipts")
@@ -406,11 +469,21 @@ def test_a_run_killed_between_its_commits_is_not_read_and_the_next_run_repairs_i
     add_bronze([receipt("late-ok"), receipt("late-zero", amount=Decimal("0.00"))])
 
     killed = subprocess.run(
-        [sys.executable, "-m", "jobs.cleanse", *argv, "--set=spark.master=local[2]",
-         "--set=spark.conf.spark.driver.memory=1g", "--set=spark.conf.spark.sql.shuffle.partitions=2"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "jobs.cleanse",
+            *argv,
+            "--set=spark.master=local[2]",
+            "--set=spark.conf.spark.driver.memory=1g",
+            "--set=spark.conf.spark.sql.shuffle.partitions=2",
+        ],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={**os.environ, "SEGLAKE_FAULT": "cleanse-between-commits", "PYSPARK_PYTHON": sys.executable},
-    )  # fmt: skip
+    )
     assert killed.returncode == cleanse_job.FAULT_EXIT_STATUS, killed.stderr
     quarantine_now = load(spark, lake, "silver/receipts_quarantine")
     # the quarantine got the killed run's commit (late-zero), silver did not

@@ -77,8 +77,20 @@ def test_spark_submit_runs_a_job_end_to_end(tmp_path: Path) -> None:
     jars = ",".join(str(j) for j in sorted(jars_dir(load_config().spark).glob("*.jar")))
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
     lake = tmp_path / "lake"
-    command = [str(BIN / "spark-submit"), "--master", "local[1]", "--jars", jars, "jobs/generate.py",
-               "--set", f"lake.root={lake}", "--customers", "50", "--receipts", "500"]  # fmt: skip
+    command = [
+        str(BIN / "spark-submit"),
+        "--master",
+        "local[1]",
+        "--jars",
+        jars,
+        "jobs/generate.py",
+        "--set",
+        f"lake.root={lake}",
+        "--customers",
+        "50",
+        "--receipts",
+        "500",
+    ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (lake / "bronze" / "receipts" / "_delta_log").is_dir()
@@ -89,7 +101,11 @@ def test_spark_submit_runs_the_job_file() -> None:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
     result = subprocess.run(
         [str(BIN / "spark-submit"), "jobs/generate.py", "--help"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "usage: seglake generate" in result.stdout

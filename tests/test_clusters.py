@@ -40,8 +40,10 @@ BLOBS = {
     "lapsed": (300, 1, 40.0, 0.15),
 }
 D = dt.date(2024, 12, 31)
-SCHEMA = "customer_id string, as_of_date date, recency_days int, frequency long, monetary_amount decimal(18,2), " \
-         "store_order_share double, truth string"  # fmt: skip
+SCHEMA = (
+    "customer_id string, as_of_date date, recency_days int, frequency long, monetary_amount decimal(18,2), "
+    "store_order_share double, truth string"
+)
 
 
 def blob_rows(per_blob: int = 150, seed: int = 7) -> list[tuple]:
@@ -49,14 +51,17 @@ def blob_rows(per_blob: int = 150, seed: int = 7) -> list[tuple]:
     rows = []
     for group, (recency, frequency, monetary, share) in BLOBS.items():
         for i in range(per_blob):
-            rows.append((
-                f"{group}-{i:03d}", D,
-                max(0, round(rng.gauss(recency, recency * 0.08 + 1))),
-                max(1, round(rng.gauss(frequency, frequency * 0.08))),
-                round(max(1.0, rng.gauss(monetary, monetary * 0.08)), 2),
-                min(1.0, max(0.0, rng.gauss(share, 0.02))),
-                group,
-            ))  # fmt: skip
+            rows.append(
+                (
+                    f"{group}-{i:03d}",
+                    D,
+                    max(0, round(rng.gauss(recency, recency * 0.08 + 1))),
+                    max(1, round(rng.gauss(frequency, frequency * 0.08))),
+                    round(max(1.0, rng.gauss(monetary, monetary * 0.08)), 2),
+                    min(1.0, max(0.0, rng.gauss(share, 0.02))),
+                    group,
+                )
+            )
     from decimal import Decimal
 
     return [(*r[:4], Decimal(str(r[4])), *r[5:]) for r in rows]
@@ -70,8 +75,12 @@ def blobs(spark: SparkSession) -> DataFrame:
 
 
 def fitted_labels(profile: DataFrame, algorithm: str, k: int, seed: int) -> list[tuple[str, int]]:
-    prep = feature_pipeline(FEATURES, log_features=["recency_days", "frequency", "monetary_amount"],
-                            zero_fill=["store_order_share"], center=algorithm == "kmeans").fit(profile)  # fmt: skip
+    prep = feature_pipeline(
+        FEATURES,
+        log_features=["recency_days", "frequency", "monetary_amount"],
+        zero_fill=["store_order_share"],
+        center=algorithm == "kmeans",
+    ).fit(profile)
     vectors = prep.transform(profile)
     model = clustering_estimator(algorithm, k=k, seed=seed).fit(vectors)
     return [(r["truth"], r["prediction"]) for r in model.transform(vectors).select("truth", "prediction").collect()]
@@ -158,8 +167,15 @@ def test_min_cost_assignment_agrees_with_scipy() -> None:
 
 
 def description(index: int, customers: int, means: dict[str, float], z: dict[str, float]) -> ClusterDescription:
-    return ClusterDescription(index=index, customers=customers, customer_share=0.0, revenue_share=None,
-                              feature_means=means, z_scores=z, top_features=[])  # fmt: skip
+    return ClusterDescription(
+        index=index,
+        customers=customers,
+        customer_share=0.0,
+        revenue_share=None,
+        feature_means=means,
+        z_scores=z,
+        top_features=[],
+    )
 
 
 def test_stable_ids_follow_the_nearest_previous_centre_and_fresh_ids_continue() -> None:
@@ -314,7 +330,10 @@ def test_profiles_describe_clusters_and_analyst_labels_override(spark: SparkSess
     assert sum(r["customer_share"] for r in rows.values()) == pytest.approx(1.0)
     assert sum(r["revenue_share"] for r in rows.values()) == pytest.approx(1.0)
     assert (rows[2]["cluster_name"], rows[2]["name_source"], rows[2]["notes"]) == (
-        "Weekend families", "analyst", "from the Q3 survey")  # fmt: skip
+        "Weekend families",
+        "analyst",
+        "from the Q3 survey",
+    )
     generated = [r for cid, r in rows.items() if cid != 2]
     assert all(r["name_source"] == "generated" and r["notes"] is None for r in generated)
     assert len({r["cluster_name"] for r in rows.values()}) == 4
@@ -345,8 +364,10 @@ def test_too_few_customers_is_one_clear_error_before_any_write(
     write_profile(spark, lake, blob_rows(per_blob=1))  # 4 customers
     assert clusters_job.main(job_args(lake, "clusters.k=5")) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == ("seglake clusters: error: gold/customer_profile as of 2024-12-31 has 4 customer(s): too few for "
-                   "k = 5 (clusters.k); lower it or pick another --as-of")  # fmt: skip
+    assert err == (
+        "seglake clusters: error: gold/customer_profile as of 2024-12-31 has 4 customer(s): too few for "
+        "k = 5 (clusters.k); lower it or pick another --as-of"
+    )
     assert clusters_job.main(job_args(lake)) == 2  # the search needs k_max = 10
     assert "too few for k = 10 (clusters.k_max of the k search)" in capsys.readouterr().err
     assert not (lake / "gold" / "clusters").exists()
@@ -363,8 +384,10 @@ def test_a_nan_or_infinite_feature_is_one_clear_error_before_any_write(
     write_profile(spark, lake, rows)
     assert clusters_job.main(job_args(lake, "clusters.k=2")) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == ("seglake clusters: error: gold/customer_profile as of 2024-12-31: feature store_order_share is "
-                   "NaN or infinite for 2 customer(s); fix the profile or drop the feature from clusters.features / "
-                   "clusters.sections")  # fmt: skip
+    assert err == (
+        "seglake clusters: error: gold/customer_profile as of 2024-12-31: feature store_order_share is "
+        "NaN or infinite for 2 customer(s); fix the profile or drop the feature from clusters.features / "
+        "clusters.sections"
+    )
     assert not (lake / "gold" / "clusters").exists()
     assert not (lake / "models").exists()

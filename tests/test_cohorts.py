@@ -81,8 +81,17 @@ def retention(
 
 
 def table(frame: DataFrame, *extra: str) -> list[tuple]:
-    columns = ["cohort", *extra, "period_offset", "cohort_size", "active_customers", "orders", "revenue_amount",
-               "avg_receipt_amount", "is_partial_period"]  # fmt: skip
+    columns = [
+        "cohort",
+        *extra,
+        "period_offset",
+        "cohort_size",
+        "active_customers",
+        "orders",
+        "revenue_amount",
+        "avg_receipt_amount",
+        "is_partial_period",
+    ]
     return sorted(tuple(r) for r in frame.select(*columns).collect())
 
 
@@ -210,10 +219,11 @@ def duckdb_matrix(spark: SparkSession, lake: Path, as_of: dt.date) -> list[tuple
 
 def matrix(spark: SparkSession, lake: Path, as_of: dt.date) -> list[tuple]:
     got = (
-        spark.read.format("delta").load(f"{lake}/gold/cohort_retention")
+        spark.read.format("delta")
+        .load(f"{lake}/gold/cohort_retention")
         .where(f"as_of_date = DATE'{as_of}'")
         .select("cohort", "period_offset", "cohort_size", "active_customers", "orders", "revenue_amount")
-    )  # fmt: skip
+    )
     return sorted(tuple(r) for r in got.collect())
 
 
@@ -235,8 +245,9 @@ def test_matrix_equals_duckdb_on_a_generated_lake_from_the_receipts_and_from_the
     assert features_job.main(argv) == 0
     capsys.readouterr()
     assert cohorts_job.main(argv) == 0
-    assert re.search(r"month cohorts from silver/customer_month v\d+ \(built from silver/receipts v\d+\)",
-                     capsys.readouterr().err)  # fmt: skip
+    assert re.search(
+        r"month cohorts from silver/customer_month v\d+ \(built from silver/receipts v\d+\)", capsys.readouterr().err
+    )
     assert matrix(spark, cohort_lake, as_of) == expected
     # every column of both tables, the same as from the receipts
     for table, rows in from_receipts.items():

@@ -17,11 +17,7 @@ from jobs import cleanse as cleanse_job
 from jobs import features as features_job
 from jobs import generate as generate_job
 from transforms.calendar import ProfilePeriod, neighbour_months, trend_months
-from transforms.features import (
-    to_customer_month,
-    to_customer_month_update,
-    to_customer_profile,
-)
+from transforms.features import to_customer_month, to_customer_month_update, to_customer_profile
 
 RECEIPTS = "receipt_id string, customer_id string, receipt_ts timestamp, amount decimal(18,2)"
 
@@ -61,12 +57,7 @@ def months_of(spark: SparkSession, rows: list[tuple[str, str, str, str]], last_k
 
 
 def profile_of(
-    spark: SparkSession,
-    rows: list[tuple[str, str, str, str]],
-    as_of: str,
-    *,
-    window_days: int = 365,
-    last_k: int = 5,
+    spark: SparkSession, rows: list[tuple[str, str, str, str]], as_of: str, *, window_days: int = 365, last_k: int = 5
 ) -> dict[str, Row]:
     receipts = receipts_of(spark, rows)
     customer_month = to_customer_month(receipts, last_k=last_k)
@@ -111,11 +102,20 @@ def test_customer_month_adds_up_purchases_and_returns(spark: SparkSession) -> No
     jan, feb = months["A 2024-01"], months["A 2024-02"]
     # January: purchases 10.00 + 5.50 = 15.50 (2 orders), one return -3.00, net 12.50
     assert (jan["orders"], jan["purchase_amount"], jan["returns"], jan["return_amount"], jan["net_amount"]) == (
-        2, Decimal("15.50"), 1, Decimal("-3.00"), Decimal("12.50"))  # fmt: skip
+        2,
+        Decimal("15.50"),
+        1,
+        Decimal("-3.00"),
+        Decimal("12.50"),
+    )
     assert (jan["first_purchase_ts"], jan["last_purchase_ts"]) == (ts("2024-01-10 09:00"), ts("2024-01-20 11:00"))
     # February: one purchase, no return (0.00, not null)
     assert (feb["orders"], feb["returns"], feb["return_amount"], feb["net_amount"]) == (
-        1, 0, Decimal("0.00"), Decimal("7.00"))  # fmt: skip
+        1,
+        0,
+        Decimal("0.00"),
+        Decimal("7.00"),
+    )
 
 
 def test_gap_crossing_the_year_counts_in_the_later_month(spark: SparkSession) -> None:
@@ -195,9 +195,17 @@ def test_purchases_after_as_of_are_ignored(spark: SparkSession) -> None:
     a = profile["A"]
     # up to D: 06-01 and 06-10. recency 15 - 10 = 5; length 9; one gap (9) -> periodicity null
     assert (a["orders_lifetime"], a["net_amount_lifetime"], a["frequency"], a["monetary_amount"]) == (
-        2, Decimal("30.00"), 2, Decimal("30.00"))  # fmt: skip
+        2,
+        Decimal("30.00"),
+        2,
+        Decimal("30.00"),
+    )
     assert (a["last_purchase_date"], a["recency_days"], a["length_days"], a["periodicity_days"]) == (
-        d("2024-06-10"), 5, 9, None)  # fmt: skip
+        d("2024-06-10"),
+        5,
+        9,
+        None,
+    )
 
 
 def test_dates_across_a_year_boundary(spark: SparkSession) -> None:
@@ -207,7 +215,11 @@ def test_dates_across_a_year_boundary(spark: SparkSession) -> None:
     a = profile["A"]
     # first 2023-12-31, last 2024-01-01: recency 9, tenure 10, length 1, cohort of the first purchase
     assert (a["first_purchase_date"], a["last_purchase_date"], a["recency_days"], a["tenure_days"]) == (
-        d("2023-12-31"), d("2024-01-01"), 9, 10)  # fmt: skip
+        d("2023-12-31"),
+        d("2024-01-01"),
+        9,
+        10,
+    )
     assert (a["length_days"], a["cohort"], a["frequency"], a["as_of_date"]) == (1, "2023-12", 2, d("2024-01-10"))
 
 
@@ -225,10 +237,18 @@ def test_window_start_cuts_a_month_across_a_leap_day(spark: SparkSession) -> Non
     a = profile["A"]
     # frequency 2, monetary 30 + 10 = 40.00, mean receipt 20.00; recency 1
     assert (a["frequency"], a["monetary_amount"], a["avg_receipt_amount"], a["recency_days"]) == (
-        2, Decimal("40.00"), Decimal("20.00"), 1)  # fmt: skip
+        2,
+        Decimal("40.00"),
+        Decimal("20.00"),
+        1,
+    )
     # tenure 2023-03-02 -> 2024-03-01 = 365; length 2023-03-02 -> 2024-02-29 = 364; lifetime 60.00 in 3 orders
     assert (a["tenure_days"], a["length_days"], a["orders_lifetime"], a["net_amount_lifetime"]) == (
-        365, 364, 3, Decimal("60.00"))  # fmt: skip
+        365,
+        364,
+        3,
+        Decimal("60.00"),
+    )
 
 
 def test_returns_count_in_monetary_only_inside_the_window(spark: SparkSession) -> None:
@@ -270,7 +290,11 @@ def test_window_inside_one_month_reads_that_month_from_the_receipts(spark: Spark
     a = profile["A"]
     # window: 1 purchase, 2.00 - 0.50 = 1.50; lifetime: 2 purchases, 1.00 + 2.00 - 0.50 = 2.50
     assert (a["frequency"], a["monetary_amount"], a["orders_lifetime"], a["net_amount_lifetime"]) == (
-        1, Decimal("1.50"), 2, Decimal("2.50"))  # fmt: skip
+        1,
+        Decimal("1.50"),
+        2,
+        Decimal("2.50"),
+    )
 
 
 def test_neighbour_months_cross_the_year() -> None:
@@ -395,10 +419,21 @@ def test_recency_last_k_uses_the_latest_k_purchases(spark: SparkSession) -> None
 
 
 COLUMNS = (
-    "customer_id", "recency_days", "frequency", "monetary_amount", "avg_receipt_amount", "first_purchase_date",
-    "last_purchase_date", "tenure_days", "length_days", "recency_last_k_days", "periodicity_days", "cohort",
-    "orders_lifetime", "net_amount_lifetime",
-)  # fmt: skip
+    "customer_id",
+    "recency_days",
+    "frequency",
+    "monetary_amount",
+    "avg_receipt_amount",
+    "first_purchase_date",
+    "last_purchase_date",
+    "tenure_days",
+    "length_days",
+    "recency_last_k_days",
+    "periodicity_days",
+    "cohort",
+    "orders_lifetime",
+    "net_amount_lifetime",
+)
 
 
 @pytest.fixture(scope="module")
@@ -429,9 +464,18 @@ def test_profile_through_customer_month_equals_duckdb_on_the_receipts(
     silver = spark.read.format("delta").load(f"{generated_lake}/silver/receipts")
     files = str(tmp_path / "receipts")
     silver.select(
-        "customer_id", "receipt_id", "receipt_ts", "amount", "channel", "store_id", "region", "category",
-        "item_count", "discount_amount", "coupon_used",
-    ).write.parquet(files)  # fmt: skip
+        "customer_id",
+        "receipt_id",
+        "receipt_ts",
+        "amount",
+        "channel",
+        "store_id",
+        "region",
+        "category",
+        "item_count",
+        "discount_amount",
+        "coupon_used",
+    ).write.parquet(files)
     duck = connect(threads=2)
     day = as_of or str(
         duck.execute(f"SELECT max(CAST(receipt_ts AS DATE)) FROM read_parquet('{files}/*.parquet')").fetchone()[0]
@@ -508,10 +552,27 @@ def append_silver(spark: SparkSession, lake: Path, rows: list[tuple[str, str, st
     from seglake.config import load_config
 
     full = [
-        (rid, cid, ts(when), Decimal(amount), "EUR", "store", "S1", "North", "fresh", 1, Decimal("0.00"), False,
-         "test", rid, dt.datetime(2024, 7, 1), "run-0", when[:7])
+        (
+            rid,
+            cid,
+            ts(when),
+            Decimal(amount),
+            "EUR",
+            "store",
+            "S1",
+            "North",
+            "fresh",
+            1,
+            Decimal("0.00"),
+            False,
+            "test",
+            rid,
+            dt.datetime(2024, 7, 1),
+            "run-0",
+            when[:7],
+        )
         for rid, cid, when, amount in rows
-    ]  # fmt: skip
+    ]
     config = load_config(None, [f"lake.root={lake}"])
     tables.write_table(spark.createDataFrame(full, SILVER), config, "silver/receipts")
 

@@ -29,13 +29,17 @@ START, END = dt.date(2022, 1, 1), dt.date(2024, 12, 31)
 
 
 def make_receipts(
-    spark: SparkSession, customers: int, receipts: int, *, seed: int = 7, partitions: int = 2,
+    spark: SparkSession,
+    customers: int,
+    receipts: int,
+    *,
+    seed: int = 7,
+    partitions: int = 2,
     rates: dict[str, float] | None = None,
-) -> DataFrame:  # fmt: skip
+) -> DataFrame:
     params = GeneratorParams(
-        start_date=START, end_date=END, seed=seed, defect_rates=rates or {},
-        currency_rates=CURRENCY_RATES,
-    )  # fmt: skip
+        start_date=START, end_date=END, seed=seed, defect_rates=rates or {}, currency_rates=CURRENCY_RATES
+    )
     people = to_customers(spark.range(0, customers, numPartitions=partitions), params)
     theta = calibrate_theta(receipts, customers, rate_exposure(people).first()[0])
     clean = to_receipts(people, params, theta)
@@ -120,10 +124,13 @@ def test_rows_without_defect_are_clean(dirty: DataFrame) -> None:
     bad = clean.where(
         ~F.col("customer_id").rlike(r"^C\d{9}$")
         | ~in_range
-        | (F.col("amount") == 0) | (F.abs("amount") > 100_000)
-        | ~F.col("currency").isin(*CURRENCY_RATES) | ~F.col("channel").isin(*CHANNELS)
-        | (F.col("discount_amount") < 0) | (F.col("item_count") < 1)
-    )  # fmt: skip
+        | (F.col("amount") == 0)
+        | (F.abs("amount") > 100_000)
+        | ~F.col("currency").isin(*CURRENCY_RATES)
+        | ~F.col("channel").isin(*CHANNELS)
+        | (F.col("discount_amount") < 0)
+        | (F.col("item_count") < 1)
+    )
     assert bad.count() == 0
     assert clean.groupBy("receipt_id").count().where("count > 1").count() == 0
 
@@ -170,11 +177,7 @@ def test_generate_job_writes_bronze_truth_customers_and_a_run(spark: SparkSessio
     run = spark.read.format("delta").load(f"{lake}/ops/runs").where("job = 'generate'").first()
     assert run["status"] == "succeeded"
     assert run["rows_out"] == bronze.count()
-    assert set(run["tables_written"]) == {
-        "bronze/receipts",
-        "bronze/customers",
-        "bronze/_generator_truth",
-    }
+    assert set(run["tables_written"]) == {"bronze/receipts", "bronze/customers", "bronze/_generator_truth"}
     # every clean receipt belongs to a customer of the dimension
     clean = bronze.join(truth, "row_key", "left_anti")
     assert clean.join(customers, "customer_id", "left_anti").count() == 0

@@ -40,12 +40,16 @@ LINE_MAPPING: dict[str, Any] = {
     "grain": "line",
     "timestamp": {"format": "yyyy-MM-dd HH:mm:ss", "time_zone": "Europe/London"},
     "columns": {
-        "receipt_id": "inv", "customer_id": "cust", "receipt_ts": "ts", "quantity": "qty",
-        "unit_price": "price", "category": "cat",
+        "receipt_id": "inv",
+        "customer_id": "cust",
+        "receipt_ts": "ts",
+        "quantity": "qty",
+        "unit_price": "price",
+        "category": "cat",
     },
     "constants": {"currency": "GBP", "channel": "online"},
     "exclude_lines": "code = 'FEE'",
-}  # fmt: skip
+}
 
 # Hand-checked: A1 ties toys/books at 3.00 (books wins by name); CA2 is a cancellation
 # after the switch to summer time (12:00 BST = 11:00 UTC); A3 has a bad price, A4 a bad
@@ -138,10 +142,15 @@ def test_bad_lines_keep_their_receipt_with_raw_text_and_lineage(line_receipts: D
 def test_every_line_is_accounted_for(line_receipts: DataFrame) -> None:
     summary = ingest_summary(line_receipts).first().asDict()
     assert summary == {
-        "lines_read": 9, "lines_excluded": 1, "lines_rolled_up": 8, "lines_malformed": 1,
-        "receipts_built": 5, "receipts_only_excluded": 1, "receipts_with_errors": 3,
+        "lines_read": 9,
+        "lines_excluded": 1,
+        "lines_rolled_up": 8,
+        "lines_malformed": 1,
+        "receipts_built": 5,
+        "receipts_only_excluded": 1,
+        "receipts_with_errors": 3,
         "customers": 4,
-    }  # fmt: skip
+    }
 
 
 def test_lines_that_disagree_on_the_customer_flag_the_receipt(spark: SparkSession, tmp_path: Path) -> None:
@@ -159,10 +168,15 @@ RECEIPT_MAPPING: dict[str, Any] = {
     "grain": "receipt",
     "timestamp": {"format": "yyyy-MM-dd'T'HH:mm:ss", "time_zone": "America/New_York"},
     "columns": {
-        "receipt_id": "id", "customer_id": "who", "receipt_ts": "at", "amount": "total",
-        "item_count": "items", "discount_amount": "disc", "coupon_used": "coupon",
+        "receipt_id": "id",
+        "customer_id": "who",
+        "receipt_ts": "at",
+        "amount": "total",
+        "item_count": "items",
+        "discount_amount": "disc",
+        "coupon_used": "coupon",
     },
-}  # fmt: skip
+}
 
 
 def test_receipt_grain_json_keeps_identical_rows_and_bad_values(spark: SparkSession, tmp_path: Path) -> None:
@@ -197,8 +211,7 @@ def test_receipt_grain_json_keeps_identical_rows_and_bad_values(spark: SparkSess
 
 def test_parquet_and_delta_sources_read_the_same(spark: SparkSession, tmp_path: Path) -> None:
     source = spark.createDataFrame(
-        [("p1", "C1", "2020-06-01 10:00:00", "3.10")],
-        "id string, who string, at string, total string",
+        [("p1", "C1", "2020-06-01 10:00:00", "3.10")], "id string, who string, at string, total string"
     )
     source.write.parquet(str(tmp_path / "pq"))
     source.write.format("delta").save(str(tmp_path / "dl"))
@@ -372,8 +385,7 @@ def test_online_retail_times_are_uk_local_converted_to_utc(spark: SparkSession) 
     # 536365 at 2010-12-01 08:26 GMT; on 2011-03-27 (after 01:00 GMT) UK time is BST
     files = [RETAIL / "2010-12-01.csv.gz", RETAIL / "2011-03-27.csv.gz"]
     bronze = to_bronze_receipts(
-        receipts_of(spark, load_mapping("online_retail"), brace_glob(files)),
-        ingested_at=INGESTED_AT,
+        receipts_of(spark, load_mapping("online_retail"), brace_glob(files)), ingested_at=INGESTED_AT
     )
     with gzip.open(files[1], "rt", newline="") as handle:
         later = next(csv.DictReader(handle))
@@ -382,10 +394,7 @@ def test_online_retail_times_are_uk_local_converted_to_utc(spark: SparkSession) 
         r["receipt_id"]: r["receipt_ts"]
         for r in bronze.where(F.col("receipt_id").isin("536365", later["InvoiceNo"])).collect()
     }
-    assert got == {
-        "536365": dt.datetime(2010, 12, 1, 8, 26),
-        later["InvoiceNo"]: local - dt.timedelta(hours=1),
-    }
+    assert got == {"536365": dt.datetime(2010, 12, 1, 8, 26), later["InvoiceNo"]: local - dt.timedelta(hours=1)}
 
 
 @pytest.mark.shared_data
@@ -438,9 +447,13 @@ def test_complete_journey_demographics_become_customers(spark: SparkSession) -> 
     first = customers.where("customer_id = '1'").first()
     assert first["age_band"] == "65+"
     assert first["attributes"] == {
-        "income": "35-49K", "home_ownership": "Homeowner", "marital_status": "Married",
-        "household_size": "2", "household_comp": "2 Adults No Kids", "kids_count": "0",
-    }  # fmt: skip
+        "income": "35-49K",
+        "home_ownership": "Homeowner",
+        "marital_status": "Married",
+        "household_size": "2",
+        "household_comp": "2 Adults No Kids",
+        "kids_count": "0",
+    }
     assert customers.count() == 801 == customers.select("row_key").distinct().count()
 
 

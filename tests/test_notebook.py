@@ -15,13 +15,16 @@ def _run(lake: Path, monkeypatch) -> str:
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     monkeypatch.setenv("SEGLAKE_LAKE_ROOT", str(lake))
     monkeypatch.setenv("PYSPARK_PYTHON", os.sys.executable)
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOK.parent)}})  # fmt: skip
+    client = NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    )
     client.execute()
     return "\n".join(
         str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
-        for cell in notebook.cells if cell.cell_type == "code" for output in cell.get("outputs", [])
-    )  # fmt: skip
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    )
 
 
 def test_notebook_runs_top_to_bottom_with_every_table(pipeline_lake: Path, monkeypatch) -> None:

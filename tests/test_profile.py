@@ -112,9 +112,21 @@ def test_customer_without_window_purchases_has_counts_zero_and_shares_null(profi
     )
     assert (b["gross_spend_lifetime"], b["gross_spend_window"]) == (Decimal("25.00"), Decimal("0.00"))
     assert (b["items_window"], b["coupon_orders_window"], b["returns_window"], b["categories_window"]) == (0, 0, 0, 0)
-    for column in ("store_order_share", "coupon_order_share", "avg_items_per_order", "weekend_order_share",
-                   "is_omnichannel", "main_channel", "top_category", "preferred_part_of_day", "peak_month_of_year",
-                   "return_rate_count", "main_region", "spend_trend_ratio", "max_receipt_amount_window"):  # fmt: skip
+    for column in (
+        "store_order_share",
+        "coupon_order_share",
+        "avg_items_per_order",
+        "weekend_order_share",
+        "is_omnichannel",
+        "main_channel",
+        "top_category",
+        "preferred_part_of_day",
+        "peak_month_of_year",
+        "return_rate_count",
+        "main_region",
+        "spend_trend_ratio",
+        "max_receipt_amount_window",
+    ):
         assert b[column] is None, column
 
 
@@ -179,5 +191,11 @@ def test_demographics_come_from_the_latest_customer_row_with_normalised_ids(spar
     assert tuple(rows["B"])[1:] == (None, "M", False, False, "East")
     assert tuple(rows["C"])[1:] == (None, None, None, None, None)
     without = with_demographics(profile, None, customer_id_case="upper")
-    assert without.columns == ["customer_id", "age_band", "gender", "is_loyalty_member", "has_email_opt_in",
-                               "home_region"]  # fmt: skip
+    assert without.columns == [
+        "customer_id",
+        "age_band",
+        "gender",
+        "is_loyalty_member",
+        "has_email_opt_in",
+        "home_region",
+    ]

@@ -55,9 +55,11 @@ def run_pipeline(spark: SparkSession, lake: Path, source: str) -> dict[str, obje
         spark.read.format("delta").load(f"{lake}/silver/receipts_quarantine").groupBy("reject_reason").count().collect()
     )
     totals = silver.selectExpr(
-        "count(*) AS clean", "count(DISTINCT customer_id) AS customers", "sum(amount) AS revenue",
+        "count(*) AS clean",
+        "count(DISTINCT customer_id) AS customers",
+        "sum(amount) AS revenue",
         "count_if(amount < 0 AND receipt_id LIKE 'C%') AS returns",
-    ).first()  # fmt: skip
+    ).first()
     return {
         "receipts": totals["clean"] + sum(reasons.values()),
         "clean": totals["clean"],

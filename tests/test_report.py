@@ -21,10 +21,14 @@ AS_OF = dt.date(2024, 12, 31)
 
 def test_headline_counts_active_customers_orders_revenue_and_median_recency(spark: SparkSession) -> None:
     profile = spark.createDataFrame(
-        [("a", 0, 2, Decimal("100.00")), ("b", 10, 0, Decimal("-5.00")), ("c", 10, 1, Decimal("50.50")),
-         ("d", 400, 1, None)],
+        [
+            ("a", 0, 2, Decimal("100.00")),
+            ("b", 10, 0, Decimal("-5.00")),
+            ("c", 10, 1, Decimal("50.50")),
+            ("d", 400, 1, None),
+        ],
         "customer_id string, recency_days int, frequency long, monetary_amount decimal(18,2)",
-    )  # fmt: skip
+    )
     # active: a, c, d (frequency > 0) = 3; orders 2 + 0 + 1 + 1 = 4; revenue 100 - 5 + 50.50 = 145.50
     # (null monetary ignored); median recency of 0, 10, 10, 400: the lower middle value, 10
     row = to_headline(profile).first().asDict()
@@ -39,19 +43,23 @@ def test_headline_counts_active_customers_orders_revenue_and_median_recency(spar
 
 def test_segment_sizes_share_customers_and_revenue_and_list_cells(spark: SparkSession) -> None:
     segments = spark.createDataFrame(
-        [("a", "Loyal", "weekly promotions", "111", Decimal("300.00")),
-         ("b", "Loyal", "weekly promotions", "112", Decimal("100.00")),
-         ("c", "Other", None, "444", Decimal("100.00")),
-         ("d", "Other", None, "443", Decimal("0.00"))],
+        [
+            ("a", "Loyal", "weekly promotions", "111", Decimal("300.00")),
+            ("b", "Loyal", "weekly promotions", "112", Decimal("100.00")),
+            ("c", "Other", None, "444", Decimal("100.00")),
+            ("d", "Other", None, "443", Decimal("0.00")),
+        ],
         "customer_id string, category string, campaign string, rfm_cell string, monetary_amount decimal(18,2)",
-    )  # fmt: skip
+    )
     # revenue 500 in all: Loyal 400 (0.8), Other 100 (0.2); customers 2 of 4 each
     expected = spark.createDataFrame(
-        [("Loyal", "weekly promotions", "111, 112", 2, 0.5, Decimal("400.00"), 0.8),
-         ("Other", None, "443, 444", 2, 0.5, Decimal("100.00"), 0.2)],
+        [
+            ("Loyal", "weekly promotions", "111, 112", 2, 0.5, Decimal("400.00"), 0.8),
+            ("Other", None, "443, 444", 2, 0.5, Decimal("100.00"), 0.2),
+        ],
         "category string, campaign string, rfm_cells string, customers long, customer_share double, "
         "revenue_amount decimal(18,2), revenue_share double",
-    )  # fmt: skip
+    )
     assert_df_equality(
         to_segment_sizes(segments), expected, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True
     )
@@ -59,29 +67,40 @@ def test_segment_sizes_share_customers_and_revenue_and_list_cells(spark: SparkSe
 
 def test_recent_cohorts_keep_every_offset_of_the_latest_cohorts(spark: SparkSession) -> None:
     retention = spark.createDataFrame(
-        [(dt.date(2024, 10, 1), 0), (dt.date(2024, 10, 1), 1), (dt.date(2024, 10, 1), 2),
-         (dt.date(2024, 11, 1), 0), (dt.date(2024, 11, 1), 1), (dt.date(2024, 12, 1), 0)],
+        [
+            (dt.date(2024, 10, 1), 0),
+            (dt.date(2024, 10, 1), 1),
+            (dt.date(2024, 10, 1), 2),
+            (dt.date(2024, 11, 1), 0),
+            (dt.date(2024, 11, 1), 1),
+            (dt.date(2024, 12, 1), 0),
+        ],
         "cohort_start_date date, period_offset int",
-    )  # fmt: skip
+    )
     kept = filter_recent_cohorts(retention, 2)
     assert sorted(tuple(r) for r in kept.collect()) == [
-        (dt.date(2024, 11, 1), 0), (dt.date(2024, 11, 1), 1), (dt.date(2024, 12, 1), 0),
-    ]  # fmt: skip
+        (dt.date(2024, 11, 1), 0),
+        (dt.date(2024, 11, 1), 1),
+        (dt.date(2024, 12, 1), 0),
+    ]
 
 
 def test_latest_checks_skip_a_later_cleanse_that_read_nothing(spark: SparkSession) -> None:
     at = dt.datetime(2025, 1, 1, 8)
     checks = spark.createDataFrame(
-        [("r1", "cleanse", at, "zero_amount", 100, 3),
-         ("r2", "cleanse", at + dt.timedelta(hours=1), "zero_amount", 50, 1),
-         ("r2", "cleanse", at + dt.timedelta(hours=1), "books_balance", 50, 0),
-         ("r3", "cleanse", at + dt.timedelta(hours=2), "zero_amount", 0, 0),  # incremental run, nothing new
-         ("x9", "other", at + dt.timedelta(hours=3), "zero_amount", 10, 1)],
+        [
+            ("r1", "cleanse", at, "zero_amount", 100, 3),
+            ("r2", "cleanse", at + dt.timedelta(hours=1), "zero_amount", 50, 1),
+            ("r2", "cleanse", at + dt.timedelta(hours=1), "books_balance", 50, 0),
+            ("r3", "cleanse", at + dt.timedelta(hours=2), "zero_amount", 0, 0),  # incremental run, nothing new
+            ("x9", "other", at + dt.timedelta(hours=3), "zero_amount", 10, 1),
+        ],
         "run_id string, job string, checked_at timestamp, check_name string, rows_checked long, rows_flagged long",
-    )  # fmt: skip
+    )
     assert sorted((r["run_id"], r["check_name"]) for r in to_latest_checks(checks).collect()) == [
-        ("r2", "books_balance"), ("r2", "zero_amount"),
-    ]  # fmt: skip
+        ("r2", "books_balance"),
+        ("r2", "zero_amount"),
+    ]
 
 
 def _minimal_data() -> ReportData:
@@ -89,9 +108,14 @@ def _minimal_data() -> ReportData:
         as_of=AS_OF,
         currency="EUR",
         window_days=365,
-        headline={"customers": 12345, "active_customers": 6000, "orders": 54321,
-                  "revenue_amount": Decimal("1234567.89"), "median_recency_days": 42},
-    )  # fmt: skip
+        headline={
+            "customers": 12345,
+            "active_customers": 6000,
+            "orders": 54321,
+            "revenue_amount": Decimal("1234567.89"),
+            "median_recency_days": 42,
+        },
+    )
 
 
 def test_page_without_segment_tables_names_the_jobs_to_run() -> None:
@@ -106,9 +130,16 @@ def test_page_without_segment_tables_names_the_jobs_to_run() -> None:
 def test_page_embeds_charts_and_escapes_names() -> None:
     data = _minimal_data()
     data.segments = [
-        {"category": "<Loyal>", "campaign": "weekly & more", "rfm_cells": "111", "customers": 3000,
-         "customer_share": 0.243, "revenue_amount": Decimal("700000.00"), "revenue_share": 0.567},
-    ]  # fmt: skip
+        {
+            "category": "<Loyal>",
+            "campaign": "weekly & more",
+            "rfm_cells": "111",
+            "customers": 3000,
+            "customer_share": 0.243,
+            "revenue_amount": Decimal("700000.00"),
+            "revenue_share": 0.567,
+        }
+    ]
     data.rf_grid = [{"r_score": 1, "f_score": 1, "customers": 3000, "revenue_amount": Decimal("700000.00")}]
     page = render_report(data)
     assert "&lt;Loyal&gt;" in page and "weekly &amp; more" in page and "<Loyal>" not in page

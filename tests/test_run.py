@@ -16,8 +16,16 @@ from tests.conftest import PIPELINE_EARLIER_DAYS, pipeline_argv, versions_before
 
 
 def test_run_generates_then_cleanses_and_records_each_stage(spark: SparkSession, lake: Path, capsys) -> None:
-    argv = ["--set", f"lake.root={lake}", "--set", "generate.customers=300", "--set", "generate.receipts=3000",
-            "--set", f"report.dir={lake.parent / 'reports'}"]  # fmt: skip
+    argv = [
+        "--set",
+        f"lake.root={lake}",
+        "--set",
+        "generate.customers=300",
+        "--set",
+        "generate.receipts=3000",
+        "--set",
+        f"report.dir={lake.parent / 'reports'}",
+    ]
     # the whole pipeline runs on the pipeline lake (conftest.py); here the stages up to cohorts
     assert run_job.main([*argv, "--stages", "cleanse,features,cohorts"]) == 0
     runs = {r["job"]: r for r in spark.read.format("delta").load(f"{lake}/ops/runs").collect()}
@@ -111,9 +119,14 @@ def test_the_same_as_of_twice_leaves_gold_identical(spark: SparkSession, pipelin
 
 
 HISTORY_TABLES = (
-    "gold/customer_profile", "gold/cohort_retention", "gold/cohort_retention_by_channel", "gold/rfm_segments",
-    "gold/rule_segments", "gold/campaign_audiences", "gold/rfm_thresholds",
-)  # fmt: skip
+    "gold/customer_profile",
+    "gold/cohort_retention",
+    "gold/cohort_retention_by_channel",
+    "gold/rfm_segments",
+    "gold/rule_segments",
+    "gold/campaign_audiences",
+    "gold/rfm_thresholds",
+)
 
 
 def test_an_older_as_of_adds_history_and_keeps_newer_dates(spark: SparkSession, pipeline_lake: Path) -> None:

@@ -17,8 +17,7 @@ def runs_of(spark: SparkSession, lake: Path):
 
 def writes_a_table(lake: Lake, *, as_of) -> StageResult:
     frame = lake.spark.createDataFrame(
-        [("k1", "zero_amount", "zero_amount")],
-        "row_key string, defect string, expected_outcome string",
+        [("k1", "zero_amount", "zero_amount")], "row_key string, defect string, expected_outcome string"
     )
     written = lake.write(frame, "bronze/_generator_truth", mode="overwrite")
     lake.read("bronze/_generator_truth")
@@ -74,8 +73,12 @@ def test_without_as_of_a_receipts_job_gets_the_last_complete_day(spark: SparkSes
         seen.append(as_of)
         return StageResult()
 
-    assert run_job(Job("unit-date", "", records_its_date, as_of_from="receipts"), ["--set", f"lake.root={lake}"],
-                   spark=spark) == 0  # fmt: skip
+    assert (
+        run_job(
+            Job("unit-date", "", records_its_date, as_of_from="receipts"), ["--set", f"lake.root={lake}"], spark=spark
+        )
+        == 0
+    )
     # last receipt day 2024-04-01, ingested on 04-02: complete, so it is the as-of date
     assert [str(day) for day in seen] == ["2024-04-01"]
     assert "--as-of not given: using the last complete day in the receipts, 2024-04-01" in capsys.readouterr().err

@@ -23,12 +23,7 @@ from seglake.errors import UserError
 from seglake.segment_maps import OTHER, SegmentConfigError, check_rules, load_rules, load_segment_map
 from tests.conftest import with_catalog_columns
 from transforms.rfm import exact_thresholds, to_exact_thresholds, to_rfm_thresholds, with_rfm_scores
-from transforms.segments import (
-    to_campaign_audiences,
-    to_rule_segments,
-    to_segment_migration,
-    with_segment_category,
-)
+from transforms.segments import to_campaign_audiences, to_rule_segments, to_segment_migration, with_segment_category
 
 RFM = "customer_id string, recency_days int, frequency long, monetary_amount decimal(18,2)"
 M = Decimal
@@ -49,8 +44,18 @@ TIES = [
     ("i", 45, 1, M("30.00")),  # R3 F4 M2 -> 342 Other
     ("j", 400, 1, M("-5.00")),  # R4 F4 M4 -> 444 Other
 ]
-TIES_CELLS = {"a": "111", "b": "112", "c": "123", "d": "223", "e": "224", "f": "234", "g": "332", "h": "342",
-              "i": "342", "j": "444"}  # fmt: skip
+TIES_CELLS = {
+    "a": "111",
+    "b": "112",
+    "c": "123",
+    "d": "223",
+    "e": "224",
+    "f": "234",
+    "g": "332",
+    "h": "342",
+    "i": "342",
+    "j": "444",
+}
 
 
 def config_of(*overrides: str) -> SeglakeConfig:
@@ -191,8 +196,15 @@ def test_an_empty_tile_has_zero_customers(spark: SparkSession) -> None:
     assert thresholds["frequency"] == [1, 1, 1]
     scored = with_rfm_scores(profile, thresholds)
     assert {r["customer_id"]: r["f_score"] for r in scored.collect()} == {
-        "c0": 4, "c1": 4, "c2": 4, "c3": 4, "c4": 4, "c5": 4, "c6": 1, "c7": 1,
-    }  # fmt: skip
+        "c0": 4,
+        "c1": 4,
+        "c2": 4,
+        "c3": 4,
+        "c4": 4,
+        "c5": 4,
+        "c6": 1,
+        "c7": 1,
+    }
     tiles = to_rfm_thresholds(scored, thresholds, as_of=dt.date(2024, 6, 30))
     frequency = tiles.where("metric = 'frequency'").orderBy("tile").select("tile", "customers").collect()
     assert [tuple(r) for r in frequency] == [(1, 6), (2, 0), (3, 0), (4, 2)]
@@ -226,8 +238,17 @@ def test_five_tiles(spark: SparkSession) -> None:
     rows = [(f"c{r}", r, 1, M("1.00")) for r in range(1, 11)]
     cells = cells_of(spark, rows, "rfm.tiles=5")
     assert {c: cell[0] for c, cell in cells.items()} == {
-        "c1": "1", "c2": "1", "c3": "2", "c4": "2", "c5": "3", "c6": "3", "c7": "4", "c8": "4", "c9": "5", "c10": "5",
-    }  # fmt: skip
+        "c1": "1",
+        "c2": "1",
+        "c3": "2",
+        "c4": "2",
+        "c5": "3",
+        "c6": "3",
+        "c7": "4",
+        "c8": "4",
+        "c9": "5",
+        "c10": "5",
+    }
     assert {cell[1:] for cell in cells.values()} == {"55"}  # all equal: lowest tile -> score 5
 
 
@@ -258,10 +279,17 @@ def test_default_map_names_cells_and_leaves_the_rest_to_other(spark: SparkSessio
     got = {r["customer_id"]: (r["category"], r["campaign"]) for r in named.collect()}
     other = ("Other", None)
     assert got == {
-        "a": ("Loyal", "weekly promotions"), "b": ("Loyal", "weekly promotions"), "c": other, "d": other, "e": other,
-        "f": other, "g": ("Seasonal Shoppers", "seasonal catalogue + 25% off coupon"), "h": other, "i": other,
+        "a": ("Loyal", "weekly promotions"),
+        "b": ("Loyal", "weekly promotions"),
+        "c": other,
+        "d": other,
+        "e": other,
+        "f": other,
+        "g": ("Seasonal Shoppers", "seasonal catalogue + 25% off coupon"),
+        "h": other,
+        "i": other,
         "j": other,
-    }  # fmt: skip
+    }
 
 
 def test_rf_grid_covers_every_r_f_pair_with_eleven_categories() -> None:
@@ -280,18 +308,14 @@ def write_map(tmp_path: Path, categories: str) -> str:
 
 
 def test_a_cell_listed_twice_is_refused(tmp_path: Path) -> None:
-    path = write_map(
-        tmp_path,
-        "  - {category: A, cells: ['111', '11*'], campaign: a}\n",
-    )
+    path = write_map(tmp_path, "  - {category: A, cells: ['111', '11*'], campaign: a}\n")
     with pytest.raises(SegmentConfigError, match=r"my_map.yaml: category 'A': cell '111' is listed twice$"):
         load_segment_map(path, 4)
 
 
 def test_a_cell_in_two_categories_is_refused(tmp_path: Path) -> None:
     path = write_map(
-        tmp_path,
-        "  - {category: A, cells: ['111'], campaign: a}\n  - {category: B, cells: ['1*1'], campaign: b}\n",
+        tmp_path, "  - {category: A, cells: ['111'], campaign: a}\n  - {category: B, cells: ['1*1'], campaign: b}\n"
     )
     with pytest.raises(SegmentConfigError, match=r"category 'B': cell '111' is listed twice \(also in category 'A'\)"):
         load_segment_map(path, 4)
@@ -345,8 +369,12 @@ def rule(name: str, predicate: str) -> str:
 def test_the_shipped_rules_resolve_on_the_profile_columns(spark: SparkSession) -> None:
     file, rules = load_rules("conf/segments/rules.yaml")
     assert [r.name for r in rules] == [
-        "inactive_90_days", "coupon_users", "above_average_spend", "one_region", "at_risk_of_churn",
-    ]  # fmt: skip
+        "inactive_90_days",
+        "coupon_users",
+        "above_average_spend",
+        "one_region",
+        "at_risk_of_churn",
+    ]
     check_rules(spark.createDataFrame([], PROFILE_360), rules, file=file, window_days=365)
 
 
@@ -386,8 +414,10 @@ def test_rule_segments_with_population_columns_and_window_days(spark: SparkSessi
     _, rules = load_rules("conf/segments/rules.yaml")
     population = segment_job.population_values(profile, rules, 0.001)
     # mean M = 147.48 / 10; p75 of 100..1000 = the smallest v with >= 75% of values <= v = 800
-    assert population == {"population_avg_monetary_amount": pytest.approx(14.748),
-                          "population_p75_net_amount_lifetime": 800.0}  # fmt: skip
+    assert population == {
+        "population_avg_monetary_amount": pytest.approx(14.748),
+        "population_p75_net_amount_lifetime": 800.0,
+    }
     frame = profile.withColumns({"window_days": F.lit(365)} | {k: F.lit(v) for k, v in population.items()})
     segments = to_rule_segments(frame, {r.name: r.predicate for r in rules}, as_of=dt.date(2024, 6, 30))
     got: dict[str, set[str]] = {}
@@ -417,10 +447,15 @@ def test_a_customer_reached_several_ways_is_listed_once_by_the_first_way(spark: 
         "customer_id string, category string, campaign string",
     )
     rules = spark.createDataFrame(
-        [(as_of, "big", "a"), (as_of, "big", "b"), (as_of, "coupon", "b"), (as_of, "coupon", "c"),
-         (as_of, "quiet", "c")],
+        [
+            (as_of, "big", "a"),
+            (as_of, "big", "b"),
+            (as_of, "coupon", "b"),
+            (as_of, "coupon", "c"),
+            (as_of, "quiet", "c"),
+        ],
         "as_of_date date, segment string, customer_id string",
-    )  # fmt: skip
+    )
     audiences = to_campaign_audiences(rfm, rules, {"big": "weekly", "coupon": "weekly"}, as_of=as_of)
     assert sorted(tuple(r) for r in audiences.collect()) == [
         (as_of, "weekly", "a", "rfm", "Loyal"),  # Loyal and rule big: the category first
@@ -432,8 +467,9 @@ def test_a_customer_reached_several_ways_is_listed_once_by_the_first_way(spark: 
 
 def test_migration_counts_new_gone_and_revenue(spark: SparkSession) -> None:
     schema = "customer_id string, category string, monetary_amount decimal(18,2)"
-    previous = spark.createDataFrame([("p1", "Loyal", M("10")), ("p2", "Other", M("5")), ("p3", "Loyal", M("7"))],
-                                     schema)  # fmt: skip
+    previous = spark.createDataFrame(
+        [("p1", "Loyal", M("10")), ("p2", "Other", M("5")), ("p3", "Loyal", M("7"))], schema
+    )
     current = spark.createDataFrame(
         [("p1", "Loyal", M("12")), ("p2", "Loyal", M("3")), ("p4", "Other", M("-2")), ("p5", "Other", M("1"))], schema
     )
@@ -506,8 +542,7 @@ def test_migration_over_three_dates_run_out_of_order(spark: SparkSession, profil
 
     segments = read(spark, lake, "gold/rfm_segments", D2).collect()
     cells = {r["customer_id"]: (r["rfm_cell"], r["category"]) for r in segments}
-    assert cells == {"A": ("411", "Churned Loyal"), "B": ("122", "Other"), "C": ("233", "Other"),
-                     "E": ("344", "Other")}  # fmt: skip
+    assert cells == {"A": ("411", "Churned Loyal"), "B": ("122", "Other"), "C": ("233", "Other"), "E": ("344", "Other")}
     migration = spark.read.format("delta").load(f"{lake}/gold/segment_migration")
     got = sorted(tuple(r) for r in migration.collect())
     assert got == [
@@ -534,9 +569,12 @@ def test_migration_over_three_dates_run_out_of_order(spark: SparkSession, profil
     ]
     exports = lake / "exports" / "campaigns" / "2024-02-29"
     assert sorted(p.name for p in exports.iterdir()) == [
-        "loyal-customer-25-discount.csv", "seasonal-catalogue-25-off-coupon.csv", "vip-offers.csv",
-        "weekly-promotions-10-off-next-visit.csv", "weekly-promotions.csv",
-    ]  # fmt: skip
+        "loyal-customer-25-discount.csv",
+        "seasonal-catalogue-25-off-coupon.csv",
+        "vip-offers.csv",
+        "weekly-promotions-10-off-next-visit.csv",
+        "weekly-promotions.csv",
+    ]
     assert (exports / "vip-offers.csv").read_text() == "customer_id,segment,source\nA,big_spenders,rule\n"
     assert (exports / "weekly-promotions.csv").read_text() == "customer_id,segment,source\n"
 

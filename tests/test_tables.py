@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,14 +80,7 @@ AS_OF_SCORES = Table(
     partition_by=("as_of_date",),
     columns=(Col("as_of_date", "date", "partition"), Col("customer_id", "string", "id"), Col("score", "int", "score")),
 )
-AS_OF_GUARD = Table(
-    name="gold/test_as_of_guard",
-    grain="customer x as-of date",
-    written_by=("test",),
-    write_mode="replace_partitions",
-    partition_by=("as_of_date",),
-    columns=(Col("as_of_date", "date", "partition"), Col("customer_id", "string", "id")),
-)
+AS_OF_GUARD = replace(AS_OF_SCORES, name="gold/test_as_of_guard", columns=AS_OF_SCORES.columns[:2])
 
 
 def test_replace_as_of_rewrites_one_partition_and_keeps_the_others(spark: SparkSession, config) -> None:

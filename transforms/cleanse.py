@@ -47,9 +47,19 @@ REASONS: dict[str, str] = {
 }
 
 CANONICAL = (
-    "receipt_id", "customer_id", "receipt_ts", "amount", "currency", "channel", "store_id",
-    "region", "category", "item_count", "discount_amount", "coupon_used",
-)  # fmt: skip
+    "receipt_id",
+    "customer_id",
+    "receipt_ts",
+    "amount",
+    "currency",
+    "channel",
+    "store_id",
+    "region",
+    "category",
+    "item_count",
+    "discount_amount",
+    "coupon_used",
+)
 # what two receipts must share to be the same receipt
 CONTENT = tuple(c for c in CANONICAL if c != "receipt_id")
 
@@ -121,42 +131,77 @@ def with_reject_reason(normalised: DataFrame, rules: CleanseRules) -> DataFrame:
     """Add ``reject_reason`` (first failing rule, null when clean) and ``reject_detail``."""
     ts, amount = F.col("receipt_ts"), F.col("amount")
     latest = F.col("ingested_at") + F.expr(f"INTERVAL {round(rules.future_tolerance_hours * 3600)} SECONDS")
-    excluded = [e.strip().upper() if rules.customer_id_case == "upper" else e.strip().lower()
-                for e in rules.excluded_customers]  # fmt: skip
+    excluded = [
+        e.strip().upper() if rules.customer_id_case == "upper" else e.strip().lower() for e in rules.excluded_customers
+    ]
     text = F.coalesce  # short alias for details
 
     malformed = F.concat(F.lit("did not parse: "), F.col("parse_errors"), F.lit(" in "), text("raw_record", F.lit("?")))
     checks: list[tuple[str, Column, Column]] = [
         # ingest lists receipt_id (a text column) only when the row had the wrong column count
         ("malformed_row", _has_parse_error("receipt_id"), malformed),
-        ("unparseable_timestamp", _has_parse_error("receipt_ts"),
-         F.concat(F.lit("receipt_ts did not parse: "), text("raw_record", F.lit("?")))),
-        ("unparseable_amount", _has_parse_error("amount") | _has_parse_error("discount_amount"),
-         F.concat(F.lit("amount did not parse: "), text("raw_record", F.lit("?")))),
+        (
+            "unparseable_timestamp",
+            _has_parse_error("receipt_ts"),
+            F.concat(F.lit("receipt_ts did not parse: "), text("raw_record", F.lit("?"))),
+        ),
+        (
+            "unparseable_amount",
+            _has_parse_error("amount") | _has_parse_error("discount_amount"),
+            F.concat(F.lit("amount did not parse: "), text("raw_record", F.lit("?"))),
+        ),
         ("malformed_row", F.col("parse_errors").isNotNull(), malformed),
         ("missing_receipt_id", F.trim(text("receipt_id", F.lit(""))) == "", F.lit("receipt_id is empty")),
         ("missing_customer", F.col("_customer_id").isNull(), F.lit("customer_id is null or blank")),
-        ("excluded_account", F.col("_customer_id").isin(*excluded) if excluded else F.lit(False),
-         F.concat(F.lit("customer "), F.col("_customer_id"), F.lit(" is excluded"))),
+        (
+            "excluded_account",
+            F.col("_customer_id").isin(*excluded) if excluded else F.lit(False),
+            F.concat(F.lit("customer "), F.col("_customer_id"), F.lit(" is excluded")),
+        ),
         ("missing_timestamp", ts.isNull(), F.lit("receipt_ts is null")),
         ("missing_amount", amount.isNull(), F.lit("amount is null")),
-        ("future_timestamp", ts > latest,
-         F.concat(F.lit("receipt_ts "), ts.cast("string"), F.lit(" after ingested_at "),
-                  F.col("ingested_at").cast("string"))),
-        ("before_business_start", ts < F.lit(rules.business_start),
-         F.concat(F.lit("receipt_ts "), ts.cast("string"),
-                  F.lit(f" before business start {rules.business_start}"))),
-        ("unknown_currency", F.col("_rate").isNull(),
-         F.concat(F.lit("currency "), text("currency", F.lit("null")), F.lit(" has no rate"))),
-        ("zero_amount", F.col("_amount") == 0,
-         F.concat(F.lit("amount "), amount.cast("string"), F.lit(" "), F.col("_currency"),
-                  F.lit(" is 0.00 in base currency"))),
-        ("outlier_amount", F.abs("_amount") > F.lit(Decimal(str(rules.outlier_amount))),
-         F.concat(F.lit("amount "), F.col("_amount").cast("string"),
-                  F.lit(f" beyond +-{rules.outlier_amount:g}"))),
-        ("unknown_channel", F.col("_channel").isNull(),
-         F.concat(F.lit("channel "), text("channel", F.lit("null")), F.lit(" is not mapped"))),
-    ]  # fmt: skip
+        (
+            "future_timestamp",
+            ts > latest,
+            F.concat(
+                F.lit("receipt_ts "),
+                ts.cast("string"),
+                F.lit(" after ingested_at "),
+                F.col("ingested_at").cast("string"),
+            ),
+        ),
+        (
+            "before_business_start",
+            ts < F.lit(rules.business_start),
+            F.concat(F.lit("receipt_ts "), ts.cast("string"), F.lit(f" before business start {rules.business_start}")),
+        ),
+        (
+            "unknown_currency",
+            F.col("_rate").isNull(),
+            F.concat(F.lit("currency "), text("currency", F.lit("null")), F.lit(" has no rate")),
+        ),
+        (
+            "zero_amount",
+            F.col("_amount") == 0,
+            F.concat(
+                F.lit("amount "),
+                amount.cast("string"),
+                F.lit(" "),
+                F.col("_currency"),
+                F.lit(" is 0.00 in base currency"),
+            ),
+        ),
+        (
+            "outlier_amount",
+            F.abs("_amount") > F.lit(Decimal(str(rules.outlier_amount))),
+            F.concat(F.lit("amount "), F.col("_amount").cast("string"), F.lit(f" beyond +-{rules.outlier_amount:g}")),
+        ),
+        (
+            "unknown_channel",
+            F.col("_channel").isNull(),
+            F.concat(F.lit("channel "), text("channel", F.lit("null")), F.lit(" is not mapped")),
+        ),
+    ]
     reason: Column = F.lit(None).cast("string")
     detail: Column = F.lit(None).cast("string")
     for code, failed, why in reversed(checks):
@@ -179,20 +224,27 @@ def with_duplicate_reasons(checked: DataFrame, kept: DataFrame | None) -> DataFr
         "*",
         F.lit(False).alias("_is_kept"),
         F.struct(
-            F.col("_customer_id").alias("customer_id"), "receipt_ts",
-            F.col("_amount").cast(AMOUNT_TYPE).alias("amount"), F.col("_currency").alias("currency"),
-            F.col("_channel").alias("channel"), "store_id", "region", "category", "item_count",
+            F.col("_customer_id").alias("customer_id"),
+            "receipt_ts",
+            F.col("_amount").cast(AMOUNT_TYPE).alias("amount"),
+            F.col("_currency").alias("currency"),
+            F.col("_channel").alias("channel"),
+            "store_id",
+            "region",
+            "category",
+            "item_count",
             F.col("_discount").cast(AMOUNT_TYPE).alias("discount_amount"),
             F.coalesce("coupon_used", F.lit(False)).alias("coupon_used"),
         ).alias("_content"),
-    )  # fmt: skip
+    )
     if kept is not None:
         existing = kept.join(candidates.select("receipt_id").distinct(), "receipt_id", "left_semi")
         candidates = candidates.unionByName(
-            existing.select("receipt_id", "ingested_at", "row_key",
-                            F.lit(True).alias("_is_kept"), _content().alias("_content")),
+            existing.select(
+                "receipt_id", "ingested_at", "row_key", F.lit(True).alias("_is_kept"), _content().alias("_content")
+            ),
             allowMissingColumns=True,
-        )  # fmt: skip
+        )
     by_receipt = (
         Window.partitionBy("receipt_id")
         .orderBy(F.desc("_is_kept"), "ingested_at", "row_key")
@@ -209,15 +261,15 @@ def with_duplicate_reasons(checked: DataFrame, kept: DataFrame | None) -> DataFr
     is_conflict = (F.col("_rank") > 1) & (F.col("_content") != F.col("_winner"))
     deduplicated = ranked.withColumns(
         {
-            "reject_reason": F.when(is_duplicate, F.lit("duplicate_row"))
-            .when(is_conflict, F.lit("receipt_id_conflict")),
+            "reject_reason": F.when(is_duplicate, F.lit("duplicate_row")).when(
+                is_conflict, F.lit("receipt_id_conflict")
+            ),
             "reject_detail": F.when(
                 F.col("_rank") > 1,
-                F.concat(F.lit("receipt_id "), F.col("receipt_id"), F.lit(" kept as row "),
-                         F.col("_winner_key")),
+                F.concat(F.lit("receipt_id "), F.col("receipt_id"), F.lit(" kept as row "), F.col("_winner_key")),
             ),
         }
-    ).drop("_is_kept", "_content", "_rank", "_winner", "_winner_key")  # fmt: skip
+    ).drop("_is_kept", "_content", "_rank", "_winner", "_winner_key")
     rejected = checked.where(F.col("reject_reason").isNotNull())
     return rejected.unionByName(deduplicated)
 

@@ -93,11 +93,7 @@ def preparation_sql(features: Sequence[str], *, log_features: Iterable[str], zer
 
 
 def feature_pipeline(
-    features: Sequence[str],
-    *,
-    log_features: Iterable[str] = (),
-    zero_fill: Iterable[str] = (),
-    center: bool = True,
+    features: Sequence[str], *, log_features: Iterable[str] = (), zero_fill: Iterable[str] = (), center: bool = True
 ) -> Pipeline:
     """Prepare (SQL), impute medians, assemble, standardise -> column ``features``.
 
@@ -130,9 +126,15 @@ def clustering_estimator(
     """``KMeans`` (k-means|| initialisation) or ``BisectingKMeans`` on the ``features`` column."""
     if algorithm == "kmeans":
         return KMeans(
-            featuresCol=FEATURES_COL, predictionCol=PREDICTION_COL, k=k, seed=seed, maxIter=max_iter, tol=tol,
-            initMode="k-means||", solver=solver,
-        )  # fmt: skip
+            featuresCol=FEATURES_COL,
+            predictionCol=PREDICTION_COL,
+            k=k,
+            seed=seed,
+            maxIter=max_iter,
+            tol=tol,
+            initMode="k-means||",
+            solver=solver,
+        )
     if algorithm == "bisecting_kmeans":
         return BisectingKMeans(featuresCol=FEATURES_COL, predictionCol=PREDICTION_COL, k=k, seed=seed, maxIter=max_iter)
     raise ValueError(f"unknown clustering algorithm {algorithm} (kmeans, bisecting_kmeans)")
@@ -352,8 +354,9 @@ def assign_stable_ids(
     """
     unmatched = set(range(len(clusters)))
     if previous and clusters:
-        distances = [[centroid_distance_between(c.feature_means, p.feature_means, stds) for p in previous]
-                     for c in clusters]  # fmt: skip
+        distances = [
+            [centroid_distance_between(c.feature_means, p.feature_means, stds) for p in previous] for c in clusters
+        ]
         if any(d is not None for row in distances for d in row):
             cost = [[d if d is not None else 1e12 for d in row] for row in distances]
             for i, j in min_cost_assignment(cost):

@@ -60,8 +60,14 @@ def _period_end(start: Column, period: str) -> Column:
 
 
 CUSTOMER_PERIOD_COLUMNS = (
-    "customer_id", "cohort_start_date", "first_channel", "period_start_date", "orders", "purchase_amount", "net_amount",
-)  # fmt: skip
+    "customer_id",
+    "cohort_start_date",
+    "first_channel",
+    "period_start_date",
+    "orders",
+    "purchase_amount",
+    "net_amount",
+)
 
 
 def to_customer_periods(receipts: DataFrame, as_of: dt.date, period: str) -> DataFrame:

@@ -74,10 +74,21 @@ from transforms.profile import (
 )
 
 CUSTOMER_MONTH_COLUMNS = (
-    "customer_id", "month", "orders", "purchase_amount", "returns", "return_amount", "net_amount",
-    "first_purchase_ts", "last_purchase_ts", "gap_count", "gap_sum_days", "gap_sumsq_days", "last_purchase_dates",
+    "customer_id",
+    "month",
+    "orders",
+    "purchase_amount",
+    "returns",
+    "return_amount",
+    "net_amount",
+    "first_purchase_ts",
+    "last_purchase_ts",
+    "gap_count",
+    "gap_sum_days",
+    "gap_sumsq_days",
+    "last_purchase_dates",
     *MONTH_360_COLUMNS,
-)  # fmt: skip
+)
 
 
 def _dated(receipts: DataFrame) -> DataFrame:
@@ -178,10 +189,7 @@ def _with_month_gaps(months: DataFrame, last_k: int) -> DataFrame:
     (a window over months, not receipts) to the month's first purchase date.
     """
     dates = F.col("purchase_dates")
-    steps = F.transform(
-        F.slice(dates, 2, F.size(dates)),
-        lambda day, i: F.datediff(day, F.element_at(dates, i + 1)),
-    )
+    steps = F.transform(F.slice(dates, 2, F.size(dates)), lambda day, i: F.datediff(day, F.element_at(dates, i + 1)))
     earlier = Window.partitionBy("customer_id").orderBy("month").rowsBetween(Window.unboundedPreceding, -1)
     crossing = F.datediff(F.to_date("first_purchase_ts"), F.max(F.to_date("last_purchase_ts")).over(earlier))
     with_crossing = months.withColumn("crossing_gap", crossing)
@@ -318,10 +326,23 @@ def _core_aggregates(flags: SpanFlags, last_k: int) -> list[Column]:
 
 
 PROFILE_CORE_COLUMNS = (
-    "customer_id", "as_of_date", "recency_days", "frequency", "monetary_amount", "avg_receipt_amount",
-    "first_purchase_date", "last_purchase_date", "tenure_days", "length_days", "recency_last_k_days",
-    "periodicity_days", "mean_gap_days", "cohort", "orders_lifetime", "net_amount_lifetime",
-)  # fmt: skip
+    "customer_id",
+    "as_of_date",
+    "recency_days",
+    "frequency",
+    "monetary_amount",
+    "avg_receipt_amount",
+    "first_purchase_date",
+    "last_purchase_date",
+    "tenure_days",
+    "length_days",
+    "recency_last_k_days",
+    "periodicity_days",
+    "mean_gap_days",
+    "cohort",
+    "orders_lifetime",
+    "net_amount_lifetime",
+)
 
 
 def _core_columns(as_of: dt.date) -> list[Column]:
@@ -357,12 +378,7 @@ def _core_columns(as_of: dt.date) -> list[Column]:
 
 
 def to_customer_profile(
-    customer_month: DataFrame,
-    receipts: DataFrame,
-    *,
-    as_of: dt.date,
-    window_days: int,
-    last_k: int,
+    customer_month: DataFrame, receipts: DataFrame, *, as_of: dt.date, window_days: int, last_k: int
 ) -> DataFrame:
     """Grain: customer (with a purchase on or before ``as_of``). The core RFM / LRFMP
     columns (:data:`PROFILE_CORE_COLUMNS`) and the 360° columns, in one aggregation.
@@ -378,7 +394,6 @@ def to_customer_profile(
     # which on ~10 rows per customer costs a sort and saves nothing.
     by_customer = rows.repartition("customer_id").sortWithinPartitions("customer_id")
     merged = by_customer.groupBy("customer_id").agg(
-        *_core_aggregates(flags, last_k),
-        *profile_360_aggregates(flags, period.last_whole_month, period.cut_months),
+        *_core_aggregates(flags, last_k), *profile_360_aggregates(flags, period.last_whole_month, period.cut_months)
     )
     return merged.where(F.col("orders_lifetime") > 0).select(*_core_columns(as_of), *profile_360_columns())

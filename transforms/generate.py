@@ -49,9 +49,19 @@ from transforms.calendar import month_of
 CHANNELS = ("store", "online", "app")
 REGIONS = ("North", "South", "East", "West", "Central", "Capital")
 CATEGORIES = (
-    "grocery", "fresh", "bakery", "dairy", "beverages", "household",
-    "personal_care", "baby", "pet", "home", "electronics", "apparel",
-)  # fmt: skip
+    "grocery",
+    "fresh",
+    "bakery",
+    "dairy",
+    "beverages",
+    "household",
+    "personal_care",
+    "baby",
+    "pet",
+    "home",
+    "electronics",
+    "apparel",
+)
 MAX_REPEAT_PURCHASES = 20_000
 UNKNOWN_CURRENCY = "ZZZ"
 UNKNOWN_CHANNEL = "fax"
@@ -132,12 +142,10 @@ def to_customers(customer_ids: DataFrame, params: GeneratorParams) -> DataFrame:
     offset = F.floor(F.pow(u("join"), 0.8) * span).cast("int")
     natural_join = F.date_add(start, offset)
     holiday_join = F.date_add(
-        F.make_date(F.year(natural_join), F.lit(11), F.lit(1)),
-        F.floor(u("holiday") * 61).cast("int"),
+        F.make_date(F.year(natural_join), F.lit(11), F.lit(1)), F.floor(u("holiday") * 61).cast("int")
     )
     join_date = F.when(
-        (u("is_holiday") < 0.3) & (holiday_join <= F.lit(params.end_date)) & (holiday_join >= start),
-        holiday_join,
+        (u("is_holiday") < 0.3) & (holiday_join <= F.lit(params.end_date)) & (holiday_join >= start), holiday_join
     ).otherwise(natural_join)
     lifetime_days = -F.log(u("lifetime")) * params.mean_lifetime_days
     region_index = F.floor(u("region") * len(REGIONS)).cast("int")
@@ -163,8 +171,7 @@ def to_customers(customer_ids: DataFrame, params: GeneratorParams) -> DataFrame:
         (u("loyalty") < 0.35).alias("is_loyalty_member"),
         (u("optin") < 0.55).alias("has_email_opt_in"),
     ).withColumn(
-        "active_days",
-        F.least(F.col("lifetime_days"), F.datediff(F.lit(params.end_date), "join_date").cast("double")),
+        "active_days", F.least(F.col("lifetime_days"), F.datediff(F.lit(params.end_date), "join_date").cast("double"))
     )
 
 
@@ -185,9 +192,13 @@ def to_customer_dimension(customers: DataFrame, params: GeneratorParams) -> Data
     signup = F.date_sub("join_date", F.floor(uniform(params.seed, "signup", "id") * 30).cast("int"))
     age = params.end_date.year - F.col("birth_year")
     age_band = (
-        F.when(age < 25, "19-24").when(age < 35, "25-34").when(age < 45, "35-44")
-        .when(age < 55, "45-54").when(age < 65, "55-64").otherwise("65+")
-    )  # fmt: skip
+        F.when(age < 25, "19-24")
+        .when(age < 35, "25-34")
+        .when(age < 45, "35-44")
+        .when(age < 55, "45-54")
+        .when(age < 65, "55-64")
+        .otherwise("65+")
+    )
     return customers.select(
         "customer_id",
         signup.alias("signup_date"),
@@ -230,13 +241,29 @@ def to_receipts(customers: DataFrame, params: GeneratorParams, theta: float) -> 
 
     draws = exploded.select(
         "*",
-        *[u(name).alias(f"u_{name}") for name in (
-            "when", "season_month", "season_day", "hour", "return", "return_share", "currency",
-            "channel_keep", "channel", "category_keep", "category", "items", "discount",
-            "discount_share", "coupon", "defect",
-        )],
+        *[
+            u(name).alias(f"u_{name}")
+            for name in (
+                "when",
+                "season_month",
+                "season_day",
+                "hour",
+                "return",
+                "return_share",
+                "currency",
+                "channel_keep",
+                "channel",
+                "category_keep",
+                "category",
+                "items",
+                "discount",
+                "discount_share",
+                "coupon",
+                "defect",
+            )
+        ],
         normal(seed, "amount", "id", "k").alias("z_amount"),
-    )  # fmt: skip
+    )
 
     is_repeat = F.col("k") > 0
     day_offset = F.when(is_repeat, F.floor(F.col("u_when") * F.col("active_days")).cast("int"))
@@ -278,8 +305,7 @@ def to_receipts(customers: DataFrame, params: GeneratorParams, theta: float) -> 
     )
     item_count = 1 + F.floor(-F.log(F.col("u_items")) * F.col("base_amount") / 12.0)
     discount = F.when(
-        ~is_return & (F.col("u_discount") < 0.25),
-        F.round(F.abs(amount) * (0.05 + 0.15 * F.col("u_discount_share")), 2),
+        ~is_return & (F.col("u_discount") < 0.25), F.round(F.abs(amount) * (0.05 + 0.15 * F.col("u_discount_share")), 2)
     ).otherwise(0)
     id_text, k_text = F.col("id").cast("string"), F.col("k").cast("string")
     return derived.select(
@@ -340,12 +366,7 @@ def with_defects(receipts: DataFrame, params: GeneratorParams) -> DataFrame:
     )
     future_ts = (F.unix_timestamp(F.lit(params.ingested_at)) + F.floor(1 + u("future") * 400 * 86400)).cast("timestamp")
     ancient_ts = F.make_timestamp(
-        1990 + F.floor(u("ancient") * 9).cast("int"),
-        F.lit(6),
-        F.lit(15),
-        F.lit(12),
-        F.lit(0),
-        F.lit(0),
+        1990 + F.floor(u("ancient") * 9).cast("int"), F.lit(6), F.lit(15), F.lit(12), F.lit(0), F.lit(0)
     )
     outlier = F.round(10_000_000 + u("outlier") * 90_000_000, 2).cast("decimal(18,2)")
     is_reuse = kind == "reused_receipt_id"
@@ -378,33 +399,46 @@ def with_defects(receipts: DataFrame, params: GeneratorParams) -> DataFrame:
         ),
         changed({"unknown_currency": F.lit(UNKNOWN_CURRENCY)}, "currency"),
         changed({"unknown_channel": F.lit(UNKNOWN_CHANNEL)}, "channel"),
-        "store_id", "region", "category", "item_count", "discount_amount", "coupon_used",
+        "store_id",
+        "region",
+        "category",
+        "item_count",
+        "discount_amount",
+        "coupon_used",
         "source_file",
-        F.when(is_copy, F.concat("row_key", copy_suffix)).otherwise(F.col("row_key")).alias(
-            "row_key"
-        ),
+        F.when(is_copy, F.concat("row_key", copy_suffix)).otherwise(F.col("row_key")).alias("row_key"),
         "ingested_at",
         kind.alias("_defect"),
-    )  # fmt: skip
+    )
 
 
 def to_bronze_receipts(receipts: DataFrame) -> DataFrame:
     """The ``bronze/receipts`` columns, partition column last."""
     return receipts.select(
-        "receipt_id", "customer_id", "receipt_ts", "amount", "currency", "channel", "store_id",
-        "region", "category", "item_count", "discount_amount", "coupon_used",
-        "source_file", "row_key", "ingested_at",
+        "receipt_id",
+        "customer_id",
+        "receipt_ts",
+        "amount",
+        "currency",
+        "channel",
+        "store_id",
+        "region",
+        "category",
+        "item_count",
+        "discount_amount",
+        "coupon_used",
+        "source_file",
+        "row_key",
+        "ingested_at",
         F.lit(None).cast("string").alias("raw_record"),
         F.lit(None).cast("string").alias("parse_errors"),
         F.coalesce(month_of("receipt_ts"), F.lit("unknown")).alias("receipt_month"),
-    )  # fmt: skip
+    )
 
 
 def to_generator_truth(receipts: DataFrame) -> DataFrame:
     """One row per defective row: row_key, defect, expected_outcome."""
     outcomes = F.create_map(*[F.lit(x) for pair in DEFECT_OUTCOMES.items() for x in pair])
     return receipts.where(F.col("_defect").isNotNull()).select(
-        "row_key",
-        F.col("_defect").alias("defect"),
-        outcomes[F.col("_defect")].alias("expected_outcome"),
+        "row_key", F.col("_defect").alias("defect"), outcomes[F.col("_defect")].alias("expected_outcome")
     )

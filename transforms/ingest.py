@@ -42,21 +42,34 @@ from transforms.calendar import month_of
 W = Window
 # canonical receipt columns a source may fill (bronze/receipts minus lineage), in order
 RECEIPT_COLUMNS = (
-    "receipt_id", "customer_id", "receipt_ts", "amount", "currency", "channel", "store_id",
-    "region", "category", "item_count", "discount_amount", "coupon_used",
-)  # fmt: skip
+    "receipt_id",
+    "customer_id",
+    "receipt_ts",
+    "amount",
+    "currency",
+    "channel",
+    "store_id",
+    "region",
+    "category",
+    "item_count",
+    "discount_amount",
+    "coupon_used",
+)
 CORRUPT_COLUMN = "_corrupt_record"  # the reader's column for rows it could not split
 SOURCE_FILE = "_source_file"
 RAW_TEXT = "_raw_text"
-STRING_COLUMNS = (
-    "receipt_id", "customer_id", "currency", "channel", "store_id", "region", "category",
-)  # fmt: skip
+STRING_COLUMNS = ("receipt_id", "customer_id", "currency", "channel", "store_id", "region", "category")
 WIDE_DECIMAL = "decimal(38,6)"  # line values before the rollup rounds to cents
 NO_RECEIPT_ID = "~no-receipt-id"
 BRONZE_RECEIPT_COLUMNS = (
-    *RECEIPT_COLUMNS, "source_file", "row_key", "ingested_at", "raw_record", "parse_errors",
+    *RECEIPT_COLUMNS,
+    "source_file",
+    "row_key",
+    "ingested_at",
+    "raw_record",
+    "parse_errors",
     "receipt_month",
-)  # fmt: skip
+)
 ACCOUNTING_COLUMNS = ("lines_in", "lines_excluded", "lines_malformed", "is_written")
 
 Constant = str | int | float | bool
@@ -245,9 +258,12 @@ def to_parsed_lines(lines: DataFrame, source: ReceiptSource) -> DataFrame:
     if source.exclude_lines:
         excluded = F.coalesce(F.expr(source.exclude_lines), F.lit(False)) & ~is_malformed
     typed = {
-        "amount": WIDE_DECIMAL, "item_count": WIDE_DECIMAL, "discount_amount": WIDE_DECIMAL,
-        "coupon_used": "boolean", "receipt_ts": "timestamp",
-    }  # fmt: skip
+        "amount": WIDE_DECIMAL,
+        "item_count": WIDE_DECIMAL,
+        "discount_amount": WIDE_DECIMAL,
+        "coupon_used": "boolean",
+        "receipt_ts": "timestamp",
+    }
     return lines.select(
         *[values.get(n, F.lit(None)).cast(typed.get(n, "string")).alias(n) for n in RECEIPT_COLUMNS],
         F.col(SOURCE_FILE),
@@ -321,10 +337,7 @@ def to_receipts_from_lines(lines: DataFrame, *, mapping_name: str) -> DataFrame:
         F.col("errors")
     )
     row_key = F.concat_ws(
-        ":",
-        F.lit(mapping_name),
-        file_name(F.col(SOURCE_FILE)),
-        F.coalesce("receipt_id", F.lit(NO_RECEIPT_ID)),
+        ":", F.lit(mapping_name), file_name(F.col(SOURCE_FILE)), F.coalesce("receipt_id", F.lit(NO_RECEIPT_ID))
     )
     return receipts.select(
         *[c for c in RECEIPT_COLUMNS],

@@ -50,10 +50,18 @@ PROFILE_SOURCE_COLUMNS = {
 
 # customer_month columns added by month_360_aggregates, in order
 MONTH_360_COLUMNS = (
-    "first_purchase_channel", "max_receipt_amount", "coupon_orders", "discount_amount", "items",
-    "weekend_orders", *(f"{part}_orders" for part in PARTS_OF_DAY),
-    *(f"{channel}_channel_orders" for channel in CHANNELS), "category_amounts", "region_orders", "store_orders",
-)  # fmt: skip
+    "first_purchase_channel",
+    "max_receipt_amount",
+    "coupon_orders",
+    "discount_amount",
+    "items",
+    "weekend_orders",
+    *(f"{part}_orders" for part in PARTS_OF_DAY),
+    *(f"{channel}_channel_orders" for channel in CHANNELS),
+    "category_amounts",
+    "region_orders",
+    "store_orders",
+)
 
 
 def _key_counts(keys: Column) -> Column:
@@ -320,11 +328,7 @@ def with_demographics(profile: DataFrame, customers: DataFrame | None, *, custom
         customers.select(
             normalised_customer_id(F.col("customer_id"), customer_id_case).alias("customer_id"),
             F.struct(
-                "age_band",
-                "gender",
-                "is_loyalty_member",
-                "has_email_opt_in",
-                F.col("region").alias("home_region"),
+                "age_band", "gender", "is_loyalty_member", "has_email_opt_in", F.col("region").alias("home_region")
             ).alias("attributes"),
             F.struct("ingested_at", "row_key").alias("version"),
         )

@@ -42,12 +42,20 @@ def to_column_profile(frame: DataFrame, columns: list[str], sample_fraction: flo
     )
     long = stats.select("rows", F.explode(F.array(*[f"_s{i}" for i in range(len(columns))])).alias("s"))
     sample = frame.sample(fraction=min(sample_fraction, 1.0), seed=17) if sample_fraction < 1 else frame
-    value_counts = sample.select(
-        F.explode(F.array(*[
-            F.struct(F.lit(name).alias("column_name"), F.col(name).cast("string").alias("value"))
-            for name in columns
-        ])).alias("cell")
-    ).groupBy("cell.column_name", "cell.value").agg(F.count("*").alias("rows"))  # fmt: skip
+    value_counts = (
+        sample.select(
+            F.explode(
+                F.array(
+                    *[
+                        F.struct(F.lit(name).alias("column_name"), F.col(name).cast("string").alias("value"))
+                        for name in columns
+                    ]
+                )
+            ).alias("cell")
+        )
+        .groupBy("cell.column_name", "cell.value")
+        .agg(F.count("*").alias("rows"))
+    )
     ranked = value_counts.withColumn(
         "_rank",
         F.row_number().over(Window.partitionBy("column_name").orderBy(F.desc("rows"), F.asc_nulls_last("value"))),
@@ -70,7 +78,8 @@ def to_column_profile(frame: DataFrame, columns: list[str], sample_fraction: flo
             F.get("quartiles", 0).alias("p25"),
             F.get("quartiles", 1).alias("p50"),
             F.get("quartiles", 2).alias("p75"),
-            F.transform("_top", lambda t: F.struct(
-                t["value"].alias("value"), t["rows"].alias("rows"))).alias("top_values"),
+            F.transform("_top", lambda t: F.struct(t["value"].alias("value"), t["rows"].alias("rows"))).alias(
+                "top_values"
+            ),
         )
-    )  # fmt: skip
+    )

@@ -175,12 +175,7 @@ def with_rfm_scores(profile: DataFrame, thresholds: Mapping[str, Sequence[Thresh
     return profile.withColumns({**scores, "rfm_cell": cell})
 
 
-def to_rfm_thresholds(
-    scored: DataFrame,
-    thresholds: Mapping[str, Sequence[Threshold]],
-    *,
-    as_of: dt.date,
-) -> DataFrame:
+def to_rfm_thresholds(scored: DataFrame, thresholds: Mapping[str, Sequence[Threshold]], *, as_of: dt.date) -> DataFrame:
     """Grain: metric x tile. The thresholds used and the customers in every tile (0 when empty).
 
     One aggregation over ``scored`` (the output of :func:`with_rfm_scores`).

@@ -88,18 +88,24 @@ def to_campaign_audiences(
     ``segment`` name the first way: the RFM category, else the first rule in file order.
     """
     from_rfm = rfm_segments.where(F.col("campaign").isNotNull()).select(
-        "campaign", "customer_id", F.lit("rfm").alias("source"), F.col("category").alias("segment"),
+        "campaign",
+        "customer_id",
+        F.lit("rfm").alias("source"),
+        F.col("category").alias("segment"),
         F.lit(0).alias("priority"),
-    )  # fmt: skip
+    )
     reasons = from_rfm
     if rule_campaigns:
         names = list(rule_campaigns)
         campaign_of = F.create_map(*[F.lit(v) for name in names for v in (name, rule_campaigns[name])])
         priority_of = F.create_map(*[F.lit(v) for i, name in enumerate(names, start=1) for v in (name, i)])
         from_rules = rule_segments.where(F.col("segment").isin(names)).select(
-            F.try_element_at(campaign_of, F.col("segment")).alias("campaign"), "customer_id",
-            F.lit("rule").alias("source"), "segment", F.try_element_at(priority_of, F.col("segment")).alias("priority"),
-        )  # fmt: skip
+            F.try_element_at(campaign_of, F.col("segment")).alias("campaign"),
+            "customer_id",
+            F.lit("rule").alias("source"),
+            "segment",
+            F.try_element_at(priority_of, F.col("segment")).alias("priority"),
+        )
         reasons = reasons.unionByName(from_rules)
     first = F.min_by(F.struct("source", "segment"), "priority")
     return (
