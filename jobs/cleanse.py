@@ -3,8 +3,10 @@
 Incremental by default: only bronze rows whose ``row_key`` is in neither silver nor
 the quarantine are processed, so a rerun adds nothing. ``--full`` reprocesses all of
 bronze and replaces both tables. The books must balance (rows in = clean + quarantined)
-before anything is written; the counts per rule go to ``ops/data_quality`` and a
-profile of the rows read to ``ops/profile``.
+before anything is written, and again after both commits, counted as committed (the
+rows carrying the run's id in each table at the version it committed); a run whose
+committed tables do not balance restores both and fails. The checks go to
+``ops/data_quality`` and a profile of the rows read to ``ops/profile``.
 
 The two tables land as a pair. A run commits the quarantine, then silver, each commit
 tagged with the run (Delta ``userMetadata`` ``seglake cleanse run <run_id>``), and the
@@ -51,7 +53,7 @@ from transforms.cleanse import (
     with_normalised_values,
     with_reject_reason,
 )
-from transforms.quality import to_column_profile
+from transforms.quality import Check, to_column_profile
 
 DQ_SCHEMA = (
     "run_id string, job string, checked_at timestamp, table_name string, check_name string, "
@@ -154,12 +156,19 @@ def cleanse(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         clean = counts.pop(None, 0)
         quarantined = sum(counts.values())
         checked_at = _utc_now()
-        write_data_quality(spark, run, rows_in, clean, counts, checked_at)
-        if rows_in != clean + quarantined:
+        run.rows_in = rows_in
+        run.details.update(rows_in=rows_in, clean=clean, quarantined=quarantined, full=full,
+                           reasons=dict(sorted(counts.items())))  # fmt: skip
+        checks = reason_checks(rows_in, counts)
+        books = books_check(rows_in, clean, quarantined, "counted before writing")
+        if not books.passed:
+            write_data_quality(spark, run, [*checks, books], checked_at)
             raise UnbalancedBooksError(
                 f"books do not balance: {rows_in:,} rows in, {clean:,} clean + {quarantined:,} "
                 "quarantined; nothing written"
             )
+        paths = {table: tables.table_path(config, table) for table in CLEANSE_PAIR}
+        before = {t: tables.table_version(spark, p) for t, p in paths.items() if tables.table_exists(spark, p)}
         mode, note = ("overwrite" if full else "append"), f"{CLEANSE_COMMIT}{run.run_id}"
         tables.write_table(
             to_quarantine(classified, bronze.columns, run.run_id, checked_at),
@@ -175,39 +184,64 @@ def cleanse(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
     finally:
         classified.unpersist()
 
-    run.rows_in, run.rows_out = rows_in, clean
-    run.details.update(rows_in=rows_in, clean=clean, quarantined=quarantined, full=full,
-                       reasons=dict(sorted(counts.items())))  # fmt: skip
-    run.log(f"books balance: {rows_in:,} in = {clean:,} clean + {quarantined:,} quarantined")
+    committed = committed_rows(spark, run)
+    where = " and ".join(f"{table} v{run.tables_written[table]}" for table in reversed(CLEANSE_PAIR))
+    books = books_check(rows_in, committed["silver/receipts"], committed["silver/receipts_quarantine"],
+                        f"this run's rows in {where}")  # fmt: skip
+    if not books.passed:
+        undone = restore_pair(spark, run, before)
+        write_data_quality(spark, run, [*checks, books], checked_at)
+        raise UnbalancedBooksError(
+            f"books do not balance in the committed tables: {rows_in:,} rows in, {committed['silver/receipts']:,} "
+            f"clean + {committed['silver/receipts_quarantine']:,} quarantined in {where}; {undone}"
+        )
+    write_data_quality(spark, run, [*checks, books], checked_at)
+    run.rows_out = clean
+    run.log(f"books balance: {rows_in:,} in = {clean:,} clean + {quarantined:,} quarantined (committed in {where})")
     for reason, rows in sorted(counts.items(), key=lambda kv: -kv[1]):
         run.log(f"  {reason:<24} {rows:>12,}")
     if rows_in and not getattr(args, "no_profile", False):
         write_profile(spark, run, todo, rows_in)
 
 
-def write_data_quality(
-    spark: SparkSession, run: Run, rows_in: int, clean: int, counts: dict[str, int], at: dt.datetime
-) -> None:
-    quarantined = sum(counts.values())
-    rows = [
-        (
-            run.run_id,
-            run.job,
-            at,
-            "bronze/receipts",
-            reason,
-            rows_in,
-            counts.get(reason, 0),
-            True,
-            meaning,
-        )
-        for reason, meaning in REASONS.items()
-    ]
+def reason_checks(rows_in: int, counts: dict[str, int]) -> list[Check]:
+    """One check per reject reason: the rows it flagged (always passed)."""
+    return [Check(reason, rows_in, counts.get(reason, 0), True, meaning) for reason, meaning in REASONS.items()]
+
+
+def books_check(rows_in: int, clean: int, quarantined: int, counted: str) -> Check:
+    """books_balance: rows in = clean + quarantined; ``counted`` says where the two were counted."""
     unaccounted = rows_in - clean - quarantined
-    rows.append((
-        run.run_id, run.job, at, "bronze/receipts", "books_balance", rows_in, abs(unaccounted),
-        unaccounted == 0, f"in={rows_in} clean={clean} quarantined={quarantined}",
-    ))  # fmt: skip
+    detail = f"in={rows_in} clean={clean} quarantined={quarantined}: {counted}"
+    return Check("books_balance", rows_in, abs(unaccounted), unaccounted == 0, detail)
+
+
+def committed_rows(spark: SparkSession, run: Run) -> dict[str, int]:
+    """Rows carrying this run's id in each table of the pair, read at the version this run committed."""
+    return {
+        table: spark.read.format("delta").option("versionAsOf", run.tables_written[table])
+        .load(tables.table_path(run.config, table)).where(F.col("cleanse_run_id") == run.run_id).count()
+        for table in CLEANSE_PAIR
+    }  # fmt: skip
+
+
+def restore_pair(spark: SparkSession, run: Run, before: dict[str, int]) -> str:
+    """Put both tables back at their versions from before this run's commits; what was done, in words."""
+    restored = []
+    for table, version in before.items():
+        DeltaTable.forPath(spark, tables.table_path(run.config, table)).restoreToVersion(version)
+        restored.append(f"{table} v{version}")
+    created = [f"{table} (created by this run: no complete version, the next run rewrites it)"
+               for table in CLEANSE_PAIR if table not in before]  # fmt: skip
+    return "; ".join(([f"restored {', '.join(restored)}"] if restored else []) + created)
+
+
+def write_data_quality(spark: SparkSession, run: Run, checks: list[Check], at: dt.datetime) -> None:
+    """One ops/data_quality row per check of this run."""
+    rows = [
+        (run.run_id, run.job, at, "bronze/receipts", c.name, c.rows_checked, c.rows_flagged, c.passed, c.detail)
+        for c in checks
+    ]
     tables.write_table(spark.createDataFrame(rows, DQ_SCHEMA), run.config, "ops/data_quality")
 
 

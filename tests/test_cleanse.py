@@ -443,3 +443,51 @@ def test_a_run_killed_between_its_commits_is_not_read_and_the_next_run_repairs_i
     assert "late-ok" in kept and rejected["late-zero"] == "zero_amount"
     last = load(spark, lake, "ops/runs").where("job = 'cleanse'").orderBy(F.desc("started_at")).first()
     assert (last["status"], last["rows_in"], last["rows_out"]) == ("succeeded", 2, 1)  # the two late rows
+
+
+def add_bronze(spark: SparkSession, lake: Path, rows: list[tuple]) -> None:
+    config = load_config(None, [f"lake.root={lake}"])
+    tables.write_table(spark.createDataFrame(rows, BRONZE), config, "bronze/receipts", partition_by=["receipt_month"])
+
+
+def keys(spark: SparkSession, lake: Path, table: str) -> list[str]:
+    return sorted(r["row_key"] for r in load(spark, lake, table).select("row_key").collect())
+
+
+def test_books_are_counted_in_the_committed_tables_and_a_run_that_does_not_balance_there_is_undone(
+    spark: SparkSession, lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = [f"--set=lake.root={lake}", "--no-profile"]
+    add_bronze(spark, lake, [receipt("a"), receipt("b", amount=Decimal("-3.00")), receipt("c", customer_id=None)])
+    assert cleanse_job.main(argv) == 0
+    books = load(spark, lake, "ops/data_quality").where("check_name = 'books_balance'").first()
+    # a and b clean, c missing_customer: both tables at v0, their first commit
+    assert (books["passed"], books["detail"]) == (
+        True,
+        "in=3 clean=2 quarantined=1: this run's rows in silver/receipts v0 and silver/receipts_quarantine v0",
+    )
+
+    add_bronze(spark, lake, [receipt("d"), receipt("e"), receipt("f", amount=Decimal("0.00"))])
+    real = cleanse_job.to_silver_receipts
+
+    def loses_d(classified: DataFrame, run_id: str) -> DataFrame:
+        return real(classified, run_id).where("row_key != 'd'")
+
+    monkeypatch.setattr(cleanse_job, "to_silver_receipts", loses_d)
+    assert cleanse_job.main(argv) == 2
+    run = load(spark, lake, "ops/runs").orderBy(F.desc("started_at")).first()
+    # counted before writing: 3 in = 2 clean (d, e) + 1 quarantined (f); committed: e and f only
+    assert run["error"] == (
+        "UnbalancedBooksError: books do not balance in the committed tables: 3 rows in, 1 clean + 1 quarantined "
+        "in silver/receipts v1 and silver/receipts_quarantine v1; restored silver/receipts_quarantine v0, "
+        "silver/receipts v0"
+    )
+    books = load(spark, lake, "ops/data_quality").where(f"run_id = '{run['run_id']}' AND check_name = 'books_balance'")
+    assert [(r["passed"], r["rows_flagged"]) for r in books.collect()] == [(False, 1)]
+    assert keys(spark, lake, "silver/receipts") == ["a", "b"]  # the v0 rows, restored
+    assert keys(spark, lake, "silver/receipts_quarantine") == ["c"]
+
+    monkeypatch.undo()
+    assert cleanse_job.main(argv) == 0  # the undone run's rows are cleansed again: none lost
+    assert keys(spark, lake, "silver/receipts") == ["a", "b", "d", "e"]
+    assert keys(spark, lake, "silver/receipts_quarantine") == ["c", "f"]

@@ -1,6 +1,9 @@
-"""Data quality: a per-column profile of a source table (ops/profile)."""
+"""Data quality: a per-column profile of a source table (ops/profile), and the checks a
+cleanse run records in ops/data_quality."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -74,3 +77,15 @@ def to_column_profile(frame: DataFrame, columns: list[str], sample_fraction: flo
                 t["value"].alias("value"), t["rows"].alias("rows"))).alias("top_values"),
         )
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Check:
+    """One ops/data_quality row of a run: ``failure`` is the one line a failed check stops the run with."""
+
+    name: str
+    rows_checked: int
+    rows_flagged: int
+    passed: bool
+    detail: str
+    failure: str | None = None
