@@ -8,6 +8,11 @@ rows carrying the run's id in each table at the version it committed); a run who
 committed tables do not balance restores both and fails. The checks go to
 ``ops/data_quality`` and a profile of the rows read to ``ops/profile``.
 
+Quarantine rates (per reason, overall) and the drop in rows read against the last
+succeeded run of the same kind are judged against ``cleanse.thresholds`` on the counts
+before writing: a run above a threshold records its checks in ``ops/data_quality``,
+writes nothing to silver or the quarantine, and stops with one line (exit 2).
+
 The two tables land as a pair. A run commits the quarantine, then silver, each commit
 tagged with the run (Delta ``userMetadata`` ``seglake cleanse run <run_id>``), and the
 pair is complete once the run is recorded as succeeded in ``ops/runs`` with both
@@ -42,6 +47,7 @@ from pyspark.sql import functions as F
 from seglake import tables
 from seglake.cli import job_parser, run_job
 from seglake.config import SeglakeConfig
+from seglake.errors import UserError
 from seglake.runlog import CLEANSE_COMMIT, CLEANSE_PAIR, Run, complete_version, last_cleanse_pair
 from transforms.cleanse import (
     REASONS,
@@ -53,7 +59,7 @@ from transforms.cleanse import (
     with_normalised_values,
     with_reject_reason,
 )
-from transforms.quality import Check, to_column_profile
+from transforms.quality import Check, quarantine_rate_checks, row_drop_check, to_column_profile
 
 DQ_SCHEMA = (
     "run_id string, job string, checked_at timestamp, table_name string, check_name string, "
@@ -159,7 +165,7 @@ def cleanse(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         run.rows_in = rows_in
         run.details.update(rows_in=rows_in, clean=clean, quarantined=quarantined, full=full,
                            reasons=dict(sorted(counts.items())))  # fmt: skip
-        checks = reason_checks(rows_in, counts)
+        checks = threshold_checks(spark, run, rows_in, counts, full=full)
         books = books_check(rows_in, clean, quarantined, "counted before writing")
         if not books.passed:
             write_data_quality(spark, run, [*checks, books], checked_at)
@@ -167,6 +173,12 @@ def cleanse(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
                 f"books do not balance: {rows_in:,} rows in, {clean:,} clean + {quarantined:,} "
                 "quarantined; nothing written"
             )
+        failed = [check for check in checks if not check.passed]
+        if failed:
+            write_data_quality(spark, run, [*checks, books], checked_at)
+            others = len(failed) - 1
+            more = f" (and {others} more failed check{'s' if others > 1 else ''} in ops/data_quality)" if others else ""
+            raise UserError(f"data quality threshold failed: {failed[0].failure}; nothing written{more}")
         paths = {table: tables.table_path(config, table) for table in CLEANSE_PAIR}
         before = {t: tables.table_version(spark, p) for t, p in paths.items() if tables.table_exists(spark, p)}
         mode, note = ("overwrite" if full else "append"), f"{CLEANSE_COMMIT}{run.run_id}"
@@ -204,9 +216,29 @@ def cleanse(spark: SparkSession, run: Run, args: argparse.Namespace) -> None:
         write_profile(spark, run, todo, rows_in)
 
 
-def reason_checks(rows_in: int, counts: dict[str, int]) -> list[Check]:
-    """One check per reject reason: the rows it flagged (always passed)."""
-    return [Check(reason, rows_in, counts.get(reason, 0), True, meaning) for reason, meaning in REASONS.items()]
+def threshold_checks(spark: SparkSession, run: Run, rows_in: int, counts: dict[str, int], *, full: bool) -> list[Check]:
+    """Quarantine rates per reason and overall, and the drop in rows read, against cleanse.thresholds."""
+    limits = run.config.cleanse.thresholds
+    kind = "full" if full else "incremental"
+    rates = quarantine_rate_checks(
+        rows_in, counts, REASONS, min_rows=limits.min_rows, max_quarantine_rate=limits.max_quarantine_rate,
+        max_reason_rate=limits.max_reason_rate, reason_rates=limits.reason_rates,
+    )  # fmt: skip
+    return [*rates, row_drop_check(rows_in, last_rows_read(spark, run, full=full), kind, limits.max_row_drop)]
+
+
+def last_rows_read(spark: SparkSession, run: Run, *, full: bool) -> tuple[str, int] | None:
+    """Run id and rows read of the last succeeded cleanse run of the same kind (full or incremental)."""
+    path = tables.table_path(run.config, "ops/runs")
+    if not tables.table_exists(spark, path):
+        return None
+    last = (
+        spark.read.format("delta").load(path)
+        .where((F.col("job") == "cleanse") & (F.col("status") == "succeeded") & F.col("rows_in").isNotNull()
+               & (F.get_json_object("details", "$.full") == F.lit(str(full).lower())))
+        .orderBy(F.desc("ended_at")).select("run_id", "rows_in").first()
+    )  # fmt: skip
+    return (last["run_id"], int(last["rows_in"])) if last else None
 
 
 def books_check(rows_in: int, clean: int, quarantined: int, counted: str) -> Check:

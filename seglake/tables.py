@@ -231,11 +231,18 @@ COMMENTS: dict[str, dict[str, str]] = {
         "job": "Job that ran the check.",
         "checked_at": "UTC time of the check.",
         "table_name": "Table whose rows were checked.",
-        "check_name": "Rule (a reject reason code) or books_balance.",
-        "rows_checked": "Rows the check looked at.",
-        "rows_flagged": "Rows the rule rejected; for books_balance, rows unaccounted for.",
-        "passed": "For books_balance: rows in = clean + quarantined. For rules: always true.",
-        "detail": "What the rule means, or the book figures.",
+        "check_name": "Rule (a reject reason code), quarantine_rate (all reasons together), row_count_drop "
+        "(rows read against the last succeeded cleanse run of the same kind, full or incremental) or books_balance.",
+        "rows_checked": "Rows the check looked at: the rows the run read.",
+        "rows_flagged": "Rows the rule rejected; for quarantine_rate, all rows quarantined; for row_count_drop, how "
+        "many fewer rows than that earlier run read; for books_balance, rows unaccounted for.",
+        "passed": "Rules and quarantine_rate: rows_flagged / rows_checked is at most its threshold "
+        "(cleanse.thresholds; true, not judged, below cleanse.thresholds.min_rows rows read). row_count_drop: the "
+        "drop is at most cleanse.thresholds.max_row_drop (true when that is null or there is no earlier run). "
+        "books_balance: rows in = clean + quarantined, counted in the tables as committed (before writing when "
+        "the run stopped there). A false check fails the run.",
+        "detail": "What the rule means, the figures and the threshold (setting and value), or the book figures "
+        "and where they were counted.",
     },
     "ops/profile": {
         "run_id": "ops/runs.run_id of the profiling run.",
