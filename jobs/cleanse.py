@@ -3,8 +3,15 @@
 Incremental by default: only bronze rows whose ``row_key`` is in neither silver nor
 the quarantine are processed, so a rerun adds nothing. ``--full`` reprocesses all of
 bronze and replaces both tables. The books must balance (rows in = clean + quarantined)
-before anything is written; the counts per rule go to ``ops/data_quality`` and a
-profile of the rows read to ``ops/profile``.
+before anything is written, and again after both commits, counted as committed (the
+rows carrying the run's id in each table at the version it committed); a run whose
+committed tables do not balance restores both and fails. The checks go to
+``ops/data_quality`` and a profile of the rows read to ``ops/profile``.
+
+Quarantine rates (per reason, overall) and the drop in rows read against the last
+succeeded run of the same kind are judged against ``cleanse.thresholds`` on the counts
+before writing: a run above a threshold records its checks in ``ops/data_quality``,
+writes nothing to silver or the quarantine, and stops with one line (exit 2).
 
 The two tables land as a pair. A run commits the quarantine, then silver, each commit
 tagged with the run (Delta ``userMetadata`` ``seglake cleanse run <run_id>``), and the
@@ -38,6 +45,7 @@ from pyspark.sql import functions as F
 
 from seglake import catalog
 from seglake.config import SeglakeConfig
+from seglake.errors import UserError
 from seglake.job import Job, StageResult, job_log, run_job
 from seglake.lake import CLEANSE_COMMIT, CLEANSE_PAIR, Lake, complete_version, last_cleanse_pair
 from seglake.runlog import utc_now
@@ -51,7 +59,7 @@ from transforms.cleanse import (
     with_normalised_values,
     with_reject_reason,
 )
-from transforms.quality import to_column_profile
+from transforms.quality import Check, quarantine_rate_checks, row_drop_check, to_column_profile
 
 FAULT_ENV = "SEGLAKE_FAULT"
 FAULT_EXIT_STATUS = 86
@@ -121,6 +129,7 @@ def repair_incomplete_run(lake: Lake) -> bool:
 def run(lake: Lake, *, full: bool = False, no_profile: bool = False) -> StageResult:
     """Cleanse the bronze rows not yet in silver or the quarantine (all of bronze with ``full``)."""
     config = lake.config
+    check_threshold_config(config)
     bronze = lake.read("bronze/receipts", hint="run `seglake generate` or `seglake ingest` first")
     rewrite = repair_incomplete_run(lake)
     full = full or rewrite or not lake.exists("silver/receipts")
@@ -143,21 +152,47 @@ def run(lake: Lake, *, full: bool = False, no_profile: bool = False) -> StageRes
         clean = counts.pop(None, 0)
         quarantined = sum(counts.values())
         checked_at = utc_now()
-        write_data_quality(lake, rows_in, clean, counts, checked_at)
-        if rows_in != clean + quarantined:
+        checks = threshold_checks(lake, rows_in, counts, full=full)
+        books = books_check(rows_in, clean, quarantined, "counted before writing")
+        if not books.passed:
+            write_data_quality(lake, [*checks, books], checked_at)
             raise UnbalancedBooksError(
                 f"books do not balance: {rows_in:,} rows in, {clean:,} clean + {quarantined:,} "
                 "quarantined; nothing written"
             )
+        failed = [check for check in checks if not check.passed]
+        if failed:
+            write_data_quality(lake, [*checks, books], checked_at)
+            others = len(failed) - 1
+            more = f" (and {others} more failed check{'s' if others > 1 else ''} in ops/data_quality)" if others else ""
+            raise UserError(f"data quality threshold failed: {failed[0].failure}; nothing written{more}")
+        before = {table: lake.version(table) for table in CLEANSE_PAIR if lake.exists(table)}
         mode, note = ("overwrite" if full else "append"), f"{CLEANSE_COMMIT}{lake.run_id}"
         quarantine = to_quarantine(classified, bronze.columns, lake.run_id, checked_at)
         lake.write(quarantine, "silver/receipts_quarantine", mode=mode, commit_note=note)
         fault_point("cleanse-between-commits")
-        silver = to_silver_receipts(classified, lake.run_id)
-        lake.write(silver, "silver/receipts", mode=mode, commit_note=note)
+        lake.write(to_silver_receipts(classified, lake.run_id), "silver/receipts", mode=mode, commit_note=note)
     finally:
         classified.unpersist()
 
+    committed = committed_rows(lake)
+    where = " and ".join(f"{table} v{lake.tables_written[table]}" for table in reversed(CLEANSE_PAIR))
+    books = books_check(
+        rows_in, committed["silver/receipts"], committed["silver/receipts_quarantine"], f"this run's rows in {where}"
+    )
+    if not books.passed:
+        undone = restore_pair(lake, before)
+        write_data_quality(lake, [*checks, books], checked_at)
+        raise UnbalancedBooksError(
+            f"books do not balance in the committed tables: {rows_in:,} rows in, {committed['silver/receipts']:,} "
+            f"clean + {committed['silver/receipts_quarantine']:,} quarantined in {where}; {undone}"
+        )
+    write_data_quality(lake, [*checks, books], checked_at)
+    log.info(f"books balance: {rows_in:,} in = {clean:,} clean + {quarantined:,} quarantined (committed in {where})")
+    for reason, rows in sorted(counts.items(), key=lambda kv: -kv[1]):
+        log.info(f"  {reason:<24} {rows:>12,}")
+    if rows_in and not no_profile:
+        write_profile(lake, todo, rows_in)
     details = {
         "rows_in": rows_in,
         "clean": clean,
@@ -165,24 +200,83 @@ def run(lake: Lake, *, full: bool = False, no_profile: bool = False) -> StageRes
         "full": full,
         "reasons": dict(sorted(counts.items())),
     }
-    log.info(f"books balance: {rows_in:,} in = {clean:,} clean + {quarantined:,} quarantined")
-    for reason, rows in sorted(counts.items(), key=lambda kv: -kv[1]):
-        log.info(f"  {reason:<24} {rows:>12,}")
-    if rows_in and not no_profile:
-        write_profile(lake, todo, rows_in)
     return StageResult(rows_in=rows_in, rows_out=clean, details=details)
 
 
-def write_data_quality(lake: Lake, rows_in: int, clean: int, counts: dict[str, int], at: dt.datetime) -> None:
-    quarantined = sum(counts.values())
+def check_threshold_config(config: SeglakeConfig) -> None:
+    """cleanse.thresholds.reason_rates names reject reason codes (checked before anything is read)."""
+    unknown = sorted(set(config.cleanse.thresholds.reason_rates) - set(REASONS))
+    if unknown:
+        raise UserError(
+            f"{config.source}: cleanse.thresholds.reason_rates.{unknown[0]}: unknown reason code "
+            f"(one of {', '.join(REASONS)})"
+        )
+
+
+def threshold_checks(lake: Lake, rows_in: int, counts: dict[str, int], *, full: bool) -> list[Check]:
+    """Quarantine rates per reason and overall, and the drop in rows read, against cleanse.thresholds."""
+    limits = lake.config.cleanse.thresholds
+    kind = "full" if full else "incremental"
+    rates = quarantine_rate_checks(
+        rows_in,
+        counts,
+        REASONS,
+        min_rows=limits.min_rows,
+        max_quarantine_rate=limits.max_quarantine_rate,
+        max_reason_rate=limits.max_reason_rate,
+        reason_rates=limits.reason_rates,
+    )
+    return [*rates, row_drop_check(rows_in, last_rows_read(lake, full=full), kind, limits.max_row_drop)]
+
+
+def last_rows_read(lake: Lake, *, full: bool) -> tuple[str, int] | None:
+    """Run id and rows read of the last succeeded cleanse run of the same kind (full or incremental)."""
+    if not lake.exists("ops/runs"):
+        return None
+    same_kind = (
+        (F.col("job") == "cleanse")
+        & (F.col("status") == "succeeded")
+        & F.col("rows_in").isNotNull()
+        & (F.get_json_object("details", "$.full") == F.lit(str(full).lower()))
+    )
+    last = lake.read("ops/runs").where(same_kind).orderBy(F.desc("ended_at")).select("run_id", "rows_in").first()
+    return (last["run_id"], int(last["rows_in"])) if last else None
+
+
+def books_check(rows_in: int, clean: int, quarantined: int, counted: str) -> Check:
+    """books_balance: rows in = clean + quarantined; ``counted`` says where the two were counted."""
+    unaccounted = rows_in - clean - quarantined
+    detail = f"in={rows_in} clean={clean} quarantined={quarantined}: {counted}"
+    return Check("books_balance", rows_in, abs(unaccounted), unaccounted == 0, detail)
+
+
+def committed_rows(lake: Lake) -> dict[str, int]:
+    """Rows carrying this run's id in each table of the pair, read at the version this run committed."""
+    return {
+        table: lake.read_written(table).where(F.col("cleanse_run_id") == lake.run_id).count() for table in CLEANSE_PAIR
+    }
+
+
+def restore_pair(lake: Lake, before: dict[str, int]) -> str:
+    """Put both tables back at their versions from before this run's commits; what was done, in words."""
+    restored = []
+    for table, version in before.items():
+        lake.restore(table, version)
+        restored.append(f"{table} v{version}")
+    created = [
+        f"{table} (created by this run: no complete version, the next run rewrites it)"
+        for table in CLEANSE_PAIR
+        if table not in before
+    ]
+    return "; ".join(([f"restored {', '.join(restored)}"] if restored else []) + created)
+
+
+def write_data_quality(lake: Lake, checks: list[Check], at: dt.datetime) -> None:
+    """One ops/data_quality row per check of this run."""
     table = "bronze/receipts"
     rows = [
-        (lake.run_id, lake.job, at, table, reason, rows_in, counts.get(reason, 0), True, meaning)
-        for reason, meaning in REASONS.items()
+        (lake.run_id, lake.job, at, table, c.name, c.rows_checked, c.rows_flagged, c.passed, c.detail) for c in checks
     ]
-    unaccounted = rows_in - clean - quarantined
-    books = f"in={rows_in} clean={clean} quarantined={quarantined}"
-    rows.append((lake.run_id, lake.job, at, table, "books_balance", rows_in, abs(unaccounted), unaccounted == 0, books))
     lake.write(lake.spark.createDataFrame(rows, catalog.table("ops/data_quality").ddl), "ops/data_quality")
 
 

@@ -33,7 +33,8 @@ WriteMode = Literal["append", "overwrite", "replace_partitions"]
 EVERY_JOB = "*"  # written_by entry of a table every job writes (ops/runs)
 
 # Per-file statistics on every column cost about a quarter of a receipts write;
-# readers skip files on time, customer and amount.
+# readers skip files on time, customer and amount (and cleanse, counting the rows it
+# committed, on its run id in silver).
 RECEIPT_STATS = "receipt_ts,customer_id,amount"
 
 
@@ -280,7 +281,7 @@ TABLES: tuple[Table, ...] = (
         written_by=("cleanse",),
         write_mode="append",
         partition_by=("receipt_month",),
-        properties={"delta.dataSkippingStatsColumns": RECEIPT_STATS},
+        properties={"delta.dataSkippingStatsColumns": f"{RECEIPT_STATS},cleanse_run_id"},
         columns=(
             Col("receipt_id", "string", "Receipt identifier, unique in the table."),
             Col("customer_id", "string", "Customer identifier, trimmed and case-normalised."),
@@ -844,11 +845,34 @@ TABLES: tuple[Table, ...] = (
             Col("job", "string", "Job that ran the check."),
             Col("checked_at", "timestamp", "UTC time of the check."),
             Col("table_name", "string", "Table whose rows were checked."),
-            Col("check_name", "string", "Rule (a reject reason code) or books_balance."),
-            Col("rows_checked", "bigint", "Rows the check looked at."),
-            Col("rows_flagged", "bigint", "Rows the rule rejected; for books_balance, rows unaccounted for."),
-            Col("passed", "boolean", "For books_balance: rows in = clean + quarantined. For rules: always true."),
-            Col("detail", "string", "What the rule means, or the book figures."),
+            Col(
+                "check_name",
+                "string",
+                "Rule (a reject reason code), quarantine_rate (all reasons together), row_count_drop (rows read "
+                "against the last succeeded cleanse run of the same kind, full or incremental) or books_balance.",
+            ),
+            Col("rows_checked", "bigint", "Rows the check looked at: the rows the run read."),
+            Col(
+                "rows_flagged",
+                "bigint",
+                "Rows the rule rejected; for quarantine_rate, all rows quarantined; for row_count_drop, how many "
+                "fewer rows than that earlier run read; for books_balance, rows unaccounted for.",
+            ),
+            Col(
+                "passed",
+                "boolean",
+                "Rules and quarantine_rate: rows_flagged / rows_checked is at most its threshold "
+                "(cleanse.thresholds; true, not judged, below cleanse.thresholds.min_rows rows read). row_count_drop: "
+                "the drop is at most cleanse.thresholds.max_row_drop (true when that is null or there is no earlier "
+                "run). books_balance: rows in = clean + quarantined, counted in the tables as committed (before "
+                "writing when the run stopped there). A false check fails the run.",
+            ),
+            Col(
+                "detail",
+                "string",
+                "What the rule means, the figures and the threshold (setting and value), or the book figures and "
+                "where they were counted.",
+            ),
         ),
     ),
     Table(

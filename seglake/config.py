@@ -151,6 +151,34 @@ class CurrencyConfig(_Section):
         return self
 
 
+class CleanseThresholds(_Section):
+    """When a cleanse run fails (and writes nothing): quarantine shares and a drop in rows read."""
+
+    min_rows: int = Field(1000, ge=0, description="Quarantine rates are judged once a run reads this many rows.")
+    max_quarantine_rate: float = Field(0.25, ge=0, le=1, description="Largest share of the rows read quarantined.")
+    max_reason_rate: float = Field(
+        0.20, ge=0, le=1, description="Largest share of the rows read one reject reason may take."
+    )
+    reason_rates: dict[str, float] = Field(
+        default_factory=dict, description="Reason code -> its largest share, instead of max_reason_rate."
+    )
+    max_row_drop: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Largest drop in rows read against the last succeeded cleanse run of the same kind (full "
+        "or incremental), as a share of its rows. Null: recorded, not judged.",
+    )
+
+    @field_validator("reason_rates")
+    @classmethod
+    def _shares(cls, rates: dict[str, float]) -> dict[str, float]:
+        # the reason codes live with the rules (transforms.cleanse.REASONS): the cleanse job checks the names
+        if any(not 0 <= rate <= 1 for rate in rates.values()):
+            raise ValueError("every rate must be a share from 0 to 1")
+        return rates
+
+
 class CleanseConfig(_Section):
     business_start: dt.date = Field(dt.date(2000, 1, 1), description="Receipts before this day are rejected.")
     future_tolerance_hours: float = Field(24.0, ge=0, description="Slack for receipts stamped after their ingestion.")
@@ -170,6 +198,7 @@ class CleanseConfig(_Section):
         description="Canonical channel -> source words (compared trimmed, lower case).",
     )
     profile_sample_rows: int = Field(1_000_000, ge=1000, description="Rows sampled for the top values in ops/profile.")
+    thresholds: CleanseThresholds = Field(default_factory=CleanseThresholds)
 
     @model_validator(mode="after")
     def _channels_are_canonical(self) -> CleanseConfig:

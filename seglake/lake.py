@@ -103,7 +103,8 @@ class Lake:
     ) -> int:
         """Commit ``frame`` to ``table`` (see :func:`seglake.tables.write_table`); rows the commit wrote.
 
-        An append of no rows may make no commit: then 0, and nothing is recorded.
+        The table's version after the write is recorded even when an append of no rows made
+        no commit (then 0 rows): a run's ``tables_written`` names every table it wrote to.
         """
         name = table if isinstance(table, str) else table.name
         before = self.version(name) if self.exists(name) else -1
@@ -111,10 +112,8 @@ class Lake:
             frame, self.config, table, mode=mode, replace_where=replace_where, commit_note=commit_note
         )
         version = tables.table_version(self.spark, path)
-        if version == before:
-            return 0
         self.tables_written[name] = version
-        return tables.last_commit_rows(self.spark, path)
+        return 0 if version == before else tables.last_commit_rows(self.spark, path)
 
     def restore(self, table: str, version: int) -> None:
         """Put ``table`` back at ``version`` (Delta RESTORE: a new commit; nothing read or lost)."""

@@ -29,6 +29,9 @@ import numpy as np
 
 Rows = list[dict[str, Any]]
 
+# ops/data_quality checks of a cleanse run that are not reject reasons (jobs/cleanse.py)
+RUN_CHECKS = ("books_balance", "quarantine_rate", "row_count_drop")
+
 # section key -> (title, short name for the contents line, the job that computes it)
 SECTIONS: dict[str, tuple[str, str, str]] = {
     "segments": ("Segments: size and revenue share", "Segments", "segment"),
@@ -489,7 +492,7 @@ def quality_html(data: ReportData) -> str:
     if not data.quality:
         return _not_computed(data, "quality")
     books = next((r for r in data.quality if r["check_name"] == "books_balance"), None)
-    reasons = [r for r in data.quality if r["check_name"] != "books_balance" and int(r["rows_flagged"] or 0) > 0]
+    reasons = [r for r in data.quality if r["check_name"] not in RUN_CHECKS and int(r["rows_flagged"] or 0) > 0]
     rows_in = int(books["rows_checked"]) if books else int(max((r["rows_checked"] for r in data.quality), default=0))
     quarantined = sum(int(r["rows_flagged"]) for r in reasons)
     balanced = "balanced" if books is None or books["passed"] else "NOT balanced"

@@ -23,12 +23,14 @@ from seglake.errors import ConfigError
 from seglake.lake import CLEANSE_PAIR, Lake
 from tests.conftest import PROJECT_ROOT
 from transforms.cleanse import (
+    REASONS,
     CleanseRules,
     to_silver_receipts,
     with_duplicate_reasons,
     with_normalised_values,
     with_reject_reason,
 )
+from transforms.quality import Check, quarantine_rate_checks, row_drop_check
 
 BRONZE = (
     "receipt_id string, customer_id string, receipt_ts timestamp, amount decimal(18,2), "
@@ -517,3 +519,129 @@ def test_a_run_killed_between_its_commits_is_not_read_and_the_next_run_repairs_i
     assert "late-ok" in kept and rejected["late-zero"] == "zero_amount"
     last = load(spark, lake, "ops/runs").where("job = 'cleanse'").orderBy(F.desc("started_at")).first()
     assert (last["status"], last["rows_in"], last["rows_out"]) == ("succeeded", 2, 1)  # the two late rows
+
+
+def add_bronze(spark: SparkSession, lake: Path, rows: list[tuple]) -> None:
+    config = load_config(None, [f"lake.root={lake}"])
+    tables.write_table(spark.createDataFrame(rows, BRONZE), config, "bronze/receipts", partition_by=["receipt_month"])
+
+
+def keys(spark: SparkSession, lake: Path, table: str) -> list[str]:
+    return sorted(r["row_key"] for r in load(spark, lake, table).select("row_key").collect())
+
+
+def test_books_are_counted_in_the_committed_tables_and_a_run_that_does_not_balance_there_is_undone(
+    spark: SparkSession, lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    argv = [f"--set=lake.root={lake}", "--no-profile"]
+    add_bronze(spark, lake, [receipt("a"), receipt("b", amount=Decimal("-3.00")), receipt("c", customer_id=None)])
+    assert cleanse_job.main(argv) == 0
+    books = load(spark, lake, "ops/data_quality").where("check_name = 'books_balance'").first()
+    # a and b clean, c missing_customer: both tables at v0, their first commit
+    assert (books["passed"], books["detail"]) == (
+        True,
+        "in=3 clean=2 quarantined=1: this run's rows in silver/receipts v0 and silver/receipts_quarantine v0",
+    )
+
+    add_bronze(spark, lake, [receipt("d"), receipt("e"), receipt("f", amount=Decimal("0.00"))])
+    real = cleanse_job.to_silver_receipts
+
+    def loses_d(classified: DataFrame, run_id: str) -> DataFrame:
+        return real(classified, run_id).where("row_key != 'd'")
+
+    monkeypatch.setattr(cleanse_job, "to_silver_receipts", loses_d)
+    assert cleanse_job.main(argv) == 2
+    run = load(spark, lake, "ops/runs").orderBy(F.desc("started_at")).first()
+    # counted before writing: 3 in = 2 clean (d, e) + 1 quarantined (f); committed: e and f only
+    assert run["error"] == (
+        "UnbalancedBooksError: books do not balance in the committed tables: 3 rows in, 1 clean + 1 quarantined "
+        "in silver/receipts v1 and silver/receipts_quarantine v1; restored silver/receipts_quarantine v0, "
+        "silver/receipts v0"
+    )
+    books = load(spark, lake, "ops/data_quality").where(f"run_id = '{run['run_id']}' AND check_name = 'books_balance'")
+    assert [(r["passed"], r["rows_flagged"]) for r in books.collect()] == [(False, 1)]
+    assert keys(spark, lake, "silver/receipts") == ["a", "b"]  # the v0 rows, restored
+    assert keys(spark, lake, "silver/receipts_quarantine") == ["c"]
+
+    monkeypatch.undo()
+    assert cleanse_job.main(argv) == 0  # the undone run's rows are cleansed again: none lost
+    assert keys(spark, lake, "silver/receipts") == ["a", "b", "d", "e"]
+    assert keys(spark, lake, "silver/receipts_quarantine") == ["c", "f"]
+
+
+def test_quarantine_rates_pass_up_to_their_threshold_and_fail_above() -> None:
+    counts = {"missing_customer": 400, "zero_amount": 201}
+    limits = {"min_rows": 1000, "max_quarantine_rate": 0.25, "max_reason_rate": 0.2,
+              "reason_rates": {"zero_amount": 0.1}}  # fmt: skip
+    checks = {c.name: c for c in quarantine_rate_checks(2000, counts, REASONS, **limits)}
+    assert set(checks) == {*REASONS, "quarantine_rate"}
+    # 400 / 2000 = 20.00%, equal to max_reason_rate: passes
+    assert checks["missing_customer"] == Check(
+        "missing_customer", 2000, 400, True,
+        f"{REASONS['missing_customer']}; 400 of 2,000 rows (20.00%); threshold cleanse.thresholds.max_reason_rate = "
+        "20.00%",
+    )  # fmt: skip
+    # 201 / 2000 = 10.05%, above zero_amount's own 10%
+    assert checks["zero_amount"].passed is False
+    assert checks["zero_amount"].failure == (
+        "zero_amount: 201 of 2,000 rows (10.05%) quarantined, above cleanse.thresholds.reason_rates.zero_amount "
+        "= 10.00%"
+    )
+    # (400 + 201) / 2000 = 30.05% of all rows, above 25%
+    assert (checks["quarantine_rate"].rows_flagged, checks["quarantine_rate"].passed) == (601, False)
+    assert [name for name, c in checks.items() if not c.passed] == ["zero_amount", "quarantine_rate"]
+
+
+def test_quarantine_rates_below_min_rows_are_recorded_not_judged() -> None:
+    limits = {"min_rows": 1000, "max_quarantine_rate": 0.25, "max_reason_rate": 0.2, "reason_rates": {}}
+    checks = {c.name: c for c in quarantine_rate_checks(999, {"missing_customer": 999}, REASONS, **limits)}
+    assert all(c.passed for c in checks.values())
+    # 999 of 999 rows = 100.00%, but 999 rows read is below min_rows 1000
+    assert checks["missing_customer"].detail == (
+        f"{REASONS['missing_customer']}; 999 of 999 rows (100.00%); not judged below cleanse.thresholds.min_rows = "
+        "1,000 rows read"
+    )
+
+
+def test_row_count_drop_against_the_last_run_of_the_same_kind() -> None:
+    # 1000 -> 600 rows is a drop of 400 / 1000 = 40.00%: at max_row_drop 0.4 it passes, one row fewer fails
+    assert row_drop_check(600, ("r1", 1000), "incremental", 0.4) == Check(
+        "row_count_drop", 600, 400, True,
+        "600 rows read, 1,000 by the last succeeded incremental run r1: a drop of 40.00%; threshold "
+        "cleanse.thresholds.max_row_drop = 40.00%",
+    )  # fmt: skip
+    dropped = row_drop_check(599, ("r1", 1000), "incremental", 0.4)  # 401 / 1000 = 40.10%
+    assert (dropped.passed, dropped.rows_flagged) == (False, 401)
+    assert dropped.failure == (
+        "row_count_drop: 599 rows read, 1,000 by the last succeeded incremental run r1: a drop of 40.10%, above "
+        "cleanse.thresholds.max_row_drop = 40.00%"
+    )
+    assert row_drop_check(0, ("r1", 1000), "full", None).passed is True  # no threshold: recorded only
+    assert row_drop_check(5, None, "full", 0.0).passed is True  # nothing to compare with
+    assert row_drop_check(2000, ("r1", 1000), "full", 0.0).rows_flagged == 0  # more rows is no drop
+
+
+def test_a_failed_threshold_writes_nothing_and_stops_in_one_line(
+    spark: SparkSession, lake: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    add_bronze(spark, lake, [receipt("a"), receipt("b"), receipt("c", customer_id=None)])
+    argv = [f"--set=lake.root={lake}", "--no-profile", "--set=cleanse.thresholds.min_rows=0",
+            "--set=cleanse.thresholds.reason_rates={missing_customer: 0.3}"]  # fmt: skip
+    capsys.readouterr()
+    assert cleanse_job.main(argv) == 2
+    err = capsys.readouterr().err
+    # 1 of 3 rows = 33.33% missing_customer (above its 30%) and quarantined in all (above the default 25%)
+    message = (
+        "data quality threshold failed: missing_customer: 1 of 3 rows (33.33%) quarantined, above "
+        "cleanse.thresholds.reason_rates.missing_customer = 30.00%; nothing written (and 1 more failed check in "
+        "ops/data_quality)"
+    )
+    assert [line for line in err.splitlines() if "error" in line] == [f"seglake cleanse: error: {message}"]
+    assert "Traceback" not in err
+    assert not tables.table_exists(spark, f"{lake}/silver/receipts")
+    assert not tables.table_exists(spark, f"{lake}/silver/receipts_quarantine")
+    passed = {r["check_name"]: r["passed"] for r in load(spark, lake, "ops/data_quality").collect()}
+    assert [name for name, ok in passed.items() if not ok] == ["missing_customer", "quarantine_rate"]
+    assert passed["books_balance"] is True and passed["zero_amount"] is True
+    run = load(spark, lake, "ops/runs").first()
+    assert (run["status"], run["error"]) == ("failed", message)

@@ -1,6 +1,9 @@
-"""Data quality: a per-column profile of a source table (ops/profile)."""
+"""Data quality: a per-column profile of a source table (ops/profile), and the checks a
+cleanse run records in ops/data_quality (quarantine rates and row counts against thresholds)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -82,4 +85,92 @@ def to_column_profile(frame: DataFrame, columns: list[str], sample_fraction: flo
                 "top_values"
             ),
         )
+    )
+
+
+@dataclass(frozen=True)
+class Check:
+    """One ops/data_quality row of a run: ``failure`` is the one line a failed check stops the run with."""
+
+    name: str
+    rows_checked: int
+    rows_flagged: int
+    passed: bool
+    detail: str
+    failure: str | None = None
+
+
+def _rate(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def quarantine_rate_checks(
+    rows_in: int,
+    counts: dict[str, int],
+    meanings: dict[str, str],
+    *,
+    min_rows: int,
+    max_quarantine_rate: float,
+    max_reason_rate: float,
+    reason_rates: dict[str, float],
+) -> list[Check]:
+    """A check per reject reason (its share of the rows read against ``reason_rates[reason]``,
+    else ``max_reason_rate``) and ``quarantine_rate`` (all reasons together against
+    ``max_quarantine_rate``). Below ``min_rows`` rows read a rate is recorded, not judged.
+    A rate equal to its threshold passes."""
+    key = "cleanse.thresholds"
+    limits = [
+        (
+            reason,
+            meaning + "; ",
+            counts.get(reason, 0),
+            reason_rates.get(reason, max_reason_rate),
+            f"{key}.reason_rates.{reason}" if reason in reason_rates else f"{key}.max_reason_rate",
+        )
+        for reason, meaning in meanings.items()
+    ]
+    quarantined = sum(counts.values())
+    limits.append(
+        (
+            "quarantine_rate",
+            "rows quarantined, all reasons: ",
+            quarantined,
+            max_quarantine_rate,
+            f"{key}.max_quarantine_rate",
+        )
+    )
+    checks = []
+    for name, lead, flagged, limit, setting in limits:
+        rate = _rate(flagged, rows_in)
+        figures = f"{flagged:,} of {rows_in:,} rows ({rate:.2%})"
+        if rows_in < min_rows:
+            note = f"not judged below {key}.min_rows = {min_rows:,} rows read"
+            checks.append(Check(name, rows_in, flagged, True, f"{lead}{figures}; {note}"))
+            continue
+        passed, threshold = rate <= limit, f"{setting} = {limit:.2%}"
+        failure = None if passed else f"{name}: {figures} quarantined, above {threshold}"
+        checks.append(Check(name, rows_in, flagged, passed, f"{lead}{figures}; threshold {threshold}", failure))
+    return checks
+
+
+def row_drop_check(rows_in: int, previous: tuple[str, int] | None, kind: str, max_row_drop: float | None) -> Check:
+    """``row_count_drop``: rows read against ``previous`` (run id, rows read) of the last succeeded
+    run of the same ``kind``; the drop is (previous - rows_in) / previous, at most ``max_row_drop``."""
+    setting = "cleanse.thresholds.max_row_drop"
+    if previous is None:
+        return Check("row_count_drop", rows_in, 0, True, f"{rows_in:,} rows read; no earlier succeeded {kind} run")
+    run_id, before = previous
+    dropped = max(before - rows_in, 0)
+    drop = _rate(dropped, before)
+    figures = f"{rows_in:,} rows read, {before:,} by the last succeeded {kind} run {run_id}: a drop of {drop:.2%}"
+    if max_row_drop is None:
+        return Check("row_count_drop", rows_in, dropped, True, f"{figures}; not judged ({setting} is null)")
+    passed = drop <= max_row_drop
+    return Check(
+        "row_count_drop",
+        rows_in,
+        dropped,
+        passed,
+        f"{figures}; threshold {setting} = {max_row_drop:.2%}",
+        None if passed else f"row_count_drop: {figures}, above {setting} = {max_row_drop:.2%}",
     )
