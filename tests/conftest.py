@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -83,6 +85,11 @@ def pipeline_argv(lake: Path, *extra: str) -> list[str]:
     return [*argv, *extra]
 
 
+def first_run_log(lake: Path) -> str:
+    """What the pipeline lake's first run (generate, then every stage) printed on stderr."""
+    return (lake.parent / "first_run.log").read_text()
+
+
 def versions_before_earlier_run(lake: Path) -> dict[str, int]:
     """The gold table versions the pipeline lake had before its earlier as-of run."""
     return json.loads((lake.parent / "versions_before_earlier_run.json").read_text())
@@ -94,7 +101,11 @@ def pipeline_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory)
     from seglake import tables
 
     root = tmp_path_factory.mktemp("pipeline") / "lake"
-    assert run_job.main(pipeline_argv(root)) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stderr(printed):
+        status = run_job.main(pipeline_argv(root))
+    (root.parent / "first_run.log").write_text(printed.getvalue())
+    assert status == 0, printed.getvalue()[-2000:]
     versions = {
         table: tables.table_version(spark, str(root / table))
         for table in catalog.CATALOG

@@ -12,25 +12,20 @@ from pyspark.sql import types as T
 
 from jobs import run as run_job
 from seglake import catalog, tables
-from tests.conftest import PIPELINE_EARLIER_DAYS, pipeline_argv, versions_before_earlier_run
+from tests.conftest import PIPELINE_EARLIER_DAYS, first_run_log, pipeline_argv, versions_before_earlier_run
 
 
-def test_run_generates_then_cleanses_and_records_each_stage(spark: SparkSession, lake: Path, capsys) -> None:
-    argv = [
-        "--set",
-        f"lake.root={lake}",
-        "--set",
-        "generate.customers=300",
-        "--set",
-        "generate.receipts=3000",
-        "--set",
-        f"report.dir={lake.parent / 'reports'}",
-    ]
-    # the whole pipeline runs on the pipeline lake (conftest.py); here the stages up to cohorts
-    assert run_job.main([*argv, "--stages", "cleanse,features,cohorts"]) == 0
-    runs = {r["job"]: r for r in spark.read.format("delta").load(f"{lake}/ops/runs").collect()}
-    assert runs["run"]["status"] == "succeeded" and runs["cleanse"]["status"] == "succeeded"
-    assert runs["cohorts"]["status"] == "succeeded" and runs["cohorts"]["as_of_date"] is not None
+def test_run_generates_then_cleanses_and_records_each_stage(spark: SparkSession, pipeline_lake: Path) -> None:
+    # the pipeline lake's first run (conftest.py) started from an empty lake: it generated the sample lake
+    lake = pipeline_lake
+    runs = spark.read.format("delta").load(f"{lake}/ops/runs").orderBy("started_at")
+    first = {}
+    for row in runs.collect():  # the first run of each job: the pipeline lake's first run
+        first.setdefault(row["job"], row)
+    assert first["generate"]["status"] == "succeeded" and first["generate"]["as_of_date"] is None
+    assert first["run"]["status"] == "succeeded" and first["cleanse"]["status"] == "succeeded"
+    assert first["cohorts"]["status"] == "succeeded" and first["cohorts"]["as_of_date"] is not None
+    assert first["generate"]["started_at"] < first["cleanse"]["started_at"]
     assert spark.read.format("delta").load(f"{lake}/gold/cohort_retention").count() > 0
     profile = spark.read.format("delta").load(f"{lake}/gold/customer_profile")
     expected_tier = (
@@ -40,18 +35,22 @@ def test_run_generates_then_cleanses_and_records_each_stage(spark: SparkSession,
     )
     assert profile.count() > 0
     assert profile.where(f"value_tier IS NULL OR value_tier != {expected_tier}").count() == 0
-    bronze = spark.read.format("delta").load(f"{lake}/bronze/receipts").count()
-    silver = spark.read.format("delta").load(f"{lake}/silver/receipts").count()
-    quarantined = spark.read.format("delta").load(f"{lake}/silver/receipts_quarantine").count()
-    assert runs["cleanse"]["rows_in"] == bronze == silver + quarantined
-    err = capsys.readouterr().err
+    bronze_version = first["cleanse"]["tables_read"]["bronze/receipts"]
+    bronze = spark.read.format("delta").option("versionAsOf", bronze_version).load(f"{lake}/bronze/receipts")
+    written = first["cleanse"]["tables_written"]
+    silver = (
+        spark.read.format("delta").option("versionAsOf", written["silver/receipts"]).load(f"{lake}/silver/receipts")
+    )
+    quarantined = (
+        spark.read.format("delta")
+        .option("versionAsOf", written["silver/receipts_quarantine"])
+        .load(f"{lake}/silver/receipts_quarantine")
+    )
+    assert first["cleanse"]["rows_in"] == bronze.count() == silver.count() + quarantined.count()
+    err = first_run_log(lake)
     assert "generating the sample lake first" in err
-    assert re.search(rf"silver/receipts +{silver:,} +last commit\n", err)  # the summary table
+    assert re.search(rf"silver/receipts +{silver.count():,} +last commit\n", err)  # the summary table
     assert re.search(r"cleanse: done in [0-9.]+s: [0-9,]+ rows in", err)  # one line per stage
-    # a second run generates nothing and cleanses nothing new
-    assert run_job.main([*argv, "--stages", "cleanse"]) == 0
-    assert spark.read.format("delta").load(f"{lake}/silver/receipts").count() == silver
-    assert "generating" not in capsys.readouterr().err
 
 
 def test_unknown_stage_is_one_line(spark: SparkSession, lake: Path, capsys) -> None:
@@ -116,6 +115,7 @@ def test_the_same_as_of_twice_leaves_gold_identical(spark: SparkSession, pipelin
     assert re.search(rf"gold/customer_profile +{customers:,} +as-of partition\n", err)
     assert f"report: {pipeline_lake.parent / 'reports'}/segmentation_{as_of}.html" in err
     assert re.search(r"quarantined this run: 0\n", err)  # nothing new in bronze
+    assert "generating" not in err  # the lake has receipts
 
 
 HISTORY_TABLES = (
@@ -164,18 +164,19 @@ def test_a_failing_stage_restores_its_tables_and_marks_the_run_failed(
 
     monkeypatch.setattr(tables, "replace_as_of", failing_replace)
     capsys.readouterr()
-    assert run_job.main(pipeline_argv(pipeline_lake, "--as-of", str(as_of), "--stages", "features,cohorts,report")) == 2
+    # cleanse (nothing new in bronze) succeeds first and keeps its commits; cohorts fails; report never runs
+    assert run_job.main(pipeline_argv(pipeline_lake, "--as-of", str(as_of), "--stages", "cleanse,cohorts,report")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "seglake run: error: stage cohorts failed: disk full (injected)"
     after = _gold_snapshot(spark, pipeline_lake)
-    for table, (_, rows) in after.items():  # features rewrote the same values; cohorts was undone
+    for table, (_, rows) in after.items():  # cohorts was undone
         _assert_same_rows(before[table][1], rows, table)
     assert after["gold/cohort_retention_by_channel"][0] == before["gold/cohort_retention_by_channel"][0]
     runs = spark.read.format("delta").load(f"{pipeline_lake}/ops/runs")
     last = {r["job"]: r for r in runs.orderBy("started_at").collect()}
     assert last["run"]["status"] == "failed" and "stage cohorts failed" in last["run"]["error"]
     assert last["cohorts"]["status"] == "failed" and "disk full (injected)" in last["cohorts"]["error"]
-    assert last["features"]["status"] == "succeeded"
+    assert last["cleanse"]["status"] == "succeeded"
     assert last["report"]["started_at"] < last["cohorts"]["started_at"]  # the report did not run
 
     monkeypatch.undo()
