@@ -19,26 +19,14 @@ from pyspark.errors import AnalysisException, ParseException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from seglake import catalog
 from seglake.config import PROJECT_ROOT, read_yaml_dict
 from seglake.errors import UserError
 
 MAPPINGS_DIR = PROJECT_ROOT / "conf" / "mappings"
 
 # canonical receipt columns a mapping may fill (bronze/receipts minus lineage)
-RECEIPT_COLUMNS = (
-    "receipt_id",
-    "customer_id",
-    "receipt_ts",
-    "amount",
-    "currency",
-    "channel",
-    "store_id",
-    "region",
-    "category",
-    "item_count",
-    "discount_amount",
-    "coupon_used",
-)
+RECEIPT_COLUMNS = tuple(column.name for column in catalog.RECEIPT_COLUMNS)
 # line-grain inputs: amount defaults to quantity x unit_price, item_count to quantity
 LINE_COLUMNS = ("quantity", "unit_price")
 REQUIRED_COLUMNS = ("receipt_id", "customer_id", "receipt_ts")

@@ -24,6 +24,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from transforms.calendar import month_of
+from transforms.ingest import RECEIPT_COLUMNS
 
 # reason code -> what it means (also the ops/data_quality check names), in rule order
 REASONS: dict[str, str] = {
@@ -46,22 +47,8 @@ REASONS: dict[str, str] = {
     "receipt_id_conflict": "receipt id already kept with different content",
 }
 
-CANONICAL = (
-    "receipt_id",
-    "customer_id",
-    "receipt_ts",
-    "amount",
-    "currency",
-    "channel",
-    "store_id",
-    "region",
-    "category",
-    "item_count",
-    "discount_amount",
-    "coupon_used",
-)
 # what two receipts must share to be the same receipt
-CONTENT = tuple(c for c in CANONICAL if c != "receipt_id")
+CONTENT = tuple(c for c in RECEIPT_COLUMNS if c != "receipt_id")
 
 AMOUNT_TYPE = "decimal(18,2)"
 # 7 integer digits and 12 decimals: decimal(18,2) x decimal(19,12) is exact in decimal(38,14)

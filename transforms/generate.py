@@ -45,6 +45,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from transforms.calendar import month_of
+from transforms.ingest import RECEIPT_COLUMNS
 
 CHANNELS = ("store", "online", "app")
 REGIONS = ("North", "South", "East", "West", "Central", "Capital")
@@ -415,18 +416,7 @@ def with_defects(receipts: DataFrame, params: GeneratorParams) -> DataFrame:
 def to_bronze_receipts(receipts: DataFrame) -> DataFrame:
     """The ``bronze/receipts`` columns, partition column last."""
     return receipts.select(
-        "receipt_id",
-        "customer_id",
-        "receipt_ts",
-        "amount",
-        "currency",
-        "channel",
-        "store_id",
-        "region",
-        "category",
-        "item_count",
-        "discount_amount",
-        "coupon_used",
+        *RECEIPT_COLUMNS,
         "source_file",
         "row_key",
         "ingested_at",
