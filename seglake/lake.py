@@ -111,9 +111,9 @@ class Lake:
         path = tables.write_table(
             frame, self.config, table, mode=mode, replace_where=replace_where, commit_note=commit_note
         )
-        version = tables.table_version(self.spark, path)
+        version, rows = tables.last_commit(self.spark, path)
         self.tables_written[name] = version
-        return 0 if version == before else tables.last_commit_rows(self.spark, path)
+        return 0 if version == before else rows
 
     def restore(self, table: str, version: int) -> None:
         """Put ``table`` back at ``version`` (Delta RESTORE: a new commit; nothing read or lost)."""
@@ -123,8 +123,8 @@ class Lake:
         """Replace the ``as_of_date = as_of`` partition of ``table`` in one commit; rows written."""
         name = table if isinstance(table, str) else table.name
         path = tables.replace_as_of(frame, self.config, table, as_of)
-        self.tables_written[name] = tables.table_version(self.spark, path)
-        return tables.last_commit_rows(self.spark, path)
+        self.tables_written[name], rows = tables.last_commit(self.spark, path)
+        return rows
 
 
 def last_cleanse_pair(lake: Lake) -> dict[str, int] | None:

@@ -122,7 +122,13 @@ def require_table(spark: SparkSession, config: SeglakeConfig, table: str, *, hin
     return path
 
 
+def last_commit(spark: SparkSession, path: str) -> tuple[int, int]:
+    """Version of the latest commit and the rows it wrote (Delta operation metrics; no recount),
+    from one read of the table's history."""
+    row = first_row(DeltaTable.forPath(spark, path).history(1).select("version", "operationMetrics"))
+    return int(row["version"]), int((row["operationMetrics"] or {}).get("numOutputRows", 0))
+
+
 def last_commit_rows(spark: SparkSession, path: str) -> int:
     """Rows written by the latest commit (Delta operation metrics; no recount)."""
-    metrics = first_row(DeltaTable.forPath(spark, path).history(1).select("operationMetrics"))[0]
-    return int((metrics or {}).get("numOutputRows", 0))
+    return last_commit(spark, path)[1]
