@@ -45,6 +45,10 @@ def spark() -> Iterator[SparkSession]:
             "spark.driver.memory": "2g",
             "spark.databricks.delta.snapshotPartitions": "2",
             "spark.driver.extraJavaOptions": "-XX:-DontCompileHugeMethods",
+            # the suite runs thousands of tiny queries: compiling each plan to Java costs more than
+            # interpreting it (about 10% of the suite's time); results are the same either way
+            "spark.sql.codegen.wholeStage": "false",
+            "spark.sql.codegen.factoryMode": "NO_CODEGEN",
         },
     )
     session = configure_builder(SparkSession.builder, spark_config).getOrCreate()

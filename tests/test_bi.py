@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from deltalake import DeltaTable
 
 from seglake import catalog
+
+# these read the pipeline lake: a whole generated lake through every stage (conftest.py)
+pytestmark = pytest.mark.slow
 
 GOLD = [table.name for table in catalog.TABLES if table.layer == "gold"]
 

@@ -455,6 +455,7 @@ def test_ingested_bad_rows_reach_quarantine_with_their_reason(spark: SparkSessio
     }
 
 
+@pytest.mark.slow  # the killed run is a second JVM
 def test_a_run_killed_between_its_commits_is_not_read_and_the_next_run_repairs_it(
     spark: SparkSession, lake: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

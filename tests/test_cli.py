@@ -70,6 +70,7 @@ def test_console_script_runs_every_job_help(job: str) -> None:
     assert result.returncode == 0 and f"usage: seglake {job}" in result.stdout
 
 
+@pytest.mark.slow  # a second JVM through spark-submit
 def test_spark_submit_runs_a_job_end_to_end(tmp_path: Path) -> None:
     from seglake.config import load_config
     from seglake.session import jars_dir

@@ -6,7 +6,11 @@ import os
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
+
+# the notebook runs in its own kernel and JVM against the pipeline lake (conftest.py)
+pytestmark = pytest.mark.slow
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "explore_segments.ipynb"
 

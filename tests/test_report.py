@@ -8,6 +8,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from chispa import assert_df_equality
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -149,6 +150,7 @@ def test_page_embeds_charts_and_escapes_names() -> None:
     assert 'src="http' not in page and "<link" not in page  # self-contained
 
 
+@pytest.mark.slow  # the pipeline lake: every stage on a generated lake
 def test_report_job_renders_every_section_from_the_gold_tables(
     spark: SparkSession, pipeline_lake: Path, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from pathlib import Path
 
+import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -15,6 +16,7 @@ from seglake import catalog, tables
 from tests.conftest import PIPELINE_EARLIER_DAYS, first_run_log, pipeline_argv, versions_before_earlier_run
 
 
+@pytest.mark.slow  # the pipeline lake: every stage on a generated lake
 def test_run_generates_then_cleanses_and_records_each_stage(spark: SparkSession, pipeline_lake: Path) -> None:
     # the pipeline lake's first run (conftest.py) started from an empty lake: it generated the sample lake
     lake = pipeline_lake
@@ -94,6 +96,7 @@ def _latest_as_of(spark: SparkSession, lake: Path) -> dt.date:
     return spark.read.format("delta").load(f"{lake}/gold/customer_profile").agg(F.max("as_of_date")).first()[0]
 
 
+@pytest.mark.slow  # the pipeline lake: every stage on a generated lake
 def test_the_same_as_of_twice_leaves_gold_identical(spark: SparkSession, pipeline_lake: Path, capsys) -> None:
     as_of = _latest_as_of(spark, pipeline_lake)
     before = _gold_snapshot(spark, pipeline_lake)
@@ -129,6 +132,7 @@ HISTORY_TABLES = (
 )
 
 
+@pytest.mark.slow  # the pipeline lake: every stage on a generated lake
 def test_an_older_as_of_adds_history_and_keeps_newer_dates(spark: SparkSession, pipeline_lake: Path) -> None:
     # the pipeline lake's second run (conftest.py) was for an earlier as-of date than its first
     before = versions_before_earlier_run(pipeline_lake)
@@ -150,6 +154,7 @@ def test_an_older_as_of_adds_history_and_keeps_newer_dates(spark: SparkSession, 
     assert older_profile.where(F.col("last_purchase_date") > older).count() == 0
 
 
+@pytest.mark.slow  # the pipeline lake: every stage on a generated lake
 def test_a_failing_stage_restores_its_tables_and_marks_the_run_failed(
     spark: SparkSession, pipeline_lake: Path, capsys, monkeypatch
 ) -> None:
