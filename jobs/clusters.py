@@ -7,8 +7,8 @@ Spark ML ``KMeans`` (or ``BisectingKMeans``) on the profile features of one as-o
 (default: the latest in the profile), prepared, imputed and standardised by one
 ``Pipeline`` (transforms/clustering.py). The k search fits on a sample of
 ``clusters.sample_rows`` customers and records silhouette and training cost per k in
-``ops/runs``; the final k-means fit starts from the centres found on that sample and
-runs Lloyd's iterations over every customer (``refine_kmeans``). Cluster ids are
+``ops/runs``; the final fit (``KMeans.fit``, public Spark ML only) runs on every
+customer with the chosen k. Cluster ids are
 matched to the clusters of the nearest earlier as-of date already in
 ``gold/cluster_profiles`` (else the nearest later one), so an id keeps meaning the same
 group; analyst labels (``clusters.labels_file``) override the generated names.
@@ -22,7 +22,6 @@ import datetime as dt
 import math
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,53 +125,27 @@ def partitions_for(spark: SparkSession, rows: int) -> int:
 
 
 @dataclass(frozen=True)
-class RefinedKMeans:
-    """A k-means model refined on all rows, with what ``KMeans.fit``'s summary would say."""
+class FinalFit:
+    """The k-means (or bisecting k-means) model fitted on every customer, with its summary's figures."""
 
-    model: KMeansModel
+    model: KMeansModel | BisectingKMeansModel
     iterations: int
     training_cost: float
 
 
-def refine_kmeans(
-    vectors: DataFrame, centers: Sequence[Sequence[float]], *, max_iter: int, tol: float
-) -> RefinedKMeans:
-    """Lloyd's iterations over every row's ``features``, starting from ``centers``.
+def final_fit(vectors: DataFrame, k: int, cfg: ClustersConfig) -> FinalFit:
+    """``clusters.algorithm`` with ``k`` clusters on every row's ``features`` (public Spark ML API).
 
-    The final fit starts from the centres k-means|| found on the k search's sample
-    instead of running k-means|| again over every customer: those centres are already
-    close, so the full data needs a few passes instead of the init's seven plus
-    ten-odd Lloyd passes. Spark ML's ``KMeans`` takes no initial model, so this runs
-    the engine under it, Spark's RDD-based k-means (``setInitialModel``), on the same
-    vectors (``DatasetUtils.columnToOldVector``, the conversion Spark ML uses) and
-    wraps the result as the ML ``KMeansModel`` that ``KMeans.fit`` builds from it: the
-    same model class, which saves, reloads and scores like a fitted one. Convergence is
-    ``KMeans``'s (every centre moves less than ``tol``); so is the training cost (the
-    WSSSE against the last centres the loop assigned to). Unlike ``KMeans.fit`` this
-    does not check the vectors for NaN or infinity: callers check the features first.
+    ``KMeans.fit`` runs k-means|| (``initSteps`` sampling passes) and then Lloyd's passes
+    until every centre moves less than ``clusters.tol``. Its training cost is the WSSSE
+    against the centres it returns.
     """
-    spark = vectors.sparkSession
-    jvm, gateway = spark.sparkContext._jvm, spark.sparkContext._gateway
-    if jvm is None or gateway is None:
-        raise RuntimeError("refine_kmeans needs a classic SparkSession (Spark Connect has no JVM gateway)")
-    old_linalg = jvm.org.apache.spark.mllib.linalg
-    initial = gateway.new_array(old_linalg.Vector, len(centers))
-    for i, center in enumerate(centers):  # repr() round-trips every double exactly
-        initial[i] = old_linalg.Vectors.parse("[" + ",".join(repr(float(x)) for x in center) + "]")
-    old_clustering = jvm.org.apache.spark.mllib.clustering
-    kmeans = (
-        old_clustering.KMeans()
-        .setK(len(centers))
-        .setMaxIterations(max_iter)
-        .setEpsilon(tol)
-        .setInitialModel(old_clustering.KMeansModel(initial))
+    estimator = clustering_estimator(
+        cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol, solver=cfg.solver
     )
-    rows = jvm.org.apache.spark.ml.util.DatasetUtils.columnToOldVector(vectors._jdf, FEATURES_COL)
-    fitted = kmeans.run(rows)  # caches the rows with their norms for the passes, then unpersists them
-    uid = jvm.org.apache.spark.ml.util.Identifiable.randomUID("kmeans")
-    model = KMeansModel(jvm.org.apache.spark.ml.clustering.KMeansModel(uid, fitted))
-    model.setFeaturesCol(FEATURES_COL).setPredictionCol(PREDICTION_COL)
-    return RefinedKMeans(model, int(fitted.numIter()), float(fitted.trainingCost()))
+    model = estimator.fit(vectors.select(FEATURES_COL))
+    summary = model.summary
+    return FinalFit(model, int(summary.numIter), float(summary.trainingCost))
 
 
 def sample_vectors(vectors: DataFrame, rows: int, cfg: ClustersConfig) -> DataFrame:
@@ -184,32 +157,15 @@ def sample_vectors(vectors: DataFrame, rows: int, cfg: ClustersConfig) -> DataFr
     return sample.cache()
 
 
-@dataclass(frozen=True)
-class SampleFit:
-    """The centres one k found on the sample, and how long the fit took (silhouette not included)."""
-
-    k: int
-    centers: list[list[float]]
-    seconds: float
-
-
-def fit_on_sample(sample: DataFrame, k: int, cfg: ClustersConfig) -> tuple[Any, SampleFit]:
-    started = time.perf_counter()
-    model = clustering_estimator(
-        cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol, solver=cfg.solver
-    ).fit(sample)
-    seconds = time.perf_counter() - started
-    return model, SampleFit(k, [list(map(float, c)) for c in model.clusterCenters()], seconds)
-
-
-def search_k(sample: DataFrame, cfg: ClustersConfig) -> tuple[int, list[dict[str, Any]], SampleFit]:
-    """Silhouette and training cost for each k in k_min..k_max on the sample; (best k, curve, its fit)."""
+def search_k(sample: DataFrame, cfg: ClustersConfig) -> tuple[int, list[dict[str, Any]]]:
+    """Silhouette and training cost for each k in k_min..k_max on the cached sample; (best k, curve)."""
     evaluator = ClusteringEvaluator(featuresCol=FEATURES_COL, predictionCol=PREDICTION_COL)
     curve: list[dict[str, Any]] = []
-    fits: dict[int, SampleFit] = {}
     for k in range(cfg.k_min, cfg.k_max + 1):
         started = time.perf_counter()
-        model, fits[k] = fit_on_sample(sample, k, cfg)
+        model = clustering_estimator(
+            cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol, solver=cfg.solver
+        ).fit(sample)
         found = sum(1 for size in model.summary.clusterSizes if size > 0)
         silhouette = evaluator.evaluate(model.transform(sample)) if found > 1 else None
         cost = float(model.summary.trainingCost)
@@ -220,11 +176,12 @@ def search_k(sample: DataFrame, cfg: ClustersConfig) -> tuple[int, list[dict[str
             f"({found} clusters, {time.perf_counter() - started:.1f}s)"
         )
     best = choose_k([(c["k"], c["silhouette"], c["cost"]) for c in curve])
-    return best, curve, fits[best]
+    return best, curve
 
 
 def run(lake: Lake, *, as_of: dt.date) -> StageResult:
     """k-means on the ``as_of`` profile; replace that date's gold/clusters and gold/cluster_profiles."""
+    job_started = time.perf_counter()
     spark, cfg = lake.spark, lake.config.clusters
     features = cfg.feature_columns
     labels, labels_shown = load_labels(cfg.labels_file)
@@ -269,6 +226,7 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
             "from clusters.features / clusters.sections"
         )
 
+    seconds: dict[str, float] = {"read_and_check": time.perf_counter() - job_started}
     started = time.perf_counter()
     prep = feature_pipeline(
         features, log_features=cfg.log_features, zero_fill=cfg.zero_fill, center=cfg.algorithm == "kmeans"
@@ -281,41 +239,28 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
             f"{rows:,} customers x {len(features)} features as of {as_of}, prepared and standardised "
             f"({partitions} partitions, {time.perf_counter() - started:.1f}s)"
         )
-        kmeans = cfg.algorithm == "kmeans"
+        seconds["prepare"] = time.perf_counter() - started
         curve: list[dict[str, Any]] = []
-        k, sample_rows, sample_fit = cfg.k or 0, 0, None
-        if kmeans or not cfg.k:
+        k, sample_rows = cfg.k or 0, 0
+        if not cfg.k:
+            started = time.perf_counter()
             sample = sample_vectors(vectors, rows, cfg)
             try:
                 sample_rows = sample.count()
-                if not cfg.k:
-                    k, curve, sample_fit = search_k(sample, cfg)
-                    log.info(f"k search on {sample_rows:,} sampled customers: best silhouette at k = {k}")
-                else:  # k-means with a fixed k: its start still comes from the sample
-                    sample_fit = fit_on_sample(sample, k, cfg)[1]
+                k, curve = search_k(sample, cfg)
             finally:
                 sample.unpersist()
-        fit_started = time.perf_counter()
-        start = sample_fit if kmeans else None
-        if start is not None:
-            # k-means|| on the sample, then Lloyd's passes over every customer from its centres
-            refined = refine_kmeans(vectors.select(FEATURES_COL), start.centers, max_iter=cfg.max_iter, tol=cfg.tol)
-            model: KMeansModel | BisectingKMeansModel = refined.model
-            cost, iterations = refined.training_cost, refined.iterations
-            init_seconds = start.seconds
-        else:
-            estimator = clustering_estimator(
-                cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol, solver=cfg.solver
+            seconds["k_search"] = time.perf_counter() - started
+            log.info(
+                f"k search on {sample_rows:,} sampled customers: best silhouette at k = {k} "
+                f"({seconds['k_search']:.1f}s)"
             )
-            model = estimator.fit(vectors.select(FEATURES_COL))
-            cost, iterations = float(model.summary.trainingCost), int(model.summary.numIter)
-            init_seconds = 0.0
-        final_seconds = time.perf_counter() - fit_started
-        fit_seconds = init_seconds + final_seconds
-        log.info(
-            f"final fit on all {rows:,} customers: {final_seconds:.1f}s, {iterations} iterations"
-            + (f", from the centres k-means|| found on the sample in {init_seconds:.1f}s" if start is not None else "")
-        )
+        started = time.perf_counter()
+        fitted = final_fit(vectors, k, cfg)
+        model, cost, iterations = fitted.model, fitted.training_cost, fitted.iterations
+        seconds["final_fit"] = time.perf_counter() - started
+        log.info(f"final fit on all {rows:,} customers: {seconds['final_fit']:.1f}s, {iterations} iterations")
+        started = time.perf_counter()
         centers = [list(map(float, c)) for c in model.clusterCenters()]
         scored = model.transform(vectors)
         stats = [r.asDict() for r in to_cluster_stats(scored, features).collect()]
@@ -336,7 +281,7 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
             )
         matched = [d for d in described if d.match_distance is not None]
         log.info(
-            f"{len(described)} clusters, {fit_seconds:.1f}s fit ({iterations} iterations), cost {cost:,.1f}; "
+            f"{len(described)} clusters, {iterations} iterations, cost {cost:,.1f}; "
             "ids matched to "
             + (f"{reference} ({len(matched)} of {len(previous)})" if reference else "nothing (first run)")
         )
@@ -357,6 +302,7 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
             [profile_row(as_of, d) for d in described], catalog.table("gold/cluster_profiles").ddl
         )
         lake.replace_as_of(profiles.coalesce(1), "gold/cluster_profiles", as_of)
+        seconds["describe_and_write"] = time.perf_counter() - started
     finally:
         vectors.unpersist()
     details = dict(
@@ -370,9 +316,8 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
         clusters=len(described),
         training_cost=cost,
         iterations=iterations,
-        fit_seconds=round(fit_seconds, 2),
-        init_seconds=round(init_seconds, 2),
-        final_fit_seconds=round(final_seconds, 2),
+        fit_seconds=round(seconds["final_fit"], 2),
+        seconds={step: round(value, 2) for step, value in seconds.items()},
         partitions=partitions,
         model_path=model_path,
         matched_to_as_of=reference.isoformat() if reference else None,
@@ -380,7 +325,10 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
         unknown_label_ids=unknown_labels,
         labels_file=labels_shown,
     )
-    log.info(f"gold/clusters: {rows_out:,} customers; model saved to {model_path}")
+    log.info(
+        f"gold/clusters: {rows_out:,} customers; model saved to {model_path}; seconds: "
+        + ", ".join(f"{step.replace('_', ' ')} {value:.1f}" for step, value in seconds.items())
+    )
     return StageResult(rows_in=rows, rows_out=rows_out, details=details)
 
 

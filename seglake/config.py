@@ -321,7 +321,7 @@ class ClustersConfig(_Section):
     k_min: int = Field(3, ge=2)
     k_max: int = Field(10, ge=2)
     sample_rows: int = Field(
-        100_000, ge=100, description="Customers sampled for the k search and the final fit's k-means|| start."
+        100_000, ge=100, description="Customers sampled for the k search (its fits and silhouettes)."
     )
     seed: int = 42
     algorithm: Literal["kmeans", "bisecting_kmeans"] = "kmeans"
@@ -333,7 +333,7 @@ class ClustersConfig(_Section):
         "looser than scikit-learn's default tol=1e-4 (sum of squared centre shifts over unit variance) for k <= 11.",
     )
     solver: Literal["auto", "row", "block"] = Field(
-        "block", description="Solver of the KMeans fits on the sample: block (BLAS level 3), row or auto."
+        "block", description="Solver of the KMeans fits: block (BLAS level 3), row or auto."
     )
     top_features: int = Field(3, ge=1, description="Top distinguishing features kept per cluster.")
     name_words: int = Field(3, ge=1, description="Words in a generated cluster name (more on a collision).")

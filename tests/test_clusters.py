@@ -133,21 +133,22 @@ def test_distance_to_the_centre(spark: SparkSession) -> None:
     assert distances == [5.0, 1.0, 0.0]  # 3-4-5; (1,1) to (1,2); at the centre
 
 
-def test_the_final_fit_runs_lloyd_from_the_given_centres_to_convergence(spark: SparkSession, tmp_path: Path) -> None:
+def test_the_final_fit_converges_on_every_row_and_saves_as_an_ml_model(spark: SparkSession, tmp_path: Path) -> None:
     schema = T.StructType([T.StructField("features", VectorUDT())])
     points = [(0.0, 0.0), (0.0, 2.0), (10.0, 0.0), (10.0, 2.0), (11.0, 1.0)]
     vectors = spark.createDataFrame([(Vectors.dense(list(p)),) for p in points], schema)
-    refined = clusters_job.refine_kmeans(vectors, [[1.0, 1.0], [9.0, 1.0]], max_iter=20, tol=1e-6)
-    # pass 1: {(0,0), (0,2)} and the other three -> centres (0, 1) and (31/3, 1); pass 2: nothing moves
-    centers = [list(c) for c in refined.model.clusterCenters()]
+    config = load_config(None, ["clusters.tol=1e-6", "clusters.seed=3"]).clusters
+    fitted = clusters_job.final_fit(vectors, 2, config)
+    # the two groups {(0,0), (0,2)} and the other three -> centres (0, 1) and (31/3, 1)
+    centers = sorted(list(c) for c in fitted.model.clusterCenters())
     assert centers[0] == pytest.approx([0.0, 1.0]) and centers[1] == pytest.approx([31 / 3, 1.0])
-    assert refined.iterations == 2
-    # cost of pass 2 against those centres: 1 + 1 + (1/9 + 1) + (1/9 + 1) + 4/9 = 14/3
-    assert refined.training_cost == pytest.approx(14 / 3)
-    # an ML KMeansModel like KMeans.fit's: it scores, and saves and reloads inside a pipeline
-    scored = [r["prediction"] for r in refined.model.transform(vectors).collect()]
-    assert scored == [0, 0, 1, 1, 1]
-    PipelineModel(stages=[refined.model]).write().save(str(tmp_path / "model"))
+    assert 1 <= fitted.iterations <= config.max_iter
+    # WSSSE against those centres: 1 + 1 + (1/9 + 1) + (1/9 + 1) + 4/9 = 14/3
+    assert fitted.training_cost == pytest.approx(14 / 3)
+    # a KMeansModel as KMeans.fit makes it: it scores, and saves and reloads inside a pipeline
+    scored = [r["prediction"] for r in fitted.model.transform(vectors).collect()]
+    assert scored[0] == scored[1] != scored[2] == scored[3] == scored[4]
+    PipelineModel(stages=[fitted.model]).write().save(str(tmp_path / "model"))
     reloaded = PipelineModel.load(str(tmp_path / "model"))
     assert [r["prediction"] for r in reloaded.transform(vectors).collect()] == scored
 
