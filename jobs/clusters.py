@@ -179,25 +179,8 @@ def search_k(sample: DataFrame, cfg: ClustersConfig) -> tuple[int, list[dict[str
     return best, curve
 
 
-def run(lake: Lake, *, as_of: dt.date) -> StageResult:
-    """k-means on the ``as_of`` profile; replace that date's gold/clusters and gold/cluster_profiles."""
-    job_started = time.perf_counter()
-    spark, cfg = lake.spark, lake.config.clusters
-    features = cfg.feature_columns
-    labels, labels_shown = load_labels(cfg.labels_file)
-    log.info(
-        f"analyst labels: {len(labels)} from {labels_shown}" if labels else f"analyst labels: none ({labels_shown})"
-    )
-    profile = lake.read("gold/customer_profile", hint="run `seglake features` first")
-    missing = [c for c in ["customer_id", "monetary_amount", *features] if c not in profile.columns]
-    if missing:
-        raise UserError(
-            f"gold/customer_profile has no column {', '.join(missing)} "
-            "(set clusters.features or clusters.sections to columns it has)"
-        )
-    columns = list(dict.fromkeys(["customer_id", "monetary_amount", *features]))
-    profile = profile.where(F.col("as_of_date") == F.lit(as_of)).select(*columns)
-
+def checked_rows(profile: DataFrame, features: list[str], cfg: ClustersConfig, as_of: dt.date) -> int:
+    """Customers in ``profile``, after the checks that stop the job before anything is written."""
     counts = tables.first_row(
         profile.agg(
             F.count("*").alias("__rows"),
@@ -225,16 +208,45 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
             f"{counts[f'__non_finite_{broken[0]}']:,} customer(s); fix the profile or drop the feature "
             "from clusters.features / clusters.sections"
         )
+    return rows
 
-    seconds: dict[str, float] = {"read_and_check": time.perf_counter() - job_started}
-    started = time.perf_counter()
-    prep = feature_pipeline(
-        features, log_features=cfg.log_features, zero_fill=cfg.zero_fill, center=cfg.algorithm == "kmeans"
-    ).fit(profile)
-    partitions = partitions_for(spark, rows)
-    vectors = prep.transform(profile).select(*columns, FEATURES_COL).repartition(partitions).cache()
+
+def run(lake: Lake, *, as_of: dt.date) -> StageResult:
+    """k-means on the ``as_of`` profile; replace that date's gold/clusters and gold/cluster_profiles."""
+    job_started = time.perf_counter()
+    spark, cfg = lake.spark, lake.config.clusters
+    features = cfg.feature_columns
+    labels, labels_shown = load_labels(cfg.labels_file)
+    log.info(
+        f"analyst labels: {len(labels)} from {labels_shown}" if labels else f"analyst labels: none ({labels_shown})"
+    )
+    profile = lake.read("gold/customer_profile", hint="run `seglake features` first")
+    missing = [c for c in ["customer_id", "monetary_amount", *features] if c not in profile.columns]
+    if missing:
+        raise UserError(
+            f"gold/customer_profile has no column {', '.join(missing)} "
+            "(set clusters.features or clusters.sections to columns it has)"
+        )
+    columns = list(dict.fromkeys(["customer_id", "monetary_amount", *features]))
+    # cached: the checks, the imputer's and the scaler's fits and the transform read Delta once
+    profile = profile.where(F.col("as_of_date") == F.lit(as_of)).select(*columns).cache()
     try:
-        vectors.count()
+        rows = checked_rows(profile, features, cfg, as_of)
+        seconds: dict[str, float] = {"read_and_check": time.perf_counter() - job_started}
+        started = time.perf_counter()
+        prep = feature_pipeline(
+            features, log_features=cfg.log_features, zero_fill=cfg.zero_fill, center=cfg.algorithm == "kmeans"
+        ).fit(profile)
+        partitions = partitions_for(spark, rows)
+        vectors = prep.transform(profile).select(*columns, FEATURES_COL).repartition(partitions).cache()
+        try:
+            vectors.count()
+        except BaseException:
+            vectors.unpersist()
+            raise
+    finally:
+        profile.unpersist()
+    try:
         log.info(
             f"{rows:,} customers x {len(features)} features as of {as_of}, prepared and standardised "
             f"({partitions} partitions, {time.perf_counter() - started:.1f}s)"
