@@ -8,8 +8,8 @@ job's definition (README, conf/local.yaml), not from the Spark code:
 3. sample ``sample_rows`` customers; for each k in k_min..k_max fit k-means (k-means++,
    one init, the same iteration cap) on the sample and score it by ``silhouette_score``
    with its default Euclidean distance (Spark's ``ClusteringEvaluator`` uses squared
-   Euclidean, which scikit-learn computes through scipy's single-threaded ``cdist``,
-   over ten times slower on this sample: the default is what its users run);
+   Euclidean; scikit-learn's squared Euclidean costs about the same: 6.6 s against
+   5.9 s on a 20k sample, so the timing holds for either, but the chosen k may differ);
    the best silhouette wins, ties to the smaller k;
 4. fit k-means on every customer with that k.
 
