@@ -29,7 +29,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/clusters.py
     import _bootstrap  # noqa: F401
 
-from pyspark.ml.clustering import BisectingKMeansModel, KMeansModel
+from pyspark.ml.clustering import BisectingKMeans, BisectingKMeansModel, KMeans, KMeansModel
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -124,6 +124,13 @@ def partitions_for(spark: SparkSession, rows: int) -> int:
     return max(spark.sparkContext.defaultParallelism, math.ceil(rows / ROWS_PER_PARTITION))
 
 
+def estimator_for(k: int, cfg: ClustersConfig) -> KMeans | BisectingKMeans:
+    """``clusters.algorithm`` with ``k`` clusters and the configured seed, iteration cap, tolerance and solver."""
+    return clustering_estimator(
+        cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol, solver=cfg.solver
+    )
+
+
 @dataclass(frozen=True)
 class FinalFit:
     """The k-means (or bisecting k-means) model fitted on every customer, with its summary's figures."""
@@ -140,10 +147,7 @@ def final_fit(vectors: DataFrame, k: int, cfg: ClustersConfig) -> FinalFit:
     until every centre moves less than ``clusters.tol``. Its training cost is the WSSSE
     against the centres it returns.
     """
-    estimator = clustering_estimator(
-        cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol, solver=cfg.solver
-    )
-    model = estimator.fit(vectors.select(FEATURES_COL))
+    model = estimator_for(k, cfg).fit(vectors.select(FEATURES_COL))
     summary = model.summary
     return FinalFit(model, int(summary.numIter), float(summary.trainingCost))
 
@@ -163,9 +167,7 @@ def search_k(sample: DataFrame, cfg: ClustersConfig) -> tuple[int, list[dict[str
     curve: list[dict[str, Any]] = []
     for k in range(cfg.k_min, cfg.k_max + 1):
         started = time.perf_counter()
-        model = clustering_estimator(
-            cfg.algorithm, k=k, seed=cfg.seed, max_iter=cfg.max_iter, tol=cfg.tol, solver=cfg.solver
-        ).fit(sample)
+        model = estimator_for(k, cfg).fit(sample)
         found = sum(1 for size in model.summary.clusterSizes if size > 0)
         silhouette = evaluator.evaluate(model.transform(sample)) if found > 1 else None
         cost = float(model.summary.trainingCost)
@@ -328,7 +330,6 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
         clusters=len(described),
         training_cost=cost,
         iterations=iterations,
-        fit_seconds=round(seconds["final_fit"], 2),
         seconds={step: round(value, 2) for step, value in seconds.items()},
         partitions=partitions,
         model_path=model_path,
