@@ -101,7 +101,7 @@ def bench_generate(sizes: list[int], spark_overrides: list[str]) -> str:
         print(f"bench generate {label(size)} ...", flush=True)
         seconds = timed(lambda argv=argv: generate_job.main(argv))
         spark = build_session(load_config(None, spark_overrides).spark)
-        runs = spark.read.format("delta").load(f"{lake}/ops/runs").where("job = 'generate'")
+        runs = spark.read.format("delta").load(f"{lake}/ops/runs").where("job = 'generate' AND status = 'succeeded'")
         written = runs.orderBy("started_at", ascending=False).first()["rows_out"]
 
         bronze = spark.read.format("delta").load(f"{lake}/bronze/receipts")
@@ -589,7 +589,9 @@ def bench_segment(sizes: list[int], spark_overrides: list[str]) -> str:
         argv = ["--set", f"lake.root={lake}", "--as-of", SEGMENT_AS_OF, *set_flags(spark_overrides)]
         print(f"bench segment {label(size)} ...", flush=True)
         seconds = timed(lambda argv=argv: segment_job.main(argv))
-        run = spark.read.format("delta").load(f"{lake}/ops/runs").where("job = 'segment'").first()
+        run = (
+            spark.read.format("delta").load(f"{lake}/ops/runs").where("job = 'segment' AND status <> 'started'").first()
+        )
         if run is None or run["status"] != "succeeded":
             raise SystemExit(f"bench segment: the run failed: {run['error'] if run else 'no ops/runs row'}")
         quantile_s = json.loads(run["details"])["approx_quantile_seconds"]

@@ -14,6 +14,7 @@ if __package__ in (None, ""):  # run as a file: spark-submit jobs/generate.py
     import _bootstrap  # noqa: F401
 
 from seglake import tables
+from seglake.errors import UserError
 from seglake.job import Job, StageResult, job_log, run_job
 from seglake.lake import Lake
 from transforms.generate import (
@@ -48,11 +49,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--partitions", type=int, help="customer partitions (tasks)")
     parser.add_argument("--dirty-rate", type=float, help="share of defective rows, e.g. 0.02 (kinds in proportion)")
     parser.add_argument("--clean", action="store_true", help="inject no defects")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the bronze tables of a lake that has them (refused without)"
+    )
 
 
-def run(lake: Lake, *, clean: bool = False) -> StageResult:
-    """Generate the synthetic lake the ``generate`` config section describes; ``clean``: no defects."""
+def run(lake: Lake, *, clean: bool = False, overwrite: bool = False) -> StageResult:
+    """Generate the synthetic lake the ``generate`` config section describes; ``clean``: no defects.
+
+    Refuses (before writing anything) to replace an existing bronze/receipts unless ``overwrite``.
+    """
     log = job_log("generate")
+    if not overwrite and lake.exists("bronze/receipts"):
+        raise UserError(
+            f"bronze/receipts already exists at {lake.path('bronze/receipts')}: generate replaces it with "
+            "synthetic receipts only with --overwrite"
+        )
     spark, config = lake.spark, lake.config.generate
     params = GeneratorParams(
         start_date=config.start_date,
@@ -101,7 +113,7 @@ JOB = Job(
     run=run,
     as_of_from="none",
     add_arguments=add_arguments,
-    options=lambda args: {"clean": bool(args.clean)},
+    options=lambda args: {"clean": bool(args.clean), "overwrite": bool(args.overwrite)},
     flag_keys=FLAG_KEYS,
 )
 

@@ -1,7 +1,12 @@
-"""``report``: the gold tables of one as-of date -> ``<report.dir>/segmentation_<as_of>.html``.
+"""``report``: the gold tables of one as-of date -> ``<report.root>/segmentation_<as_of>.html``.
 
     seglake report                        # the latest as_of_date in gold/customer_profile
-    seglake report --as-of 2024-12-31 --set report.dir=/tmp/reports
+    seglake report --as-of 2024-12-31 --set report.root=s3a://bucket/reports
+
+``report.root`` defaults to ``<lake.root>/reports``: the report lives with the lake, not on
+the disk of a driver that a cluster throws away. A plain path is written with Python, any
+URI (``s3a://``, ``abfss://``, ``hdfs://``, ``file:``) through Hadoop's file system with the
+session's Hadoop settings (the same credentials the lake is read with).
 
 One self-contained HTML page (charts embedded as PNG) for people who do not read
 tables: headline numbers, segments and campaigns, R x F, cohort retention, value
@@ -17,15 +22,15 @@ import datetime as dt
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/report.py
     import _bootstrap  # noqa: F401
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from seglake import tables
+from seglake.config import SeglakeConfig
 from seglake.errors import UserError
 from seglake.job import Job, StageResult, job_log, run_job
 from seglake.lake import Lake
@@ -43,9 +48,18 @@ from transforms.report import (
 log = job_log("report")
 
 
-def report_path(config: Any, as_of: dt.date) -> Path:
-    """Where the report of ``as_of`` goes: ``<report.dir>/segmentation_<as_of>.html``."""
-    return Path(config.report.dir).expanduser().resolve() / f"segmentation_{as_of.isoformat()}.html"
+def report_path(config: SeglakeConfig, as_of: dt.date) -> str:
+    """Where the report of ``as_of`` goes: ``<report.root>/segmentation_<as_of>.html``, by
+    default under the lake (``<lake.root>/reports``); a plain path is made absolute."""
+    root = config.report.root or f"{tables.lake_root(config)}/reports"
+    if not is_uri(root):
+        root = str(Path(root).expanduser().resolve())
+    return f"{root.rstrip('/')}/segmentation_{as_of.isoformat()}.html"
+
+
+def is_uri(location: str) -> bool:
+    """``s3a://…``, ``file:/…``: a location for Hadoop's file systems, not a local path."""
+    return "://" in location or location.startswith("file:")
 
 
 def _rows(frame: DataFrame) -> Rows:
@@ -131,19 +145,40 @@ def collect_report_data(lake: Lake, as_of: dt.date) -> ReportData:
     return data
 
 
-def write_report(text: str, path: Path) -> None:
-    """Write ``text`` to ``path`` via a temporary file: a reader never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+def write_report(spark: SparkSession, text: str, location: str) -> None:
+    """Write ``text`` to ``location`` via a temporary file renamed into place: a reader never
+    sees half a report (on object stores, where rename is a copy, the temporary name is hidden)."""
+    if not is_uri(location):
+        path = Path(location)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+        return
+    # Hadoop's FileSystem through the JVM gateway: PySpark has no public API to write one file,
+    # and this is the way to honour the cluster's file system settings and credentials.
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hadoop_conf = spark.sparkContext._jsc.hadoopConfiguration()
+    target = jvm.org.apache.hadoop.fs.Path(location)
+    fs = target.getFileSystem(hadoop_conf)
+    partial = jvm.org.apache.hadoop.fs.Path(target.getParent(), f".{target.getName()}.{os.getpid()}.tmp")
+    stream = fs.create(partial, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+    if fs.exists(target):
+        fs.delete(target, False)
+    if not fs.rename(partial, target):
+        raise UserError(f"report: could not move {partial} to {location}")
 
 
 def run(lake: Lake, *, as_of: dt.date) -> StageResult:
-    """Write ``<report.dir>/segmentation_<as_of>.html`` from the gold tables of ``as_of``."""
+    """Write ``<report.root>/segmentation_<as_of>.html`` from the gold tables of ``as_of``."""
     data = collect_report_data(lake, as_of)
     path = report_path(lake.config, data.as_of)
-    write_report(render_report(data, version=code_version()), path)
+    write_report(lake.spark, render_report(data, version=code_version()), path)
     sections = ("segments", "retention", "clusters", "migration", "quality")
     missing = [name for name in sections if getattr(data, name) is None]
     log.info(f"report for {data.as_of}: {path}" + (f" (not computed: {', '.join(missing)})" if missing else ""))
@@ -155,7 +190,8 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
 
 JOB = Job(
     name="report",
-    summary="Write reports/segmentation_<as_of>.html from the gold tables (default: the latest as-of in the profile).",
+    summary="Write <report.root>/segmentation_<as_of>.html (default root: <lake.root>/reports) from the gold tables "
+    "(default: the latest as-of in the profile).",
     run=run,
     as_of_from="profile",
 )

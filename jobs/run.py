@@ -1,7 +1,8 @@
 """``run``: the whole pipeline for one as-of date on the configured lake.
 
-On a lake without receipts (the embedded default on a fresh machine) it first
-generates the sample lake from the ``generate`` section of the config. The as-of date
+On the embedded default lake (``./lake``) without receipts, as on a fresh machine, it
+first generates the sample lake from the ``generate`` section of the config; on any
+other lake only with ``--sample`` (else a missing bronze/receipts is an error). The as-of date
 is resolved once (``--as-of``, else the last complete day in the receipts the run will
 profile) and every stage's ``run`` gets it. A stage that fails has the tables it
 committed to restored to their version from before it (Delta RESTORE; the catalog says
@@ -14,7 +15,6 @@ import argparse
 import datetime as dt
 import sys
 import time
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,12 +24,14 @@ if __package__ in (None, ""):  # run as a file: spark-submit jobs/run.py
 from pyspark.sql import functions as F
 
 from jobs import cleanse, clusters, cohorts, features, generate, report, segment
-from seglake import catalog, tables
-from seglake.errors import UserError
+from seglake import catalog, logs, runlog, tables
+from seglake.config import LakeConfig, SeglakeConfig
+from seglake.errors import StageFailedError, UserError
 from seglake.job import Job, StageResult, as_of_from_receipts, job_log, one_line, record_run, run_job, run_stage
 from seglake.lake import Lake
 from seglake.runlog import utc_now
 
+DEFAULT_LAKE_ROOT = LakeConfig.model_fields["root"].default
 # Pipeline stages in order.
 STAGES: dict[str, Job] = {
     job.name: job for job in (cleanse.JOB, features.JOB, cohorts.JOB, segment.JOB, clusters.JOB, report.JOB)
@@ -40,6 +42,11 @@ log = job_log("run")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stages", help=f"comma-separated subset of: {', '.join(STAGES)}")
     parser.add_argument("--full", action="store_true", help="cleanse: reprocess all of bronze")
+    parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="without bronze/receipts, generate the synthetic sample lake first (automatic only on the default ./lake)",
+    )
 
 
 def stage_list(stages: str | None) -> list[str]:
@@ -66,22 +73,29 @@ def restore_tables(lake: Lake, before: dict[str, int]) -> list[str]:
     return restored
 
 
-def run_pipeline_stage(stage: Lake, job: Job, *, as_of: dt.date, options: Mapping[str, Any]) -> StageResult:
-    """Run one stage; on failure restore what it committed, record it failed, raise one line."""
+def run_pipeline_stage(
+    stage: Lake, job: Job, *, as_of: dt.date, options: Mapping[str, Any], pipeline_run: str
+) -> StageResult:
+    """Run one stage; on failure restore what it committed, record it failed, raise one line.
+
+    The stage's ``ops/runs`` row names the pipeline run in ``details.pipeline_run``.
+    """
     before = table_versions(stage, [t.name for t in catalog.restorable_tables_of(job.name)])
     started = utc_now()
     try:
         result = run_stage(stage, job, as_of=as_of, options=options)
     except Exception as exc:
-        if not isinstance(exc, UserError):
-            traceback.print_exc()
+        user_error = isinstance(exc, UserError)
+        if not user_error:
+            job_log(job.name).error("failed with an unexpected error", exc_info=exc)
         restored = restore_tables(stage, before)
         if restored:
             job_log(job.name).info(f"restored {', '.join(restored)}")
-        record_run(stage, as_of, started, StageResult(), "failed", one_line(exc))
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"stage {job.name} failed: {why}") from exc
-    record_run(stage, as_of, started, result, "succeeded", None)
+        failed = StageResult(details={"pipeline_run": pipeline_run})
+        record_run(stage, as_of, started, failed, runlog.FAILED, one_line(exc))
+        raise StageFailedError(f"stage {job.name} failed: {one_line(exc)}", user_error=user_error) from exc
+    result.details = {**result.details, "pipeline_run": pipeline_run}
+    record_run(stage, as_of, started, result, runlog.SUCCEEDED, None)
     return result
 
 
@@ -97,36 +111,58 @@ def default_as_of(lake: Lake, *, cleanse_first: bool) -> dt.date:
     return day
 
 
-def generate_sample_lake(lake: Lake) -> None:
+def is_default_local_lake(config: SeglakeConfig) -> bool:
+    """The embedded default lake (``lake.root: ./lake``), which ``run`` fills with the sample lake."""
+    return config.lake.root.rstrip("/") in (DEFAULT_LAKE_ROOT.rstrip("/"), "lake")
+
+
+def generate_sample_lake(lake: Lake, *, pipeline_run: str) -> None:
     """The synthetic lake of the config's ``generate`` section, recorded as a generate run."""
     log.info(f"no receipts at {lake.path('bronze/receipts')}: generating the sample lake first")
     sample = Lake(lake.spark, lake.config, job="generate")
     started = utc_now()
+    details = {"pipeline_run": pipeline_run}
     try:
         result = generate.run(sample)
     except Exception as exc:
-        record_run(sample, None, started, StageResult(), "failed", one_line(exc))
+        record_run(sample, None, started, StageResult(details=details), runlog.FAILED, one_line(exc))
         raise
-    record_run(sample, None, started, result, "succeeded", None)
+    result.details = {**result.details, **details}
+    record_run(sample, None, started, result, runlog.SUCCEEDED, None)
     lake.tables_written.update(sample.tables_written)
 
 
-def run(lake: Lake, *, as_of: dt.date | None, stages: str | None = None, full: bool = False) -> StageResult:
-    """Every stage of ``stages`` (default: all) for one as-of date (default: the last complete day)."""
+def run(
+    lake: Lake, *, as_of: dt.date | None, stages: str | None = None, full: bool = False, sample: bool = False
+) -> StageResult:
+    """Every stage of ``stages`` (default: all) for one as-of date (default: the last complete day).
+
+    Without bronze/receipts, the sample lake is generated first on the default local lake
+    or with ``sample``; anywhere else that is a one-line error (a mistyped production
+    path must not produce segments of synthetic customers).
+    """
     wanted = stage_list(stages)
     if not lake.exists("bronze/receipts"):
-        generate_sample_lake(lake)
+        if not (sample or is_default_local_lake(lake.config)):
+            raise UserError(
+                f"no bronze/receipts at {lake.path('bronze/receipts')}: load receipts with `seglake ingest` "
+                "(or check lake.root), or pass --sample to generate the synthetic sample lake there"
+            )
+        generate_sample_lake(lake, pipeline_run=lake.run_id)
     if as_of is None:
         as_of = default_as_of(lake, cleanse_first="cleanse" in wanted)
     else:
         log.info(f"as of {as_of} (--as-of)")
+    logs.set_as_of(as_of)
     options: dict[str, dict[str, Any]] = {"cleanse": {"full": full}}
     results: dict[str, StageResult] = {}
     for name in wanted:
         stage = Lake(lake.spark, lake.config, job=name)
         started = time.perf_counter()
         job_log(name).info("started")
-        results[name] = run_pipeline_stage(stage, STAGES[name], as_of=as_of, options=options.get(name, {}))
+        results[name] = run_pipeline_stage(
+            stage, STAGES[name], as_of=as_of, options=options.get(name, {}), pipeline_run=lake.run_id
+        )
         lake.tables_written.update(stage.tables_written)
         job_log(name).info(
             f"done in {time.perf_counter() - started:.1f}s: {results[name].rows_in or 0:,} rows in, "
@@ -176,7 +212,7 @@ JOB = Job(
     run=run,
     as_of_from="pipeline",
     add_arguments=add_arguments,
-    options=lambda args: {"stages": args.stages, "full": bool(args.full)},
+    options=lambda args: {"stages": args.stages, "full": bool(args.full), "sample": bool(args.sample)},
 )
 
 

@@ -815,9 +815,20 @@ TABLES: tuple[Table, ...] = (
             Col("run_id", "string", "Unique id of the job run."),
             Col("job", "string", "Job name (generate, ingest, cleanse, features, ...)."),
             Col("as_of_date", "date", "As-of date the run computed for; null for jobs without one."),
-            Col("status", "string", "succeeded or failed."),
+            Col(
+                "status",
+                "string",
+                "started (written when the run begins: it holds the lake's write lease), then one more row with "
+                "succeeded or failed when it ends; abandoned is written by a later run for a started run whose "
+                "driver died (its lease lapsed). A run's outcome is its last row.",
+            ),
             Col("started_at", "timestamp", "UTC start time of the run."),
-            Col("ended_at", "timestamp", "UTC end time of the run."),
+            Col(
+                "ended_at",
+                "timestamp",
+                "UTC end time of the run; null on its started row; on an abandoned row, when a later run found it "
+                "abandoned.",
+            ),
             Col("rows_in", "bigint", "Rows read from the run's main input table."),
             Col("rows_out", "bigint", "Rows written to the run's main output table."),
             Col("tables_read", "map<string,bigint>", "Delta table -> version read, so a run can be replayed."),
@@ -832,6 +843,24 @@ TABLES: tuple[Table, ...] = (
                 "Job-specific figures as JSON (e.g. generate throughput; features: the rollup it left; cohorts: its "
                 "source).",
             ),
+        ),
+    ),
+    Table(
+        name="ops/leases",
+        grain="one row per lease heartbeat",
+        written_by=("*",),
+        write_mode="append",
+        partition_by=(),
+        columns=(
+            Col("run_id", "string", "ops/runs.run_id of the run that holds the lake's write lease."),
+            Col("job", "string", "Job of that run."),
+            Col("renewed_at", "timestamp", "UTC time of the heartbeat."),
+            Col(
+                "expires_at",
+                "timestamp",
+                "UTC time the lease lapses without a later heartbeat (ops.lease_seconds after renewed_at).",
+            ),
+            Col("driver", "string", "host:pid of the run's driver process."),
         ),
     ),
     Table(

@@ -15,8 +15,8 @@ JOBS = {
     "cohorts": "silver/receipts -> gold/cohort_retention (+ _by_channel) for one as-of date",
     "segment": "gold/customer_profile -> RFM scores, named and rule segments, campaign audiences, migration",
     "clusters": "gold/customer_profile -> gold/clusters, gold/cluster_profiles (k-means) for one as-of date",
-    "report": "the gold tables of one as-of date -> reports/segmentation_<as_of>.html (charts embedded)",
-    "run": "the whole pipeline for one as-of date (generates a sample lake if there is none)",
+    "report": "the gold tables of one as-of date -> <lake>/reports/segmentation_<as_of>.html (charts embedded)",
+    "run": "the whole pipeline for one as-of date (--sample: generate a sample lake first if there is none)",
 }
 
 

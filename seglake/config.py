@@ -369,8 +369,39 @@ class ClustersConfig(_Section):
 
 
 class ReportConfig(_Section):
-    dir: str = Field("./reports", description="Folder for reports/segmentation_<as_of>.html (a local path).")
+    root: str | None = Field(
+        None,
+        description="Folder or Hadoop URI (s3a://, abfss://, hdfs://) for segmentation_<as_of>.html. "
+        "Null: <lake.root>/reports, so the report lives with the lake (not on the driver's disk).",
+    )
     recent_cohorts: int = Field(12, ge=1, le=120, description="Cohorts (latest first) in the retention heatmap.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_dir(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "dir" in data:
+            raise ValueError("report.dir was renamed report.root (a folder or a Hadoop URI; null: <lake.root>/reports)")
+        return data
+
+
+class OpsConfig(_Section):
+    """The lake's write lease (one writing run at a time; see :mod:`seglake.lease`)."""
+
+    lease_seconds: int = Field(
+        600,
+        ge=10,
+        description="A run's lease on the lake lasts this long after its start or last heartbeat; a driver "
+        "that dies leaves the lake to others once it has lapsed (at once, on the same host).",
+    )
+    heartbeat_seconds: int = Field(
+        60, ge=1, description="How often a running job renews its lease (a row in ops/leases)."
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> OpsConfig:
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            raise ValueError("heartbeat_seconds must be at most half of lease_seconds")
+        return self
 
 
 class SeglakeConfig(_Section):
@@ -384,6 +415,7 @@ class SeglakeConfig(_Section):
     rfm: RfmConfig = Field(default_factory=RfmConfig)
     clusters: ClustersConfig = Field(default_factory=ClustersConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    ops: OpsConfig = Field(default_factory=OpsConfig)
 
     # Where the config came from; not a key users set.
     source: str = Field("<defaults>", exclude=True)

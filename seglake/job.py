@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
-import sys
-import traceback
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,10 +28,11 @@ from typing import Any, Literal
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from seglake import runlog, tables
+from seglake import lease, logs, runlog, tables
 from seglake.config import load_config, parse_as_of
-from seglake.errors import UserError
+from seglake.errors import StageFailedError, UserError, exit_status
 from seglake.lake import Lake
+from seglake.logs import job_log
 from seglake.session import build_session
 
 # Where a job's as-of date comes from when --as-of is not given:
@@ -74,33 +73,7 @@ class Job:
     flag_keys: Mapping[str, str] = field(default_factory=dict)
 
 
-# --- logging ------------------------------------------------------------------------------
-
-
-class _StderrHandler(logging.Handler):
-    """Writes to the current ``sys.stderr`` (which pytest's capture may have replaced)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            print(self.format(record), file=sys.stderr, flush=True)
-        except Exception:  # logging must never break the job
-            self.handleError(record)
-
-
-def _configure_logging() -> None:
-    root = logging.getLogger("seglake")
-    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(logging.Formatter("[%(asctime)s] %(job)s: %(message)s", datefmt="%H:%M:%S"))
-        root.addHandler(handler)
-        root.setLevel(logging.INFO)
-        root.propagate = False
-
-
-def job_log(job: str) -> logging.LoggerAdapter[logging.Logger]:
-    """The progress log of ``job``: one timestamped line per call on stderr."""
-    _configure_logging()
-    return logging.LoggerAdapter(logging.getLogger(f"seglake.{job}"), {"job": job})
+# --- logging: seglake.logs (job_log is re-exported for the jobs) -------------------------
 
 
 # --- as-of resolvers ----------------------------------------------------------------------
@@ -191,6 +164,12 @@ def job_parser(job: str, description: str) -> argparse.ArgumentParser:
         help="override one config key, e.g. --set rfm.tiles=5 (repeatable)",
     )
     parser.add_argument("--as-of", metavar="YYYY-MM-DD", help="as-of date D of the run")
+    parser.add_argument(
+        "--log-format",
+        choices=logs.LOG_FORMATS,
+        default=os.environ.get(logs.ENV_FORMAT, "text"),
+        help=f"text (default; ${logs.ENV_FORMAT}) or json: one JSON object per line for log shippers",
+    )
     return parser
 
 
@@ -200,14 +179,23 @@ def build_parser(job: Job) -> argparse.ArgumentParser:
     return parser
 
 
-def fail(job: str, message: str) -> int:
-    print(f"seglake {job}: error: {message}", file=sys.stderr, flush=True)
-    return 2
+def fail(job: str, message: str, status: int = 2) -> int:
+    """Log the run's one-line error and return its exit status."""
+    logs.final_error(job, message)
+    return status
 
 
 def one_line(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text}".rstrip(": ")
+    if isinstance(exc, UserError | StageFailedError):
+        return text
+    return f"{type(exc).__name__}: {text}".rstrip(": ")
+
+
+def describe_jobs(lake: Lake, job: str, as_of: dt.date | None) -> None:
+    """Name the Spark jobs that follow in the Spark UI: ``seglake <stage> as of D (run R)``."""
+    when = f" as of {as_of}" if as_of else ""
+    lake.spark.sparkContext.setJobDescription(f"seglake {job}{when} (run {lake.run_id})")
 
 
 def run_stage(lake: Lake, job: Job, *, as_of: dt.date | None, options: Mapping[str, Any]) -> StageResult:
@@ -215,16 +203,24 @@ def run_stage(lake: Lake, job: Job, *, as_of: dt.date | None, options: Mapping[s
     arguments = dict(options)
     if job.as_of_from != "none":
         arguments["as_of"] = as_of
-    return job.run(lake, **arguments)
+    describe_jobs(lake, job.name, as_of)
+    try:
+        return job.run(lake, **arguments)
+    finally:
+        lake.spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
 
 
 def run_job(job: Job, argv: list[str] | None, *, spark: SparkSession | None = None) -> int:
-    """Parse, validate the config before Spark starts, resolve the as-of date, run, record.
+    """Parse, validate the config before Spark starts, take the lake's write lease, resolve
+    the as-of date, run, record.
 
-    A :class:`UserError` prints one line and exits 2; anything else is a bug: its stack
-    trace is printed, then one line, exit 2. Both are recorded as a failed run in ``ops/runs``.
+    The run writes its ``started`` row to ``ops/runs`` first (:func:`seglake.lease.acquire`)
+    and its ``succeeded`` or ``failed`` row last. A :class:`UserError` logs one line and
+    exits 2; anything else is a bug or an unexpected failure: its traceback is logged, then
+    one line, exit 1.
     """
     args = build_parser(job).parse_args(argv)
+    logs.configure(args.log_format)
     for flag, key in job.flag_keys.items():
         value = getattr(args, flag, None)
         if value is not None:
@@ -237,19 +233,28 @@ def run_job(job: Job, argv: list[str] | None, *, spark: SparkSession | None = No
     except UserError as exc:
         return fail(job.name, str(exc))
     lake = Lake(session, config, job=job.name)
+    logs.set_run(lake.run_id, given)
+    log = job_log(job.name)
     started = runlog.utc_now()
     as_of: dt.date | None = given
     result = StageResult()
     try:
-        as_of = resolve_as_of(lake, job.as_of_from, given)
-        result = run_stage(lake, job, as_of=as_of, options=options)
-        as_of = result.as_of or as_of
+        for run in lease.acquire(lake, as_of=given, started_at=started):
+            log.warning(f"{run.describe()} was abandoned: it started and never ended (recorded as abandoned)")
+        with lease.Heartbeat(lake):
+            as_of = resolve_as_of(lake, job.as_of_from, given)
+            logs.set_as_of(as_of)
+            result = run_stage(lake, job, as_of=as_of, options=options)
+            as_of = result.as_of or as_of
     except Exception as exc:
-        if not isinstance(exc, UserError):
-            traceback.print_exc()
-        record_run(lake, as_of, started, result, "failed", one_line(exc))
-        return fail(job.name, one_line(exc))
-    record_run(lake, as_of, started, result, "succeeded", None)
+        status = exit_status(exc)
+        if status != 2:
+            log.error("failed with an unexpected error", exc_info=exc)
+        record_run(lake, as_of, started, result, runlog.FAILED, one_line(exc))
+        lease.release(lake)
+        return fail(job.name, one_line(exc), status)
+    record_run(lake, as_of, started, result, runlog.SUCCEEDED, None)
+    lease.release(lake)
     return 0
 
 
@@ -268,4 +273,4 @@ def record_run(
             error=error,
         )
     except Exception as exc:  # the run log must never hide the run's own outcome
-        print(f"seglake {lake.job}: warning: could not write ops/runs: {exc}", file=sys.stderr)
+        job_log(lake.job).warning(f"could not write ops/runs: {exc}")

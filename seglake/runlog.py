@@ -8,6 +8,7 @@ import subprocess
 from functools import cache
 from typing import Any
 
+from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 import seglake
@@ -33,6 +34,13 @@ def code_version() -> str:
     return f"{seglake.__version__}+{commit}" if commit else seglake.__version__
 
 
+STARTED_COMMIT = "seglake run started "  # + run id: the Delta userMetadata of a started row's commit
+_HISTORY_SEARCHED = 100  # commits of ops/runs searched for one's own started row (other drivers append too)
+
+# ops/runs.status of the row a run writes when it begins; its last row says how it ended
+STARTED, SUCCEEDED, FAILED, ABANDONED = "started", "succeeded", "failed", "abandoned"
+
+
 def utc_now() -> dt.datetime:
     """Now in UTC, without a zone (``ops`` timestamps are UTC instants)."""
     return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
@@ -48,15 +56,22 @@ def record(
     details: dict[str, Any],
     status: str,
     error: str | None,
-) -> None:
-    """Append the run's row to ``ops/runs``: what it read and wrote (from ``lake``), and how it ended."""
+    ended_at: dt.datetime | None = None,
+) -> int | None:
+    """Append one row about the run of ``lake`` to ``ops/runs``: what it read and wrote (from
+    ``lake``), and its status. For a ``started`` row, the version of its commit (else None).
+
+    ``status`` is ``started`` (the row a run writes first, ``ended_at`` null), ``succeeded``
+    or ``failed`` (the row it writes last; ``ended_at`` now unless given).
+    """
+    ended = None if status == STARTED else (ended_at or utc_now())
     row = (
         lake.run_id,
         lake.job,
         as_of,
         status,
         started_at,
-        utc_now(),
+        ended,
         rows_in,
         rows_out,
         lake.tables_read,
@@ -68,7 +83,24 @@ def record(
         json.dumps(details, sort_keys=True, default=str) if details else None,
     )
     frame = lake.spark.createDataFrame([row], catalog.table("ops/runs").ddl)
-    tables.write_table(frame, lake.config, "ops/runs", mode="append")
+    if status != STARTED:
+        tables.write_table(frame, lake.config, "ops/runs", mode="append")
+        return None
+    note = f"{STARTED_COMMIT}{lake.run_id}"
+    path = tables.write_table(frame, lake.config, "ops/runs", mode="append", commit_note=note)
+    return commit_version(lake, path, note)
+
+
+def commit_version(lake: Lake, path: str, note: str) -> int:
+    """The version of the commit of ``path`` tagged ``note`` (Delta userMetadata), among the latest.
+
+    Not simply the latest version: another driver may have appended since.
+    """
+    history = DeltaTable.forPath(lake.spark, path).history(_HISTORY_SEARCHED)
+    row = history.where(F.col("userMetadata") == F.lit(note)).select("version").first()
+    if row is None:
+        raise RuntimeError(f"{path}: the commit {note!r} is not among the last {_HISTORY_SEARCHED} commits")
+    return int(row["version"])
 
 
 def last_rollup(lake: Lake) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from seglake import catalog
 from seglake.config import SparkConfig
@@ -83,7 +84,7 @@ PIPELINE_EARLIER_STAGES = "features,cohorts,segment"
 
 
 def pipeline_argv(lake: Path, *extra: str) -> list[str]:
-    argv = ["--set", f"lake.root={lake}", "--set", f"report.dir={lake.parent / 'reports'}"]
+    argv = ["--set", f"lake.root={lake}", "--set", f"report.root={lake.parent / 'reports'}"]
     for assignment in PIPELINE_SETTINGS:
         argv += ["--set", assignment]
     return [*argv, *extra]
@@ -107,7 +108,7 @@ def pipeline_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory)
     root = tmp_path_factory.mktemp("pipeline") / "lake"
     printed = io.StringIO()
     with contextlib.redirect_stderr(printed):
-        status = run_job.main(pipeline_argv(root))
+        status = run_job.main(pipeline_argv(root, "--sample"))
     (root.parent / "first_run.log").write_text(printed.getvalue())
     assert status == 0, printed.getvalue()[-2000:]
     versions = {
@@ -121,3 +122,18 @@ def pipeline_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory)
     argv = pipeline_argv(root, "--as-of", str(earlier), "--stages", PIPELINE_EARLIER_STAGES)
     assert run_job.main(argv) == 0
     return root
+
+
+def comparable(frame: DataFrame) -> DataFrame:
+    """Map columns as sorted entry arrays: set operations cannot compare maps."""
+    columns = [
+        F.array_sort(F.map_entries(name)).alias(name) if isinstance(kind, T.MapType) else F.col(name)
+        for name, kind in ((f.name, f.dataType) for f in frame.schema.fields)
+    ]
+    return frame.select(*columns)
+
+
+def assert_same_rows(before: DataFrame, after: DataFrame, what: str) -> None:
+    before, after = comparable(before), comparable(after)
+    assert before.exceptAll(after).count() == 0, f"{what}: rows lost or changed"
+    assert after.exceptAll(before).count() == 0, f"{what}: rows added or changed"

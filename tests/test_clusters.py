@@ -271,7 +271,7 @@ def job_args(lake: Path, *extra: str) -> list[str]:
 
 
 def last_details(spark: SparkSession, lake: Path) -> dict:
-    runs = spark.read.format("delta").load(f"{lake}/ops/runs").where("job = 'clusters'")
+    runs = spark.read.format("delta").load(f"{lake}/ops/runs").where("status <> 'started'").where("job = 'clusters'")
     return json.loads(runs.orderBy(F.desc("started_at")).first()["details"])
 
 
@@ -296,7 +296,12 @@ def clustered_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_k_search_picks_the_true_k_and_records_the_curve(spark: SparkSession, clustered_lake: Path) -> None:
-    runs = spark.read.format("delta").load(f"{clustered_lake}/ops/runs").where("job = 'clusters'")
+    runs = (
+        spark.read.format("delta")
+        .load(f"{clustered_lake}/ops/runs")
+        .where("status <> 'started'")
+        .where("job = 'clusters'")
+    )
     first = json.loads(runs.orderBy("started_at").first()["details"])
     assert first["k"] == 4 and first["k_source"] == "silhouette"
     assert [c["k"] for c in first["k_curve"]] == [3, 4, 5]

@@ -155,7 +155,7 @@ def test_report_job_renders_every_section_from_the_gold_tables(
     spark: SparkSession, pipeline_lake: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "reports"
-    argv = ["--set", f"lake.root={pipeline_lake}", "--set", f"report.dir={out}"]
+    argv = ["--set", f"lake.root={pipeline_lake}", "--set", f"report.root={out}"]
     assert report_job.main(argv) == 0
     (page_path,) = out.glob("segmentation_*.html")
     page = page_path.read_text()
