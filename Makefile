@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-slow lint bench package docs clean
+.PHONY: help setup run test test-slow test-deploy lint bench package docs clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,9 +28,26 @@ test: setup ## run the test suite (pytest, one local Spark session; the slow tes
 test-slow: setup ## run the slow tests (whole real data sets)
 	$(PY) -m pytest -q -m slow $(ARGS)
 
+# The deploy artefacts' tests run in their own venv (Airflow, its Spark provider and
+# databricks-sdk: see deploy/requirements.txt), pinned by deploy/constraints-<python>.txt when
+# there is one for this Python. --noconftest: tests/conftest.py needs pyspark, which this venv lacks.
+DEPLOY_VENV := .venv-deploy
+DEPLOY_PYVER = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+DEPLOY_CONSTRAINTS = $(wildcard deploy/constraints-$(DEPLOY_PYVER).txt)
+
+$(DEPLOY_VENV)/.installed: deploy/requirements.txt $(wildcard deploy/constraints-*.txt)
+	rm -rf $(DEPLOY_VENV)
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DEPLOY_VENV)/bin/python -m pip install --quiet -r deploy/requirements.txt $(addprefix -c ,$(DEPLOY_CONSTRAINTS))
+	touch $@
+
+test-deploy: $(DEPLOY_VENV)/.installed ## test the Airflow DAG and the Databricks job (own venv: .venv-deploy)
+	SEGLAKE_REQUIRE_DEPLOY=1 $(DEPLOY_VENV)/bin/python -m pytest -q --noconftest tests/test_deploy.py $(ARGS)
+
 lint: setup ## ruff (lint + format check) and mypy (strict on transforms/)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check seglake jobs transforms tests bench
+	$(VENV)/bin/ruff format --check seglake jobs transforms tests bench deploy
 	$(VENV)/bin/mypy
 
 bench: setup ## benchmarks: throughput vs. an independent engine; writes BENCHMARKS.md
@@ -42,6 +59,7 @@ package: setup ## wheel + a zip for spark-submit --py-files, in dist/
 
 clean: ## remove the local lake, reports, caches and build output (keeps .venv)
 	rm -rf lake reports build dist bench/out .pytest_cache .ruff_cache spark-warehouse *.egg-info
+	rm -rf .venv-deploy
 
 docs: setup ## rewrite the README's table reference from the column comments
 	$(PY) -m jobs.docs --readme
