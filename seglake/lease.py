@@ -8,10 +8,10 @@ them take turns, on top of Delta's optimistic concurrency rather than a local lo
 1. A run appends its ``started`` row to ``ops/runs``. Delta numbers commits one after
    the other, whichever driver makes them, so the row gets a version ``v`` no other
    commit has.
-2. It reads ``ops/runs`` as of ``v - 1``: the runs that had started before it. One that
-   has not ended (no later row) and is alive holds the lake: this run records itself as
-   failed and stops, having written nothing else. Two runs started at once both see the
-   order of their versions, so exactly one goes on.
+2. It looks for the runs whose started rows came before ``v`` (by their commits'
+   versions) and have not ended (no later row). One of them that is alive holds the
+   lake: this run records itself as failed and stops, having written nothing else. Two
+   runs started at once both see the order of their versions, so exactly one goes on.
 3. While it runs, a heartbeat thread appends a row to ``ops/leases`` every
    ``ops.heartbeat_seconds``; the lease lapses ``ops.lease_seconds`` after the start or
    the last heartbeat. Its last ``ops/runs`` row (succeeded or failed) ends it.
@@ -34,6 +34,7 @@ import socket
 import threading
 from dataclasses import dataclass
 
+from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 from seglake import catalog, runlog, tables
@@ -95,14 +96,19 @@ def _process_exists(pid: int) -> bool:
 
 
 def started_runs_before(lake: Lake, version: int) -> list[StartedRun]:
-    """The runs with a ``started`` row and no later row in ``ops/runs`` as of ``version``,
-    with when their leases lapse (their start or last heartbeat + ops.lease_seconds)."""
-    path = lake.path("ops/runs")
-    runs = lake.spark.read.format("delta").option("versionAsOf", version).load(path)
+    """The runs whose ``started`` row was committed to ``ops/runs`` before ``version`` and that
+    have not ended (no later row), with when their leases lapse (start or last heartbeat +
+    ops.lease_seconds).
+
+    Reads the latest ``ops/runs`` (a time-travel read costs seconds) and places each unfinished
+    run before or after ``version`` by its start commit (tagged with its run id); a run that
+    ended meanwhile no longer holds the lake, so it does not matter when it started.
+    """
+    runs = lake.spark.read.format("delta").load(lake.path("ops/runs"))
     ended = runs.where(F.col("status") != runlog.STARTED).select("run_id")
     unfinished = (
-        runs.where(F.col("status") == runlog.STARTED)
-        .join(ended, "run_id", "left_anti")
+        runs.where((F.col("status") == runlog.STARTED) & (F.col("run_id") != lake.run_id))
+        .join(F.broadcast(ended), "run_id", "left_anti")
         .select(
             "run_id",
             "job",
@@ -114,8 +120,12 @@ def started_runs_before(lake: Lake, version: int) -> list[StartedRun]:
     )  # runs that have not ended: the one running, or abandoned ones not yet reported (a few)
     if not unfinished:
         return []
+    started_in = start_commits(lake, [row["run_id"] for row in unfinished])
+    earlier = [row for row in unfinished if started_in.get(row["run_id"], -1) < version]
+    if not earlier:
+        return []
     lease = dt.timedelta(seconds=lake.config.ops.lease_seconds)
-    heartbeats = last_heartbeats(lake, [row["run_id"] for row in unfinished])
+    heartbeats = last_heartbeats(lake, [row["run_id"] for row in earlier])
     return [
         StartedRun(
             run_id=row["run_id"],
@@ -125,8 +135,17 @@ def started_runs_before(lake: Lake, version: int) -> list[StartedRun]:
             driver=row["driver"] or "unknown:",
             expires_at=max(row["started_at"] + lease, heartbeats.get(row["run_id"], row["started_at"])),
         )
-        for row in unfinished
+        for row in earlier
     ]
+
+
+def start_commits(lake: Lake, run_ids: list[str]) -> dict[str, int]:
+    """The ``ops/runs`` version of each run's started row, among the last commits (an older one
+    is not found: it is earlier than any run starting now)."""
+    notes = {f"{runlog.STARTED_COMMIT}{run_id}": run_id for run_id in run_ids}
+    history = DeltaTable.forPath(lake.spark, lake.path("ops/runs")).history(runlog.HISTORY_SEARCHED)
+    rows = history.where(F.col("userMetadata").isin(list(notes))).select("version", "userMetadata").collect()
+    return {notes[row["userMetadata"]]: int(row["version"]) for row in rows}
 
 
 def last_heartbeats(lake: Lake, run_ids: list[str]) -> dict[str, dt.datetime]:
@@ -159,7 +178,7 @@ def acquire(lake: Lake, *, as_of: dt.date | None, started_at: dt.datetime) -> li
         error=None,
     )
     assert version is not None  # a started row's commit version
-    earlier = started_runs_before(lake, version - 1) if version > 0 else []
+    earlier = started_runs_before(lake, version)
     now = runlog.utc_now()
     alive = [run for run in earlier if run.is_alive(now)]
     if alive:

@@ -35,7 +35,7 @@ def code_version() -> str:
 
 
 STARTED_COMMIT = "seglake run started "  # + run id: the Delta userMetadata of a started row's commit
-_HISTORY_SEARCHED = 100  # commits of ops/runs searched for one's own started row (other drivers append too)
+HISTORY_SEARCHED = 100  # commits of ops/runs searched for one's own started row (other drivers append too)
 
 # ops/runs.status of the row a run writes when it begins; its last row says how it ended
 STARTED, SUCCEEDED, FAILED, ABANDONED = "started", "succeeded", "failed", "abandoned"
@@ -94,12 +94,15 @@ def record(
 def commit_version(lake: Lake, path: str, note: str) -> int:
     """The version of the commit of ``path`` tagged ``note`` (Delta userMetadata), among the latest.
 
-    Not simply the latest version: another driver may have appended since.
+    Usually the latest version; but another driver may have appended since.
     """
-    history = DeltaTable.forPath(lake.spark, path).history(_HISTORY_SEARCHED)
+    latest = tables.first_row(DeltaTable.forPath(lake.spark, path).history(1).select("version", "userMetadata"))
+    if latest["userMetadata"] == note:
+        return int(latest["version"])
+    history = DeltaTable.forPath(lake.spark, path).history(HISTORY_SEARCHED)
     row = history.where(F.col("userMetadata") == F.lit(note)).select("version").first()
     if row is None:
-        raise RuntimeError(f"{path}: the commit {note!r} is not among the last {_HISTORY_SEARCHED} commits")
+        raise RuntimeError(f"{path}: the commit {note!r} is not among the last {HISTORY_SEARCHED} commits")
     return int(row["version"])
 
 
