@@ -3,17 +3,19 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+WHEEL   := dist/seglake-$(VERSION)-py3-none-any.whl
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-slow test-deploy lint bench package docs clean
+.PHONY: help setup run test test-slow test-cluster test-deploy lint bench package docs clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[spark,dev]'
 	touch $@
 
 setup: $(VENV)/.installed ## create .venv, install seglake + dev tools, cache the Delta jars (idempotent)
@@ -22,11 +24,14 @@ setup: $(VENV)/.installed ## create .venv, install seglake + dev tools, cache th
 run: setup ## run the pipeline on the local lake (./lake), generating a sample lake first if empty
 	$(PY) -m jobs.run $(ARGS)
 
-test: setup ## run the test suite (pytest, one local Spark session; the slow tests aside)
-	$(PY) -m pytest -q -m "not slow" $(ARGS)
+test: setup ## run the test suite (pytest, one local Spark session; the slow and cluster tests aside)
+	$(PY) -m pytest -q -m "not slow and not cluster" $(ARGS)
 
 test-slow: setup ## run the slow tests (whole real data sets)
 	$(PY) -m pytest -q -m slow $(ARGS)
+
+test-cluster: package ## the built package in a fresh virtualenv outside the checkout, and spark-submit to a standalone Spark cluster on 127.0.0.1
+	$(PY) -m pytest -q -m cluster $(ARGS)
 
 # The deploy artefacts' tests run in their own venv (Airflow, its Spark provider and
 # databricks-sdk: see deploy/requirements.txt), pinned by deploy/constraints-<python>.txt when
@@ -53,9 +58,15 @@ lint: setup ## ruff (lint + format check) and mypy (strict on transforms/)
 bench: setup ## benchmarks: throughput vs. an independent engine; writes BENCHMARKS.md
 	$(PY) -m bench.run $(ARGS)
 
-package: setup ## wheel + a zip for spark-submit --py-files, in dist/
+# The zip is the wheel's content without its metadata: the same code and the same conf/ (as seglake/conf).
+package: setup ## dist/: the wheel (conf/ as package data), seglake-pyfiles.zip (--py-files) and seglake_submit.py (the entry script)
+	rm -rf build $(WHEEL) dist/seglake-pyfiles.zip dist/seglake_submit.py
 	$(PY) -m pip wheel --quiet --no-deps -w dist .
-	rm -f dist/seglake-pyfiles.zip && zip -qr dist/seglake-pyfiles.zip seglake jobs transforms -x '*__pycache__*'
+	mkdir -p build/pyfiles
+	$(PY) -m zipfile -e $(WHEEL) build/pyfiles
+	rm -rf build/pyfiles/*.dist-info
+	cd build/pyfiles && zip -qrX ../../dist/seglake-pyfiles.zip seglake jobs transforms
+	cp seglake/submit.py dist/seglake_submit.py
 
 clean: ## remove the local lake, reports, caches and build output (keeps .venv)
 	rm -rf lake reports build dist bench/out .pytest_cache .ruff_cache spark-warehouse *.egg-info

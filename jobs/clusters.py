@@ -34,8 +34,9 @@ from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from seglake import catalog, tables
-from seglake.config import PROJECT_ROOT, ClustersConfig, read_yaml_dict
+from seglake import catalog, defaults, tables
+from seglake.config import ClustersConfig, read_yaml_dict
+from seglake.defaults import Traversable
 from seglake.errors import UserError
 from seglake.job import Job, StageResult, job_log, run_job
 from seglake.lake import Lake
@@ -68,18 +69,16 @@ class ClusterLabel:
     notes: str | None = None
 
 
-def labels_path(setting: str) -> Path:
-    """A relative ``clusters.labels_file`` is looked up in the working folder, then the project."""
-    path = Path(setting).expanduser()
-    if path.is_absolute() or path.exists():
-        return path
-    return PROJECT_ROOT / path
+def labels_path(setting: str) -> Path | Traversable:
+    """A relative ``clusters.labels_file`` is looked up in the working folder, then among the shipped
+    ``conf/`` files (:func:`seglake.defaults.find`)."""
+    return defaults.find(setting)
 
 
 def load_labels(setting: str) -> tuple[dict[int, ClusterLabel], str]:
     """Analyst labels ``{cluster id: {name, notes}}`` (or ``id: name``); a missing file means none."""
     path = labels_path(setting)
-    shown = str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
+    shown = defaults.shown(path)
     if not path.is_file():
         return {}, shown
     data = read_yaml_dict(path, shown, UserError)

@@ -19,10 +19,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from seglake import defaults
+from seglake.defaults import Traversable
 from seglake.errors import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "conf" / "local.yaml"
+DEFAULT_CONFIG = "local.yaml"  # in the shipped conf folder (seglake.defaults)
 
 DELTA_PACKAGE = "io.delta:delta-spark_4.1_2.13:4.4.0"
 # A currency rate must fit cleanse's rate type, decimal(19,12) (transforms.cleanse.RATE_TYPE):
@@ -343,8 +344,8 @@ class ClustersConfig(_Section):
     )
     labels_file: str = Field(
         "conf/cluster_labels.yaml",
-        description="Analyst names and notes by cluster id; relative paths: the working folder, else the "
-        "project. A missing file means no labels.",
+        description="Analyst names and notes by cluster id; a relative path is looked up in the working "
+        "folder, then (conf/...) among the shipped files. A missing file means no labels.",
     )
 
     @model_validator(mode="after")
@@ -440,7 +441,7 @@ def _load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_YamlLoader)
 
 
-def read_yaml_dict(path: Path, shown: str, error: type[Exception]) -> dict[str, Any]:
+def read_yaml_dict(path: Path | Traversable, shown: str, error: type[Exception]) -> dict[str, Any]:
     """A YAML file whose top level is a mapping; ``error`` names ``shown`` and the line."""
     try:
         data = _load_yaml(path.read_text()) or {}
@@ -513,9 +514,14 @@ def _describe(error: dict[str, Any]) -> str:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> SeglakeConfig:
-    """Read ``path`` (default ``conf/local.yaml``), apply ``overrides``, validate."""
-    config_path = Path(path) if path else DEFAULT_CONFIG
-    source = str(path) if path else str(config_path.relative_to(PROJECT_ROOT))
+    """Read ``path`` (default: the shipped ``conf/local.yaml``), apply ``overrides``, validate.
+
+    A relative ``path`` is read from the working directory; a ``conf/...`` one that is not
+    there is the shipped file of that name (:func:`seglake.defaults.find`).
+    """
+    config_path = defaults.find(str(path)) if path else defaults.conf_file(DEFAULT_CONFIG)
+    as_given = bool(path) and isinstance(config_path, Path) and config_path == Path(str(path)).expanduser()
+    source = str(path) if as_given else defaults.shown(config_path)
     if not config_path.is_file():
         raise ConfigError(f"{source}: config file not found")
     data = read_yaml_dict(config_path, source, ConfigError)

@@ -19,11 +19,12 @@ from pyspark.errors import AnalysisException, ParseException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from seglake import catalog
-from seglake.config import PROJECT_ROOT, read_yaml_dict
+from seglake import catalog, defaults
+from seglake.config import read_yaml_dict
+from seglake.defaults import Traversable
 from seglake.errors import UserError
 
-MAPPINGS_DIR = PROJECT_ROOT / "conf" / "mappings"
+MAPPINGS_DIR = "mappings"  # in the shipped conf folder (seglake.defaults)
 
 # canonical receipt columns a mapping may fill (bronze/receipts minus lineage)
 RECEIPT_COLUMNS = tuple(column.name for column in catalog.RECEIPT_COLUMNS)
@@ -202,15 +203,17 @@ def _check_names(
         raise ValueError(f"{where}{both[0]} is both in columns and in constants; keep one")
 
 
-def mapping_path(name_or_path: str) -> Path:
-    """``NAME`` -> conf/mappings/NAME.yaml; anything with a slash or .yaml is a path."""
+def mapping_path(name_or_path: str) -> Path | Traversable:
+    """``NAME`` -> the shipped conf/mappings/NAME.yaml; anything with a slash or .yaml is a path
+    (in the working directory, else a shipped ``conf/...`` file: :func:`seglake.defaults.find`)."""
     if "/" in name_or_path or name_or_path.endswith((".yaml", ".yml")):
-        return Path(name_or_path)
-    return MAPPINGS_DIR / f"{name_or_path}.yaml"
+        return defaults.find(name_or_path)
+    return defaults.conf_file(f"{MAPPINGS_DIR}/{name_or_path}.yaml")
 
 
 def available_mappings() -> list[str]:
-    return sorted(p.stem for p in MAPPINGS_DIR.glob("*.yaml"))
+    """Names of the shipped mappings."""
+    return sorted(defaults.stem(p) for p in defaults.conf_file(MAPPINGS_DIR).iterdir() if p.name.endswith(".yaml"))
 
 
 def _describe(error: dict[str, Any]) -> tuple[str, str]:
@@ -226,7 +229,7 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
 def load_mapping(name_or_path: str) -> Mapping:
     """Read and validate a mapping; a :class:`MappingError` names the file and key."""
     path = mapping_path(name_or_path)
-    shown = str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
+    shown = defaults.shown(path)
     if not path.is_file():
         raise MappingError(f"{shown}: mapping not found (shipped mappings: {', '.join(available_mappings())})")
     data = read_yaml_dict(path, shown, MappingError)
@@ -236,7 +239,7 @@ def load_mapping(name_or_path: str) -> Mapping:
         loc, message = _describe(dict(exc.errors()[0]))
         prefix = "" if loc == "<top>" else f"{loc}: "  # model checks name their key
         raise MappingError(f"{shown}: {prefix}{message}") from None
-    mapping.name, mapping.file = path.stem, shown
+    mapping.name, mapping.file = defaults.stem(path), shown
     return mapping
 
 

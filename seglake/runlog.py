@@ -6,31 +6,41 @@ import datetime as dt
 import json
 import subprocess
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 import seglake
-from seglake import catalog, tables
-from seglake.config import PROJECT_ROOT
+from seglake import catalog, defaults, tables
 from seglake.lake import Lake
 
 
 @cache
 def code_version() -> str:
-    """``<package version>+<git commit>`` when run from a checkout, else the version."""
+    """``<package version>+<git commit>`` when seglake runs from a git checkout, else the version.
+
+    Installed (a wheel, the ``--py-files`` zip) there is no commit to report: no git is run,
+    so a virtualenv or a zip that happens to sit inside some git repository does not lend
+    its commit. From a checkout, the commit is that of the checkout's own repository.
+    """
+    root = defaults.CHECKOUT_ROOT
+    if root is None:
+        return seglake.__version__
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=PROJECT_ROOT,
+        lines = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "--short", "HEAD"],
+            cwd=root,
             capture_output=True,
             text=True,
             timeout=5,
             check=True,
-        ).stdout.strip()
+        ).stdout.split()
     except (OSError, subprocess.SubprocessError):
-        commit = ""
+        lines = []
+    # a checkout copied without its .git into another repository's tree is not that repository
+    commit = lines[1] if len(lines) == 2 and Path(lines[0]).resolve() == root else ""
     return f"{seglake.__version__}+{commit}" if commit else seglake.__version__
 
 

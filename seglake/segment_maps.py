@@ -42,10 +42,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from seglake.config import PROJECT_ROOT, read_yaml_dict
+from seglake import defaults
+from seglake.config import read_yaml_dict
+from seglake.defaults import Traversable
 from seglake.errors import UserError
 
-SEGMENTS_DIR = PROJECT_ROOT / "conf" / "segments"
+SEGMENTS_DIR = "segments"  # in the shipped conf folder (seglake.defaults)
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -101,24 +103,20 @@ class Rule:
     population: tuple[str, ...] = field(default=())
 
 
-def segments_path(name_or_path: str) -> Path:
-    """``NAME`` -> conf/segments/NAME.yaml; anything with a slash or .yaml is a path
-    (relative to the working directory, else to the project)."""
+def segments_path(name_or_path: str) -> Path | Traversable:
+    """``NAME`` -> the shipped conf/segments/NAME.yaml; anything with a slash or .yaml is a path
+    (in the working directory, else a shipped ``conf/...`` file: :func:`seglake.defaults.find`)."""
     if "/" not in name_or_path and not name_or_path.endswith((".yaml", ".yml")):
-        return SEGMENTS_DIR / f"{name_or_path}.yaml"
-    path = Path(name_or_path).expanduser()
-    if not path.is_absolute() and not path.exists() and (PROJECT_ROOT / path).exists():
-        return PROJECT_ROOT / path
-    return path
-
-
-def _shown(path: Path) -> str:
-    path = path.resolve() if path.exists() else path
-    return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
+        return defaults.conf_file(f"{SEGMENTS_DIR}/{name_or_path}.yaml")
+    return defaults.find(name_or_path)
 
 
 def available_maps() -> list[str]:
-    return sorted(p.stem for p in SEGMENTS_DIR.glob("*.yaml") if p.stem != "rules")
+    """Names of the shipped segment maps."""
+    folder = defaults.conf_file(SEGMENTS_DIR)
+    return sorted(
+        defaults.stem(p) for p in folder.iterdir() if p.name.endswith(".yaml") and defaults.stem(p) != "rules"
+    )
 
 
 def _text(value: Any) -> str | None:
@@ -143,7 +141,7 @@ def expand_cell(cell: str, tiles: int) -> list[str]:
 def load_segment_map(name_or_path: str, tiles: int) -> SegmentMap:
     """Read and validate a segment map for ``tiles`` tiles per metric."""
     path = segments_path(name_or_path)
-    shown = _shown(path)
+    shown = defaults.shown(path)
     if not path.is_file():
         raise SegmentConfigError(f"{shown}: segment map not found (shipped maps: {', '.join(available_maps())})")
     data = read_yaml_dict(path, shown, SegmentConfigError)
@@ -190,7 +188,7 @@ def load_segment_map(name_or_path: str, tiles: int) -> SegmentMap:
                 expanded.append(match)
         categories.append(Category(name=name, campaign=campaign, cells=tuple(expanded)))
     return SegmentMap(
-        name=_text(data.get("name")) or path.stem,
+        name=_text(data.get("name")) or defaults.stem(path),
         file=shown,
         description=_text(data.get("description")) or "",
         tiles=tiles,
@@ -203,7 +201,7 @@ def load_rules(name_or_path: str | None) -> tuple[str, list[Rule]]:
     if not name_or_path:
         return "<no rules>", []
     path = segments_path(name_or_path)
-    shown = _shown(path)
+    shown = defaults.shown(path)
     if not path.is_file():
         raise SegmentConfigError(f"{shown}: rules file not found (rfm.rules)")
     data = read_yaml_dict(path, shown, SegmentConfigError)

@@ -19,10 +19,11 @@ from pathlib import Path
 import pyspark
 from pyspark.sql import SparkSession
 
-from seglake.config import DELTA_PACKAGE, PROJECT_ROOT, SparkConfig
+from seglake import defaults
+from seglake.config import DELTA_PACKAGE, SparkConfig
 from seglake.errors import ConfigError
 
-LOG4J_CONFIG = PROJECT_ROOT / "conf" / "log4j2.properties"
+LOG4J_CONFIG = "log4j2.properties"  # in the shipped conf folder (seglake.defaults)
 
 # Transitive jars of delta-spark that Spark already ships in a newer version; loading
 # the older copies next to Spark's own invites class clashes.
@@ -105,8 +106,9 @@ def configure_builder(builder: SparkSession.Builder, spark_config: SparkConfig) 
     if not under_spark_submit():
         check_delta_package(spark_config.delta_package, pyspark.__version__)
         builder = builder.master(spark_config.master or "local[*]")
-        if "log4j2.configurationFile" not in extra_java and LOG4J_CONFIG.is_file():
-            extra_java = f"{extra_java} -Dlog4j2.configurationFile={LOG4J_CONFIG.as_uri()}".strip()
+        log4j = None if "log4j2.configurationFile" in extra_java else defaults.conf_path(LOG4J_CONFIG)
+        if log4j is not None:  # a real file for the JVM (extracted when seglake runs from a zip)
+            extra_java = f"{extra_java} -Dlog4j2.configurationFile={log4j.as_uri()}".strip()
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         resolved = jars_dir(spark_config)
         jars = sorted(resolved.glob("*.jar")) if resolved.is_dir() else []
