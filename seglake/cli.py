@@ -35,5 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     return int(module.main(rest))
 
 
+def entry() -> None:
+    """The ``seglake`` console script, also the entry point of a Databricks wheel task: a
+    status other than 0 leaves as ``SystemExit``, so a failed run fails the task (a wheel
+    task ignores what the function returns)."""
+    status = main()
+    if status:
+        sys.exit(status)
+
+
 if __name__ == "__main__":
     sys.exit(main())
