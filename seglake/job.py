@@ -186,9 +186,15 @@ def fail(job: str, message: str, status: int = 2) -> int:
 
 
 def one_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
+    """The first line of ``exc`` (with its type unless it is a user error). Py4J's first line
+    only names the JVM call ("An error occurred while calling o3125.save."): the Java
+    exception's own first line, the one that says what happened, comes after it."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
     if isinstance(exc, UserError | StageFailedError):
         return text
+    if text.startswith("An error occurred while calling") and len(lines) > 1:
+        return f"{type(exc).__name__}: {text} {lines[1].lstrip(': ').strip()}"
     return f"{type(exc).__name__}: {text}".rstrip(": ")
 
 

@@ -21,7 +21,7 @@ from jobs import run as run_job
 from seglake import runlog, tables
 from seglake.config import load_config
 from seglake.errors import StageFailedError, UserError, exit_status
-from seglake.job import Job, StageResult, job_log
+from seglake.job import Job, StageResult, job_log, one_line
 from seglake.job import run_job as run_a_job
 from seglake.lake import Lake
 
@@ -290,3 +290,20 @@ def test_a_started_row_is_written_before_the_job_runs(spark: SparkSession, lake:
     assert [r["status"] for r in rows] == ["started", "succeeded"]
     assert rows[0]["ended_at"] is None and rows[1]["ended_at"] >= rows[1]["started_at"]
     assert json.loads(rows[0]["details"])["driver"] == f"{socket.gethostname()}:{os.getpid()}"
+
+
+def test_a_jvm_error_is_named_by_the_java_exception_not_the_py4j_call() -> None:
+    class Py4JJavaError(Exception):  # its text as Py4J formats it: the call, then the Java exception
+        pass
+
+    error = Py4JJavaError(
+        "An error occurred while calling o3125.save.\n"
+        ": org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage 3.0 failed 4 times\n"
+        "\tat org.apache.spark.scheduler.DAGScheduler.failJobAndIndependentStages(DAGScheduler.scala:2898)"
+    )
+    assert one_line(error) == (
+        "Py4JJavaError: An error occurred while calling o3125.save. org.apache.spark.SparkException: Job aborted "
+        "due to stage failure: Task 0 in stage 3.0 failed 4 times"
+    )
+    assert one_line(ZeroDivisionError("division by zero")) == "ZeroDivisionError: division by zero"
+    assert one_line(UserError("bad key\nmore")) == "bad key"

@@ -5,10 +5,12 @@ bronze lake; a worker killed while a stage runs costs task retries, not results 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
+import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,12 +19,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 import seglake
-from seglake import catalog
+from seglake import catalog, tables
 from tests.cluster.conftest import RUN_TIMEOUT, Run, copy_lake
 from tests.cluster.spark_cluster import (
     LOCAL_IP,
     Install,
     StandaloneCluster,
+    command_line,
     descendants,
     event_log,
     event_log_conf,
@@ -108,14 +111,22 @@ def wait_for_log(path: Path, text: str, process: subprocess.Popen[bytes], timeou
         time.sleep(0.5)
 
 
-def busy_executor(api: str, cluster: StandaloneCluster, timeout: float) -> tuple[str, int, int, str]:
+def busy_executor(
+    api: str, cluster: StandaloneCluster, process: subprocess.Popen[bytes], timeout: float
+) -> tuple[str, int, int, str]:
     """(executor id, worker pid, executor pid, stage) of an executor running a task of an active stage,
-    polled from the driver's REST API."""
+    polled from the driver's REST API while the run goes on."""
     deadline = time.monotonic() + timeout
-    app = get_json(api)[0]["id"]
     while time.monotonic() < deadline:
-        stages = get_json(f"{api}/{app}/stages?status=active")
-        busy = [e["id"] for e in get_json(f"{api}/{app}/executors") if e["id"] != "driver" and e["activeTasks"] > 0]
+        assert process.poll() is None, "the run ended before an executor was seen running a task"
+        try:
+            app = get_json(api)[0]["id"]
+            stages = get_json(f"{api}/{app}/stages?status=active")
+            executors = get_json(f"{api}/{app}/executors")
+        except (OSError, urllib.error.URLError, IndexError, ValueError):
+            time.sleep(0.2)  # the driver's UI is busy or not up yet
+            continue
+        busy = [e["id"] for e in executors if e["id"] != "driver" and e["activeTasks"] > 0]
         for executor_id in busy if stages else []:
             found = executor_process(cluster, executor_id)
             if found is not None:
@@ -148,13 +159,15 @@ def test_a_worker_killed_mid_stage_completes_through_retries_or_fails_cleanly(
     process = submit(cluster, cwd, {**event_log_conf(events), "spark.ui.port": str(ui)})
     log_path = cwd / "seglake.log"
     # mid-pipeline: cleanse has committed silver; kill while features has a task running
-    wait_for_log(log_path, "] features: started", process, RUN_TIMEOUT)
+    wait_for_log(log_path, " features: started", process, RUN_TIMEOUT)
     api = f"http://{LOCAL_IP}:{ui}/api/v1/applications"
-    executor_id, worker_pid, executor_pid, stage = busy_executor(api, cluster, timeout=120)
+    executor_id, worker_pid, executor_pid, stage = busy_executor(api, cluster, process, timeout=120)
+    assert "org.apache.spark.deploy.worker.Worker" in command_line(worker_pid)  # spark-class exec'd the JVM
     victims = [worker_pid, *descendants(worker_pid)]  # the worker JVM, its executor JVM and what that started
     assert executor_pid in victims
     for pid in victims:
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     status = wait(process, RUN_TIMEOUT)
     log = log_path.read_text(errors="replace")
     events_seen = event_log(events)
@@ -168,13 +181,14 @@ def test_a_worker_killed_mid_stage_completes_through_retries_or_fails_cleanly(
     # or failed: one clear line, and every table as it was before the failed stage
     errors = [line for line in log.splitlines() if line.startswith("seglake run: error:")]
     assert len(errors) == 1, log[-4000:]
+    assert errors[0].startswith("seglake run: error: stage "), errors[0]  # names the stage that failed
     runs = spark.read.format("delta").load(str(lake / "ops" / "runs"))
     failed = runs.where((F.col("status") == "failed") & (F.col("job") != "run")).collect()
     assert len(failed) == 1, [r.asDict() for r in failed]
     for table in catalog.restorable_tables_of(failed[0]["job"]):
         path = str(lake / table.name)
-        if not (lake / table.name / "_delta_log").is_dir():
-            continue
+        if not tables.table_exists(spark, path):
+            continue  # never committed (an empty _delta_log folder of a first write that failed is no table)
         before = versions_before(spark, path, failed[0]["started_at"])
         assert before is not None, f"{table.name} did not exist before the failed stage, and does now"
         now = spark.read.format("delta").load(path)
