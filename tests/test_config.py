@@ -150,3 +150,10 @@ def test_resolving_a_delta_package_for_another_spark_line_fetches_nothing(tmp_pa
         f"but this Spark is {pyspark.__version__}: "
     )
     assert list(tmp_path.iterdir()) == []  # no jar folder, no resolver cache
+
+
+def test_the_renamed_report_dir_is_one_line_naming_its_new_key() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(None, ["report.dir=./reports"])
+    assert "report.dir was renamed report.root" in str(raised.value)
+    assert load_config(None, ["report.root=s3a://bucket/reports"]).report.root == "s3a://bucket/reports"
