@@ -299,6 +299,12 @@ def load(spark: SparkSession, lake: Path, table: str) -> DataFrame:
     return spark.read.format("delta").load(f"{lake}/{table}")
 
 
+def last_cleanse_run(spark: SparkSession, lake: Path):
+    """The ending row (succeeded or failed) of the latest cleanse run in ``ops/runs``."""
+    runs = load(spark, lake, "ops/runs").where("status <> 'started' AND job = 'cleanse'")
+    return runs.orderBy(F.desc("started_at")).first()
+
+
 def test_every_generated_defect_is_caught_with_its_reason(spark: SparkSession, generated_lake: Path) -> None:
     truth = load(spark, generated_lake, "bronze/_generator_truth")
     quarantine = load(spark, generated_lake, "silver/receipts_quarantine")
@@ -397,13 +403,7 @@ def test_rerun_adds_nothing_and_new_bronze_rows_are_processed(spark: SparkSessio
     assert silver.count() == before + 1
     late_reasons = {r["row_key"]: r["reject_reason"] for r in quarantine.where("row_key like 'late-%'").collect()}
     assert late_reasons == {"late-dup": "duplicate_row", "late-conflict": "receipt_id_conflict"}
-    last = (
-        load(spark, generated_lake, "ops/runs")
-        .where("status <> 'started'")
-        .where("job = 'cleanse'")
-        .orderBy(F.desc("started_at"))
-        .first()
-    )
+    last = last_cleanse_run(spark, generated_lake)
     assert (last["rows_in"], last["rows_out"]) == (3, 1)
 
 
@@ -524,13 +524,7 @@ def test_a_run_killed_between_its_commits_is_not_read_and_the_next_run_repairs_i
     rejected = {r["row_key"]: r["reject_reason"] for r in quarantine.collect()}
     assert sorted(kept + list(rejected)) == sorted(bronze_keys)  # no row lost, none doubled
     assert "late-ok" in kept and rejected["late-zero"] == "zero_amount"
-    last = (
-        load(spark, lake, "ops/runs")
-        .where("status <> 'started'")
-        .where("job = 'cleanse'")
-        .orderBy(F.desc("started_at"))
-        .first()
-    )
+    last = last_cleanse_run(spark, lake)
     assert (last["status"], last["rows_in"], last["rows_out"]) == ("succeeded", 2, 1)  # the two late rows
 
 
