@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 
 from seglake import lease, logs, runlog, tables
 from seglake.config import load_config, parse_as_of
-from seglake.errors import StageFailedError, UserError, exit_status
+from seglake.errors import USER_ERROR_EXIT, StageFailedError, UserError, exit_status
 from seglake.lake import Lake
 from seglake.logs import job_log
 from seglake.session import build_session
@@ -179,7 +179,7 @@ def build_parser(job: Job) -> argparse.ArgumentParser:
     return parser
 
 
-def fail(job: str, message: str, status: int = 2) -> int:
+def fail(job: str, message: str, status: int = USER_ERROR_EXIT) -> int:
     """Log the run's one-line error and return its exit status."""
     logs.final_error(job, message)
     return status
@@ -254,7 +254,7 @@ def run_job(job: Job, argv: list[str] | None, *, spark: SparkSession | None = No
             as_of = result.as_of or as_of
     except Exception as exc:
         status = exit_status(exc)
-        if status != 2:
+        if status != USER_ERROR_EXIT and not isinstance(exc, StageFailedError):  # a stage logged its own
             log.error("failed with an unexpected error", exc_info=exc)
         record_run(lake, as_of, started, result, runlog.FAILED, one_line(exc))
         lease.release(lake)
