@@ -30,30 +30,37 @@ if __package__ in (None, ""):  # run as a file: spark-submit jobs/segment.py
 
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from seglake import tables
+from seglake import catalog, tables
 from seglake.config import SeglakeConfig
 from seglake.errors import UserError
 from seglake.job import Job, StageResult, job_log, run_job
 from seglake.lake import Lake
 from seglake.segment_maps import (
     OTHER,
+    CampaignSettings,
     Rule,
     SegmentMap,
     campaign_slug,
+    check_consent_columns,
     check_rules,
+    load_campaigns,
     load_rules,
     load_segment_map,
     population_parts,
 )
 from transforms.rfm import INTEGER_METRICS, METRICS, Threshold, to_exact_thresholds, to_rfm_thresholds, with_rfm_scores
 from transforms.segments import (
+    CampaignRule,
     population_aggregate,
     to_campaign_audiences,
+    to_campaign_summary,
     to_rule_segments,
     to_segment_migration,
+    with_audience_status,
     with_segment_category,
 )
 
@@ -77,6 +84,10 @@ RFM_SEGMENT_COLUMNS = [
 ]
 
 
+AUDIENCE_COLUMNS = catalog.table("gold/campaign_audiences").column_names
+EXPORT_COLUMNS = ["customer_id", "segment", "source", "is_holdout"]  # per campaign CSV file
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--export", choices=["csv"], help="also write one CSV file per campaign")
     parser.add_argument(
@@ -90,6 +101,7 @@ def check_campaigns(segment_map: SegmentMap, rules: list[Rule], rules_file: str)
     """Campaign -> file slug; two campaigns with one slug would share an export file."""
     slugs: dict[str, str] = {}
     named = [(c.campaign, segment_map.file) for c in segment_map.categories]
+    named += [(band.campaign, segment_map.file) for band in segment_map.no_window_purchase]
     named += [(r.campaign, rules_file) for r in rules if r.campaign]
     for campaign, file in named:
         slug = campaign_slug(campaign)
@@ -100,8 +112,33 @@ def check_campaigns(segment_map: SegmentMap, rules: list[Rule], rules_file: str)
     return slugs
 
 
+def campaign_rules_of(settings: CampaignSettings, campaigns: list[str]) -> dict[str, CampaignRule]:
+    """The consent / holdout / priority rule of every campaign the map and rules name."""
+    unlisted = [c for c in campaigns if not settings.of(c).listed]
+    if unlisted and settings.campaigns:
+        log.info(
+            f"campaigns not in {settings.file} (no channel, holdout {settings.default_holdout:g}, not exclusive): "
+            + ", ".join(unlisted)
+        )
+    rules = {}
+    for name in campaigns:
+        campaign = settings.of(name)
+        rules[name] = CampaignRule(
+            channel=campaign.channel,
+            consent_column=campaign.consent_column,
+            holdout=campaign.holdout,
+            priority=campaign.priority,
+        )
+    return rules
+
+
 def rfm_thresholds(
-    profile: DataFrame, config: SeglakeConfig, details: dict[str, Any] | None = None
+    profile: DataFrame,
+    config: SeglakeConfig,
+    details: dict[str, Any] | None = None,
+    *,
+    scoring: str = "all",
+    as_of: dt.date | None = None,
 ) -> tuple[dict[str, list[Threshold]], dict[str, str]]:
     """Thresholds per metric and the method of each.
 
@@ -122,6 +159,12 @@ def rfm_thresholds(
     rows = to_exact_thresholds(profile, columns, rfm.tiles).orderBy("column", "tile").collect()  # 2 x (n-1) rows
     for metric, column in zip(INTEGER_METRICS, columns, strict=True):
         metric_rows = [row for row in rows if row["column"] == column]
+        if not metric_rows and scoring == "window_buyers":
+            raise UserError(
+                f"{PROFILE} as of {as_of}: no customer bought in the window (features.window_days = "
+                f"{config.features.window_days}), and the segment map scores window buyers; choose a later --as-of "
+                "or a map with scoring: all (rfm.segment_map=infoworks)"
+            )
         if not metric_rows:
             raise UserError(f"{PROFILE}: {column} is null for every customer; rerun `seglake features`")
         thresholds[metric] = [row["value"] for row in metric_rows]
@@ -171,34 +214,47 @@ def run(lake: Lake, *, as_of: dt.date, export: str | None = None, export_dir: st
     segment_map = load_segment_map(config.rfm.segment_map, config.rfm.tiles)
     rules_file, rules = load_rules(config.rfm.rules)
     slugs = check_campaigns(segment_map, rules, rules_file)
+    settings = load_campaigns(config.rfm.campaigns)
+    campaign_rules = campaign_rules_of(settings, list(slugs))
     profiles = lake.read(PROFILE, hint="run `seglake features` first")
     missing = [c for c in SCORED_COLUMNS if c not in profiles.columns]
     if missing:
         raise UserError(f"{PROFILE} has no column {missing[0]}; rerun `seglake features` with this version")
     check_rules(profiles, rules, file=rules_file, window_days=config.features.window_days)
-    log.info(f"as of {as_of}: segment map {segment_map.name} ({segment_map.file}), {len(rules)} rules ({rules_file})")
+    check_consent_columns(profiles, settings)
+    log.info(
+        f"as of {as_of}: segment map {segment_map.name} ({segment_map.file}, scoring {segment_map.scoring}), "
+        f"{len(rules)} rules ({rules_file}), campaign settings {settings.file}"
+    )
 
     lap("validate")
     profile = profiles.where(F.col("as_of_date") == F.lit(as_of))
-    scored_input = profile.select(*SCORED_COLUMNS).cache()
+    consent_columns = sorted({r.consent_column for r in campaign_rules.values() if r.consent_column})
+    scored_input = profile.select(*SCORED_COLUMNS, *consent_columns).cache()
     try:
         rows_in = scored_input.count()
         if rows_in == 0:
             raise UserError(f"{PROFILE} as of {as_of} has no customers; nothing to segment")
         lap("read_and_cache")
-        thresholds, methods = rfm_thresholds(scored_input, config, details)
+        is_scored = F.col("frequency") >= 1 if segment_map.scoring == "window_buyers" else None
+        ranked = scored_input if is_scored is None else scored_input.where(is_scored)
+        thresholds, methods = rfm_thresholds(ranked, config, details, scoring=segment_map.scoring, as_of=as_of)
         for metric, values in thresholds.items():
             shown = ", ".join(f"{v:g}" for v in values)
             log.info(f"{metric} thresholds [{shown}] by {methods[metric]}")
         details.update({"thresholds": thresholds, "threshold_methods": methods, "segment_map": segment_map.name})
 
-        scored = scored_input.transform(with_rfm_scores, thresholds).transform(
-            with_segment_category, segment_map.cells(), map_name=segment_map.name, unlisted=OTHER
+        scored = scored_input.transform(with_rfm_scores, thresholds, scored=is_scored).transform(
+            with_segment_category,
+            segment_map.cells(),
+            map_name=segment_map.name,
+            unlisted=OTHER,
+            unscored_bands=segment_map.bands(),
         )
         rfm_segments = scored.withColumn("as_of_date", F.lit(as_of)).select(*RFM_SEGMENT_COLUMNS)
 
         lap("thresholds")
-        tiles = to_rfm_thresholds(scored, thresholds, as_of=as_of)
+        tiles = to_rfm_thresholds(scored, thresholds, as_of=as_of, scoring=segment_map.scoring)
         tile_rows = tiles.collect()  # metric x tile: a few rows
         lake.replace_as_of(spark.createDataFrame(tile_rows, tiles.schema), "gold/rfm_thresholds", as_of)
         empty = [f"{r['metric']} tile {r['tile']}" for r in tile_rows if r["customers"] == 0]
@@ -207,7 +263,7 @@ def run(lake: Lake, *, as_of: dt.date, export: str | None = None, export_dir: st
 
         rows_out = lake.replace_as_of(rfm_segments, "gold/rfm_segments", as_of)
         sizes = {row["category"]: int(row["count"]) for row in scored.groupBy("category").count().collect()}
-        order = [c.name for c in segment_map.categories] + [OTHER]
+        order = [*segment_map.category_names(), OTHER]
         log.info("categories: " + ", ".join(f"{name} {sizes.get(name, 0):,}" for name in order))
         details["categories"] = {name: sizes.get(name, 0) for name in order}
 
@@ -229,11 +285,39 @@ def run(lake: Lake, *, as_of: dt.date, export: str | None = None, export_dir: st
         lap("rule_segments")
         written_rules = written_partition(lake, "gold/rule_segments", as_of)
         rule_campaigns = {r.name: r.campaign for r in rules if r.campaign}
-        audiences = to_campaign_audiences(rfm_segments, written_rules, rule_campaigns, as_of=as_of)
-        lake.replace_as_of(audiences, "gold/campaign_audiences", as_of)
-        audience_sizes = counts(lake, "gold/campaign_audiences", as_of, "campaign")
-        log.info("campaign audiences: " + ", ".join(f"{c} {audience_sizes.get(c, 0):,}" for c in slugs))
-        details["campaign_audiences"] = {c: audience_sizes.get(c, 0) for c in slugs}
+        candidates = to_campaign_audiences(rfm_segments, written_rules, rule_campaigns, as_of=as_of)
+        if consent_columns:
+            consent = scored_input.select("customer_id", *consent_columns)
+            candidates = candidates.join(consent, on="customer_id", how="left")
+        statuses = with_audience_status(candidates, campaign_rules).persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            audiences = statuses.where(F.col("status").isin("holdout", "contact"))
+            lake.replace_as_of(audiences.select(*AUDIENCE_COLUMNS), "gold/campaign_audiences", as_of)
+            summary = to_campaign_summary(statuses, campaign_rules, as_of=as_of).collect()  # one row per campaign
+        finally:
+            statuses.unpersist()
+        summary_rows = {row["campaign"]: row for row in summary}
+        summary_frame = spark.createDataFrame(summary or [], catalog.table("gold/campaign_summary").ddl)
+        lake.replace_as_of(summary_frame, "gold/campaign_summary", as_of)
+        log.info(
+            "campaign audiences (audience / held out / no consent / excluded by priority): "
+            + ", ".join(
+                f"{c} {row['audience_customers']:,}/{row['holdout_customers']:,}/{row['no_consent_customers']:,}"
+                f"/{row['excluded_customers']:,}"
+                for c, row in summary_rows.items()
+            )
+        )
+        details["campaign_audiences"] = {
+            c: summary_rows[c]["audience_customers"] if c in summary_rows else 0 for c in slugs
+        }
+        details["campaign_filtered"] = {
+            c: {
+                "no_consent": row["no_consent_customers"],
+                "excluded": row["excluded_customers"],
+                "holdout": row["holdout_customers"],
+            }
+            for c, row in summary_rows.items()
+        }
 
         lap("campaign_audiences")
         migrate(lake, rfm_segments, as_of, details)
@@ -285,7 +369,9 @@ def migrate(lake: Lake, current: DataFrame, as_of: dt.date, details: dict[str, A
 
 
 def export_csv(spark: SparkSession, audiences: DataFrame, slugs: dict[str, str], target: str, *, replace: bool) -> None:
-    """One ``<campaign slug>.csv`` (header: customer_id, segment, source) per campaign in ``target``.
+    """One ``<campaign slug>.csv`` (header: EXPORT_COLUMNS) per campaign in ``target``.
+
+    ``is_holdout`` true marks the control group: keep those customers out of the send.
 
     Spark writes each campaign as one part file (all its rows in one task); the files are
     then renamed through the Hadoop file system, so any lake URI works. A campaign with
@@ -300,9 +386,7 @@ def export_csv(spark: SparkSession, audiences: DataFrame, slugs: dict[str, str],
     staging = f"{target}/_staging"
     slug_of = F.create_map(*[F.lit(v) for campaign, slug in slugs.items() for v in (campaign, slug)])
     (
-        audiences.select(
-            F.try_element_at(slug_of, F.col("campaign")).alias("campaign_slug"), "customer_id", "segment", "source"
-        )
+        audiences.select(F.try_element_at(slug_of, F.col("campaign")).alias("campaign_slug"), *EXPORT_COLUMNS)
         .repartition("campaign_slug")
         .sortWithinPartitions("campaign_slug", "customer_id")
         .write.mode("overwrite")
@@ -319,7 +403,7 @@ def export_csv(spark: SparkSession, audiences: DataFrame, slugs: dict[str, str],
             fs.rename(parts[0].getPath(), final)
         else:
             stream = fs.create(final, True)
-            stream.write(bytearray(b"customer_id,segment,source\n"))
+            stream.write(bytearray((",".join(EXPORT_COLUMNS) + "\n").encode()))
             stream.close()
         checksum = hadoop_path(f"{target}/.{slug}.csv.crc")  # the local file system's side files
         if fs.exists(checksum):

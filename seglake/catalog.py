@@ -633,15 +633,21 @@ TABLES: tuple[Table, ...] = (
                 "decimal(18,2)",
                 "Profile monetary: net amount in the window, base currency; may be 0 or negative.",
             ),
-            Col("r_score", "int", "Recency score 1..rfm.tiles, 1 = most recent tile (see gold/rfm_thresholds)."),
-            Col("f_score", "int", "Frequency score 1..rfm.tiles, 1 = most frequent tile."),
-            Col("m_score", "int", "Monetary score 1..rfm.tiles, 1 = highest-spend tile."),
-            Col("rfm_cell", "string", "R, F and M score as three digits, e.g. '113'."),
+            Col(
+                "r_score",
+                "int",
+                "Recency score 1..rfm.tiles, 1 = most recent tile (see gold/rfm_thresholds); null for a customer "
+                "the map's scoring leaves out (scoring window_buyers: no purchase in the window).",
+            ),
+            Col("f_score", "int", "Frequency score 1..rfm.tiles, 1 = most frequent tile; null when not scored."),
+            Col("m_score", "int", "Monetary score 1..rfm.tiles, 1 = highest-spend tile; null when not scored."),
+            Col("rfm_cell", "string", "R, F and M score as three digits, e.g. '113'; null when not scored."),
             Col("segment_map", "string", "Name of the segment map (rfm.segment_map) that named the cell."),
             Col(
                 "category",
                 "string",
-                "Named segment of the cell in that map; 'Other' when the map does not list the cell.",
+                "Named segment: of the cell in that map, or for a customer without a cell of the map's "
+                "no_window_purchase recency band; 'Other' when the map names neither.",
             ),
             Col("campaign", "string", "Campaign of the category; null for Other."),
             Col("value_tier", "string", "Value tier from the profile (longevity x recency grid)."),
@@ -656,6 +662,12 @@ TABLES: tuple[Table, ...] = (
         columns=(
             Col("as_of_date", "date", "Partition: as-of date D of the scored profile."),
             Col("metric", "string", "recency, frequency or monetary."),
+            Col(
+                "scoring",
+                "string",
+                "Whom the thresholds rank (the segment map's scoring): 'all' customers of the population, or "
+                "'window_buyers', those with a purchase in the window.",
+            ),
             Col("tiles", "int", "Tiles per metric (rfm.tiles)."),
             Col("tile", "int", "Ascending tile 1..tiles: tile i holds values in (lower_bound, upper_bound]."),
             Col(
@@ -704,6 +716,44 @@ TABLES: tuple[Table, ...] = (
                 "string",
                 "The category or rule name; the RFM category first, else the first rule in file order.",
             ),
+            Col(
+                "channel",
+                "string",
+                "Channel of the campaign (rfm.campaigns: email, sms, direct_mail, ...); null when not set. Every "
+                "row passed the channel's consent column.",
+            ),
+            Col("priority", "int", "Priority of an exclusive campaign (1 = first); null: not exclusive."),
+            Col(
+                "is_holdout",
+                "boolean",
+                "True: held out (not to contact; the control group). A hash of campaign and customer id picks the "
+                "campaign's holdout share, the same customers on every rerun.",
+            ),
+        ),
+    ),
+    Table(
+        name="gold/campaign_summary",
+        grain="campaign x as-of date",
+        written_by=("segment",),
+        write_mode="replace_partitions",
+        partition_by=("as_of_date",),
+        columns=(
+            Col("as_of_date", "date", "Partition: as-of date D of the segments."),
+            Col("campaign", "string", "Campaign of an RFM category or a rule segment."),
+            Col("channel", "string", "Channel of the campaign (rfm.campaigns); null when not set."),
+            Col("consent_column", "string", "Profile column that must be true to contact on the channel; null: none."),
+            Col("priority", "int", "Priority of an exclusive campaign (1 = first); null: not exclusive."),
+            Col("holdout_share", "double", "Share of the audience held out (rfm.campaigns holdout)."),
+            Col("candidate_customers", "bigint", "Customers the segments or rules put in the campaign."),
+            Col("no_consent_customers", "bigint", "Candidates left out: the channel's consent column is not true."),
+            Col(
+                "excluded_customers",
+                "bigint",
+                "Consenting candidates left out: an exclusive campaign with a lower priority number has them.",
+            ),
+            Col("audience_customers", "bigint", "Rows in gold/campaign_audiences: holdout + contact."),
+            Col("holdout_customers", "bigint", "Audience customers held out (is_holdout)."),
+            Col("contact_customers", "bigint", "Audience customers to contact."),
         ),
     ),
     Table(

@@ -254,6 +254,11 @@ class RfmConfig(_Section):
     rules: str | None = Field(
         "conf/segments/rules.yaml", description="Rule segments YAML (name or path); null: no rule segments."
     )
+    campaigns: str | None = Field(
+        "campaigns",
+        description="Campaign settings YAML (channel and consent, holdout, priority; name in conf/segments/ or "
+        "a path); null: no consent filter, no holdout, no priorities.",
+    )
     histogram_max_values: int | None = Field(
         None,
         exclude=True,  # no effect, so not in the config digest

@@ -101,6 +101,8 @@ def write_table(
         writer = writer.option(key, value)
     if mode == "overwrite" and replace_where is None:
         writer = writer.option("overwriteSchema", "true")
+    else:  # a lake written by an earlier version gains the catalog's new columns (null in its old rows)
+        writer = writer.option("mergeSchema", "true")
     writer.save(path)
     return path
 

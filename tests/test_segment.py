@@ -20,10 +20,26 @@ from jobs import segment as segment_job
 from seglake import tables
 from seglake.config import SeglakeConfig, load_config
 from seglake.errors import UserError
-from seglake.segment_maps import OTHER, SegmentConfigError, check_rules, load_rules, load_segment_map
+from seglake.segment_maps import (
+    OTHER,
+    SegmentConfigError,
+    check_consent_columns,
+    check_rules,
+    load_campaigns,
+    load_rules,
+    load_segment_map,
+)
 from tests.conftest import with_catalog_columns
 from transforms.rfm import exact_thresholds, to_exact_thresholds, to_rfm_thresholds, with_rfm_scores
-from transforms.segments import to_campaign_audiences, to_rule_segments, to_segment_migration, with_segment_category
+from transforms.segments import (
+    CampaignRule,
+    to_campaign_audiences,
+    to_campaign_summary,
+    to_rule_segments,
+    to_segment_migration,
+    with_audience_status,
+    with_segment_category,
+)
 
 RFM = "customer_id string, recency_days int, frequency long, monetary_amount decimal(18,2)"
 M = Decimal
@@ -271,8 +287,9 @@ def test_histogram_max_values_of_an_old_config_is_ignored_and_thresholds_stay_ex
 # --- segment maps -----------------------------------------------------------------------
 
 
-def test_default_map_names_cells_and_leaves_the_rest_to_other(spark: SparkSession) -> None:
-    segment_map = load_segment_map("default", 4)
+def test_infoworks_map_names_cells_and_leaves_the_rest_to_other(spark: SparkSession) -> None:
+    segment_map = load_segment_map("infoworks", 4)
+    assert segment_map.scoring == "all" and segment_map.bands() == []
     profile = spark.createDataFrame(TIES, RFM)
     scored = with_rfm_scores(profile, thresholds_of(profile))
     named = with_segment_category(scored, segment_map.cells(), map_name=segment_map.name, unlisted=OTHER)
@@ -290,6 +307,121 @@ def test_default_map_names_cells_and_leaves_the_rest_to_other(spark: SparkSessio
         "i": other,
         "j": other,
     }
+
+
+MARKETER_SEGMENTS = [
+    *["Champions", "Loyal", "Potential Loyalist", "New", "Promising", "Need Attention", "About to Sleep"],
+    *["At Risk", "Can't Lose Them", "Hibernating", "Lost"],
+]
+# The default map scores window buyers only (8 customers, N = 8, n = 4: ranks 2, 4, 6):
+#   R sorted 1 2 | 10 20 | 50 60 | 100 200   -> t = [2, 20, 60]
+#   F sorted 1 1 | 2 3 | 5 6 | 8 10          -> t = [1, 3, 6]; F score = 5 - ascending tile
+# and names the customers without a window purchase (F = 0) by recency: < 730 Hibernating, else Lost.
+WINDOW_BUYERS = [
+    ("b1", 1, 10, M("50.00")),  # R1 F1 -> Champions
+    ("b2", 2, 1, M("20.00")),  # R1 F4 -> New
+    ("b3", 10, 8, M("80.00")),  # R2 F1 -> Loyal
+    ("b4", 20, 2, M("30.00")),  # R2 F3 -> Potential Loyalist (20 = t_2 sits in tile 2)
+    ("b5", 50, 6, M("60.00")),  # R3 F2 -> At Risk
+    ("b6", 60, 3, M("40.00")),  # R3 F3 -> Need Attention
+    ("b7", 100, 5, M("70.00")),  # R4 F2 -> At Risk
+    ("b8", 200, 1, M("10.00")),  # R4 F4 -> Lost
+    ("w1", 100, 0, M("-25.00")),  # only a return in the window: not scored, 100 < 730 -> Hibernating
+    ("w2", 400, 0, M("0.00")),  # -> Hibernating
+    ("w3", 729, 0, M("0.00")),  # -> Hibernating (below the bound)
+    ("w4", 730, 0, M("0.00")),  # -> Lost (the bound is exclusive)
+    ("w5", 1500, 0, M("0.00")),  # -> Lost
+]
+
+
+def test_default_map_scores_window_buyers_and_names_everyone(spark: SparkSession) -> None:
+    segment_map = load_segment_map("default", 4)
+    assert segment_map.scoring == "window_buyers"
+    assert segment_map.bands() == [
+        (730, "Hibernating", "low-cost reminder"),
+        (None, "Lost", "last-chance reactivation"),
+    ]
+    assert segment_map.category_names() == MARKETER_SEGMENTS
+    assert len(segment_map.cells()) == 64  # every R x F x M cell of 4 tiles
+    profile = spark.createDataFrame(WINDOW_BUYERS, RFM)
+    buyers = profile.where("frequency >= 1")
+    thresholds, _ = segment_job.rfm_thresholds(buyers, config_of(), scoring="window_buyers")
+    assert thresholds["recency"] == [2, 20, 60] and thresholds["frequency"] == [1, 3, 6]
+    scored = with_rfm_scores(profile, thresholds, scored=F.col("frequency") >= 1)
+    named = with_segment_category(
+        scored, segment_map.cells(), map_name="default", unlisted=OTHER, unscored_bands=segment_map.bands()
+    )
+    got = {r["customer_id"]: (r["rfm_cell"] and r["rfm_cell"][:2], r["category"]) for r in named.collect()}
+    assert got == {
+        "b1": ("11", "Champions"),
+        "b2": ("14", "New"),
+        "b3": ("21", "Loyal"),
+        "b4": ("23", "Potential Loyalist"),
+        "b5": ("32", "At Risk"),
+        "b6": ("33", "Need Attention"),
+        "b7": ("42", "At Risk"),
+        "b8": ("44", "Lost"),
+        "w1": (None, "Hibernating"),
+        "w2": (None, "Hibernating"),
+        "w3": (None, "Hibernating"),
+        "w4": (None, "Lost"),
+        "w5": (None, "Lost"),
+    }
+    unscored = named.where("customer_id like 'w%'").select("r_score", "f_score", "m_score").distinct().collect()
+    assert [tuple(r) for r in unscored] == [(None, None, None)]
+    tiles = to_rfm_thresholds(scored, thresholds, as_of=dt.date(2024, 1, 31), scoring="window_buyers")
+    recency = sorted((r["tile"], r["customers"], r["scoring"]) for r in tiles.where("metric = 'recency'").collect())
+    assert recency == [
+        (1, 2, "window_buyers"),
+        (2, 2, "window_buyers"),
+        (3, 2, "window_buyers"),
+        (4, 2, "window_buyers"),
+    ]
+
+
+def test_window_buyers_map_without_buyers_is_a_user_error(spark: SparkSession) -> None:
+    nobody = spark.createDataFrame([("w", 400, 0, M("0.00"))], RFM).where("frequency >= 1")
+    with pytest.raises(UserError, match=r"no customer bought in the window .*\(rfm.segment_map=infoworks\)$"):
+        segment_job.rfm_thresholds(nobody, config_of(), scoring="window_buyers", as_of=dt.date(2024, 1, 31))
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("scoring: sometimes\n", r"scoring: 'sometimes' is not one of all, window_buyers"),
+        ("scoring: window_buyers\n", r"no_window_purchase: scoring: window_buyers needs bands"),
+        ("no_window_purchase: [{category: A}]\n", r"no_window_purchase: only a map with scoring: window_buyers"),
+        (
+            "scoring: window_buyers\nno_window_purchase: [{category: A, recency_days_below: 5}]\n",
+            r"no_window_purchase\[1\]: the last band takes everyone left",
+        ),
+        (
+            "scoring: window_buyers\nno_window_purchase: [{category: Gone}]\n",
+            r"no_window_purchase\[1\]: category 'Gone' is not in categories: give it a campaign",
+        ),
+        (
+            "scoring: window_buyers\nno_window_purchase:\n  - {category: A, recency_days_below: 9}\n"
+            "  - {category: A, recency_days_below: 9}\n  - {category: A}\n",
+            r"no_window_purchase\[2\]: recency_days_below 9 is not above the band before it",
+        ),
+    ],
+)
+def test_a_bad_scoring_or_band_is_refused(tmp_path: Path, body: str, reason: str) -> None:
+    path = tmp_path / "my_map.yaml"
+    path.write_text(f"name: mine\n{body}categories:\n  - {{category: A, cells: ['111'], campaign: a}}\n")
+    with pytest.raises(SegmentConfigError, match=rf"my_map.yaml: {reason}"):
+        load_segment_map(str(path), 4)
+
+
+def test_a_new_band_category_brings_its_campaign(tmp_path: Path) -> None:
+    path = tmp_path / "my_map.yaml"
+    path.write_text(
+        "scoring: window_buyers\ncategories:\n  - {category: A, cells: ['1**'], campaign: a}\n"
+        "no_window_purchase:\n  - {category: A, recency_days_below: 400}\n  - {category: Gone, campaign: bye}\n"
+    )
+    segment_map = load_segment_map(str(path), 4)
+    assert segment_map.bands() == [(400, "A", "a"), (None, "Gone", "bye")]
+    assert segment_map.category_names() == ["A", "Gone"]
 
 
 def test_rf_grid_covers_every_r_f_pair_with_eleven_categories() -> None:
@@ -344,7 +476,9 @@ def test_a_category_without_campaign_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_unknown_map_names_the_shipped_ones() -> None:
-    with pytest.raises(SegmentConfigError, match=r"conf/segments/nope.yaml: segment map not found .*default, rf_grid"):
+    with pytest.raises(
+        SegmentConfigError, match=r"conf/segments/nope.yaml: segment map not found .*default, infoworks, rf_grid\)"
+    ):
         load_segment_map("nope", 4)
 
 
@@ -465,6 +599,86 @@ def test_a_customer_reached_several_ways_is_listed_once_by_the_first_way(spark: 
     ]
 
 
+# --- audiences: consent, exclusive priorities, holdout -----------------------------------
+
+CANDIDATES = "campaign string, customer_id string, has_email_opt_in boolean"
+CAMPAIGN_RULES = {
+    "call": CampaignRule(channel="phone", priority=1),
+    "mail": CampaignRule(channel="email", consent_column="has_email_opt_in", priority=2),
+    "post": CampaignRule(channel="direct_mail", priority=3),
+    "news": CampaignRule(channel="email", consent_column="has_email_opt_in"),  # not exclusive
+}
+
+
+def test_consent_then_priority_decide_each_candidate(spark: SparkSession) -> None:
+    rows = [
+        ("call", "A", True),  # A: exclusive call (1), mail (2) -> call contact, mail excluded
+        ("mail", "A", True),
+        ("news", "A", True),  # not exclusive: stays
+        ("mail", "B", False),  # B: no e-mail consent, so mail does not take B from post
+        ("post", "B", False),  # -> post contact (no consent needed)
+        ("mail", "C", None),  # C: consent unknown counts as none
+        ("news", "C", None),
+        ("mail", "D", True),  # D: mail (2) beats post (3)
+        ("post", "D", True),
+        ("other", "D", True),  # a campaign without settings: no filter, no holdout, not exclusive
+    ]
+    statuses = with_audience_status(spark.createDataFrame(rows, CANDIDATES), CAMPAIGN_RULES)
+    got = {(r["campaign"], r["customer_id"]): (r["status"], r["is_holdout"]) for r in statuses.collect()}
+    assert got == {
+        ("call", "A"): ("contact", False),
+        ("mail", "A"): ("excluded", False),
+        ("news", "A"): ("contact", False),
+        ("mail", "B"): ("no_consent", False),
+        ("post", "B"): ("contact", False),
+        ("mail", "C"): ("no_consent", False),
+        ("news", "C"): ("no_consent", False),
+        ("mail", "D"): ("contact", False),
+        ("post", "D"): ("excluded", False),
+        ("other", "D"): ("contact", False),
+    }
+    summary = to_campaign_summary(statuses, CAMPAIGN_RULES, as_of=dt.date(2024, 1, 31))
+    counts = {
+        r["campaign"]: (
+            r["channel"],
+            r["consent_column"],
+            r["priority"],
+            r["candidate_customers"],
+            r["no_consent_customers"],
+            r["excluded_customers"],
+            r["audience_customers"],
+            r["holdout_customers"],
+            r["contact_customers"],
+        )
+        for r in summary.collect()
+    }
+    assert counts == {
+        "call": ("phone", None, 1, 1, 0, 0, 1, 0, 1),
+        "mail": ("email", "has_email_opt_in", 2, 4, 2, 1, 1, 0, 1),
+        "post": ("direct_mail", None, 3, 2, 0, 1, 1, 0, 1),
+        "news": ("email", "has_email_opt_in", None, 2, 1, 0, 1, 0, 1),
+        "other": (None, None, None, 1, 0, 0, 1, 0, 1),
+    }
+
+
+def test_holdout_is_the_share_asked_independent_per_campaign_and_stable(spark: SparkSession) -> None:
+    rules = {"x": CampaignRule(holdout=0.1), "y": CampaignRule(holdout=0.1), "z": CampaignRule(holdout=0.0)}
+    rows = spark.range(20_000).select(F.format_string("cust-%05d", "id").alias("customer_id"))
+    candidates = rows.crossJoin(spark.createDataFrame([("x",), ("y",), ("z",)], "campaign string"))
+
+    def held(campaign: str) -> set[str]:
+        statuses = with_audience_status(candidates.where(F.col("campaign") == campaign), rules)
+        return {r[0] for r in statuses.where("is_holdout").select("customer_id").collect()}
+
+    x, y = held("x"), held("y")
+    # binomial(20,000, 0.1): 2,000 +- 42.4 (one standard deviation); 5 sigma either side
+    assert 1_788 <= len(x) <= 2_212 and 1_788 <= len(y) <= 2_212
+    # independent picks overlap in about 0.1 * 0.1 * 20,000 = 200 (sd 14), not in all 2,000
+    assert 130 <= len(x & y) <= 270
+    assert held("x") == x  # the same customers on a rerun
+    assert held("z") == set()
+
+
 def test_migration_counts_new_gone_and_revenue(spark: SparkSession) -> None:
     schema = "customer_id string, category string, monetary_amount decimal(18,2)"
     previous = spark.createDataFrame(
@@ -527,7 +741,14 @@ def profile_lake(profiles_only: Path, tmp_path: Path) -> Path:
 
 
 def job_argv(lake: Path, as_of: dt.date, *extra: str) -> list[str]:
-    return ["--set", f"lake.root={lake}", "--set", f"rfm.rules={lake}/rules.yaml", "--as-of", str(as_of), *extra]
+    """The seed's map over every customer; campaigns without consent, holdout or priority."""
+    settings = [
+        "lake.root=" + str(lake),
+        f"rfm.rules={lake}/rules.yaml",
+        "rfm.segment_map=infoworks",
+        "rfm.campaigns=null",
+    ]
+    return [*[item for setting in settings for item in ("--set", setting)], "--as-of", str(as_of), *extra]
 
 
 def read(spark: SparkSession, lake: Path, table: str, as_of: dt.date) -> DataFrame:
@@ -575,8 +796,66 @@ def test_migration_over_three_dates_run_out_of_order(spark: SparkSession, profil
         "weekly-promotions-10-off-next-visit.csv",
         "weekly-promotions.csv",
     ]
-    assert (exports / "vip-offers.csv").read_text() == "customer_id,segment,source\nA,big_spenders,rule\n"
-    assert (exports / "weekly-promotions.csv").read_text() == "customer_id,segment,source\n"
+    assert (
+        exports / "vip-offers.csv"
+    ).read_text() == "customer_id,segment,source,is_holdout\nA,big_spenders,rule,false\n"
+    assert (exports / "weekly-promotions.csv").read_text() == "customer_id,segment,source,is_holdout\n"
+
+
+def test_the_job_filters_on_consent_and_records_it(spark: SparkSession, profile_lake: Path) -> None:
+    (profile_lake / "campaigns.yaml").write_text(
+        "defaults: {holdout: 0}\nconsent: {email: has_email_opt_in}\n"
+        "campaigns:\n  - {name: loyal-customer 25% discount, channel: email, priority: 1}\n"
+    )
+    argv = job_argv(profile_lake, D2, "--set", f"rfm.campaigns={profile_lake}/campaigns.yaml", "--export", "csv")
+    assert segment_job.main(argv) == 0
+    # A is Churned Loyal at D2 but has no e-mail opt-in (null in this profile): left out, counted
+    audiences = read(spark, profile_lake, "gold/campaign_audiences", D2)
+    assert sorted((r["campaign"], r["customer_id"], r["channel"]) for r in audiences.collect()) == [
+        ("VIP offers!", "A", None)
+    ]
+    summary = {r["campaign"]: r for r in read(spark, profile_lake, "gold/campaign_summary", D2).collect()}
+    loyal = summary["loyal-customer 25% discount"]
+    assert (loyal["candidate_customers"], loyal["no_consent_customers"], loyal["audience_customers"]) == (1, 1, 0)
+    assert (loyal["channel"], loyal["consent_column"], loyal["priority"]) == ("email", "has_email_opt_in", 1)
+    assert summary["VIP offers!"]["audience_customers"] == 1
+    export = profile_lake / "exports" / "campaigns" / "2024-02-29" / "loyal-customer-25-discount.csv"
+    assert export.read_text() == "customer_id,segment,source,is_holdout\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("campaigns:\n  - {name: a, channel: sms}\n", r"campaign 'a': channel 'sms' has no consent entry"),
+        ("campaigns:\n  - {name: a, holdout: 1.5}\n", r"campaign 'a': holdout: expected a share >= 0 and < 1"),
+        (
+            "campaigns:\n  - {name: a, priority: 1}\n  - {name: b, priority: 1}\n",
+            r"campaign 'b': priority 1 is also 'a''s",
+        ),
+        ("campaigns:\n  - {name: a}\n  - {name: a}\n", r"campaign 'a': listed twice"),
+        ("campaigns:\n  - {name: a, colour: red}\n", r"campaign 'a': colour: unknown key"),
+    ],
+)
+def test_bad_campaign_settings_are_refused(tmp_path: Path, body: str, reason: str) -> None:
+    path = tmp_path / "campaigns.yaml"
+    path.write_text(body)
+    with pytest.raises(SegmentConfigError, match=rf"campaigns.yaml: {reason}"):
+        load_campaigns(str(path))
+
+
+def test_a_consent_column_the_profile_lacks_is_refused(spark: SparkSession, tmp_path: Path) -> None:
+    path = tmp_path / "campaigns.yaml"
+    path.write_text("consent: {email: emial_ok}\ncampaigns:\n  - {name: a, channel: email}\n")
+    profile = with_catalog_columns(spark.createDataFrame(TIES, RFM), "gold/customer_profile")
+    with pytest.raises(SegmentConfigError, match=r"consent: email: emial_ok: gold/customer_profile has no such column"):
+        check_consent_columns(profile, load_campaigns(str(path)))
+
+
+def test_the_shipped_campaign_settings_cover_the_default_map() -> None:
+    settings = load_campaigns("campaigns")
+    segment_map = load_segment_map("default", 4)
+    assert all(settings.of(c.campaign).listed for c in segment_map.categories)
+    assert settings.of("win-back e-mail").consent_column == "has_email_opt_in"
 
 
 def test_a_bad_rule_stops_the_job_before_anything_is_written(

@@ -161,24 +161,32 @@ def score(value: Column, thresholds: Sequence[Threshold], *, lower_is_better: bo
     return tile if lower_is_better else (F.lit(tiles + 1) - tile).cast("int")
 
 
-def with_rfm_scores(profile: DataFrame, thresholds: Mapping[str, Sequence[Threshold]]) -> DataFrame:
+def with_rfm_scores(
+    profile: DataFrame, thresholds: Mapping[str, Sequence[Threshold]], *, scored: Column | None = None
+) -> DataFrame:
     """Add ``r_score``, ``f_score``, ``m_score`` (1 = best) and ``rfm_cell`` (e.g. '113').
 
     ``thresholds`` maps each metric (recency, frequency, monetary) to its n-1 thresholds.
-    The cell is null when a score is null.
+    ``scored`` (default: everyone) says which rows the scores rank; the others get null
+    scores. The cell is null when a score is null.
     """
     scores = {
         score_column: score(F.col(column), thresholds[metric], lower_is_better=lower_is_better)
         for metric, (column, score_column, lower_is_better) in METRICS.items()
     }
+    if scored is not None:
+        scores = {name: F.when(scored, value) for name, value in scores.items()}
     cell = F.concat(*[value.cast("string") for value in scores.values()])
     return profile.withColumns({**scores, "rfm_cell": cell})
 
 
-def to_rfm_thresholds(scored: DataFrame, thresholds: Mapping[str, Sequence[Threshold]], *, as_of: dt.date) -> DataFrame:
+def to_rfm_thresholds(
+    scored: DataFrame, thresholds: Mapping[str, Sequence[Threshold]], *, as_of: dt.date, scoring: str = "all"
+) -> DataFrame:
     """Grain: metric x tile. The thresholds used and the customers in every tile (0 when empty).
 
-    One aggregation over ``scored`` (the output of :func:`with_rfm_scores`).
+    One aggregation over ``scored`` (the output of :func:`with_rfm_scores`); ``scoring``
+    names whom the scores rank (rows with null scores count in no tile).
     """
     tiles = len(next(iter(thresholds.values()))) + 1
     counts = []
@@ -205,6 +213,7 @@ def to_rfm_thresholds(scored: DataFrame, thresholds: Mapping[str, Sequence[Thres
         .select(
             F.lit(as_of).alias("as_of_date"),
             "metric",
+            F.lit(scoring).alias("scoring"),
             F.lit(tiles).alias("tiles"),
             "tile",
             "score",

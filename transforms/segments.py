@@ -4,9 +4,10 @@ segments from a segment map, rule segments, campaign audiences and segment migra
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 
@@ -44,20 +45,37 @@ GONE = "(gone)"  # current category of a customer who left the population
 
 
 def with_segment_category(
-    scored: DataFrame, cells: Mapping[str, tuple[str, str]], *, map_name: str, unlisted: str
+    scored: DataFrame,
+    cells: Mapping[str, tuple[str, str]],
+    *,
+    map_name: str,
+    unlisted: str,
+    unscored_bands: Sequence[tuple[int | None, str, str]] = (),
 ) -> DataFrame:
     """Add ``segment_map``, ``category`` and ``campaign`` from ``rfm_cell``.
 
-    ``cells`` maps a cell ('113') to (category, campaign). An unlisted (or null) cell gets
-    category ``unlisted`` ('Other') and a null campaign.
+    ``cells`` maps a cell ('113') to (category, campaign). ``unscored_bands`` names the
+    rows without a cell by ``recency_days``: (bound, category, campaign) in order, a row
+    takes the first band whose bound is above its recency (None: no bound). An unlisted
+    cell, or a null cell no band takes, gets category ``unlisted`` ('Other') and a null
+    campaign.
     """
     category_of = F.create_map(*[F.lit(v) for cell, (category, _) in cells.items() for v in (cell, category)])
     campaign_of = F.create_map(*[F.lit(v) for cell, (_, campaign) in cells.items() for v in (cell, campaign)])
+    band_category: Column = F.lit(None).cast("string")
+    band_campaign: Column = F.lit(None).cast("string")
+    for bound, category, campaign in reversed(list(unscored_bands)):
+        matches = F.col("recency_days").isNotNull() & (F.lit(True) if bound is None else F.col("recency_days") < bound)
+        band_category = F.when(matches, F.lit(category)).otherwise(band_category)
+        band_campaign = F.when(matches, F.lit(campaign)).otherwise(band_campaign)
+    unscored = F.col("rfm_cell").isNull()
     return scored.withColumns(
         {
             "segment_map": F.lit(map_name),
-            "category": F.coalesce(F.try_element_at(category_of, F.col("rfm_cell")), F.lit(unlisted)),
-            "campaign": F.try_element_at(campaign_of, F.col("rfm_cell")),
+            "category": F.coalesce(
+                F.try_element_at(category_of, F.col("rfm_cell")), F.when(unscored, band_category), F.lit(unlisted)
+            ),
+            "campaign": F.coalesce(F.try_element_at(campaign_of, F.col("rfm_cell")), F.when(unscored, band_campaign)),
         }
     )
 
@@ -112,6 +130,113 @@ def to_campaign_audiences(
         reasons.groupBy("campaign", "customer_id")
         .agg(first.alias("first"))
         .select(F.lit(as_of).alias("as_of_date"), "campaign", "customer_id", "first.source", "first.segment")
+    )
+
+
+@dataclass(frozen=True)
+class CampaignRule:
+    """What an audience row of one campaign must pass: the consent column (None: no opt-in
+    needed), the holdout share, and the priority that makes the campaign exclusive (None: not)."""
+
+    channel: str | None = None
+    consent_column: str | None = None
+    holdout: float = 0.0
+    priority: int | None = None
+
+
+# Where an audience candidate ends: left out for want of consent, left out because an
+# exclusive campaign with a lower priority number has the customer, held out, or contacted.
+STATUSES = ("no_consent", "excluded", "holdout", "contact")
+HOLDOUT_BUCKETS = 10_000  # holdout shares are exact to 1/10,000
+
+
+def holdout_bucket(campaign: Column, customer_id: Column) -> Column:
+    """0..9,999 from a hash of campaign and customer id: the same on every rerun and machine."""
+    return F.pmod(F.xxhash64(campaign, customer_id), F.lit(HOLDOUT_BUCKETS))
+
+
+def with_audience_status(candidates: DataFrame, rules: Mapping[str, CampaignRule]) -> DataFrame:
+    """Add ``channel``, ``priority``, ``status`` (one of STATUSES) and ``is_holdout`` to each
+    campaign x customer candidate.
+
+    ``candidates`` holds ``campaign``, ``customer_id`` and every consent column the rules
+    name (null counts as no consent). In order: a candidate without consent for the
+    campaign's channel is ``no_consent``; of a customer's consented candidates in exclusive
+    campaigns only the lowest priority number stays, the others are ``excluded``; then a
+    share ``holdout`` of each campaign's rows, picked by :func:`holdout_bucket`, is
+    ``holdout`` and the rest ``contact``. A campaign ``rules`` does not name has no
+    channel, no holdout and no priority.
+    """
+    channel_of = _campaign_map({name: rule.channel for name, rule in rules.items()}, "string")
+    priority_of = _campaign_map({name: rule.priority for name, rule in rules.items()}, "int")
+    holdout_of = _campaign_map({name: round(rule.holdout * HOLDOUT_BUCKETS) for name, rule in rules.items()}, "int")
+    consented: Column = F.lit(True)
+    for name, rule in rules.items():
+        if rule.consent_column is not None:
+            has_consent = F.coalesce(F.col(rule.consent_column), F.lit(False))
+            consented = F.when(F.col("campaign") == name, has_consent).otherwise(consented)
+    exclusive = F.col("priority").isNotNull() & F.col("consented")
+    first = Window.partitionBy("customer_id").orderBy(
+        F.when(exclusive, F.col("priority")).asc_nulls_last(), F.col("campaign")
+    )
+    held = holdout_bucket(F.col("campaign"), F.col("customer_id")) < F.coalesce(
+        F.try_element_at(holdout_of, F.col("campaign")), F.lit(0)
+    )
+    status = (
+        F.when(~F.col("consented"), F.lit("no_consent"))
+        .when(exclusive & (F.row_number().over(first) > 1), F.lit("excluded"))
+        .when(held, F.lit("holdout"))
+        .otherwise(F.lit("contact"))
+    )
+    return (
+        candidates.withColumns(
+            {
+                "channel": F.try_element_at(channel_of, F.col("campaign")),
+                "priority": F.try_element_at(priority_of, F.col("campaign")),
+                "consented": consented,
+            }
+        )
+        .withColumn("status", status)
+        .withColumn("is_holdout", F.col("status") == "holdout")
+        .drop("consented")
+    )
+
+
+def _campaign_map(values: Mapping[str, object], kind: str) -> Column:
+    """campaign -> value as a map literal (the None values left out)."""
+    pairs = [(name, value) for name, value in values.items() if value is not None]
+    if not pairs:
+        return F.create_map().cast(f"map<string,{kind}>")
+    return F.create_map(*[item for name, value in pairs for item in (F.lit(name), F.lit(value).cast(kind))])
+
+
+def to_campaign_summary(statuses: DataFrame, rules: Mapping[str, CampaignRule], *, as_of: dt.date) -> DataFrame:
+    """Grain: campaign. Candidates and where they ended (the output of :func:`with_audience_status`)."""
+    counts = [F.count_if(F.col("status") == status).alias(f"{status}_customers") for status in STATUSES]
+    holdout_of = _campaign_map({name: rule.holdout for name, rule in rules.items()}, "double")
+    consent_of = _campaign_map({name: rule.consent_column for name, rule in rules.items()}, "string")
+    return (
+        statuses.groupBy("campaign")
+        .agg(
+            F.first("channel").alias("channel"),
+            F.first("priority").alias("priority"),
+            F.count("*").alias("candidates"),
+            *counts,
+        )
+        .select(
+            F.lit(as_of).alias("as_of_date"),
+            "campaign",
+            "channel",
+            F.try_element_at(consent_of, F.col("campaign")).alias("consent_column"),
+            "priority",
+            F.coalesce(F.try_element_at(holdout_of, F.col("campaign")), F.lit(0.0)).alias("holdout_share"),
+            F.col("candidates").alias("candidate_customers"),
+            "no_consent_customers",
+            "excluded_customers",
+            (F.col("holdout_customers") + F.col("contact_customers")).alias("audience_customers"),
+            "holdout_customers",
+            "contact_customers",
+        )
     )
 
 

@@ -116,7 +116,7 @@ def test_the_installed_package_and_the_zip_find_the_shipped_files_outside_the_ch
         assert found["code_version"] == seglake.__version__  # no git commit: not run from a checkout
         assert found["config"] == "seglake:conf/local.yaml"
         assert found["real_data_config"] == "seglake:conf/online_retail.yaml"
-        assert found["maps"] == ["default", "rf_grid"]
+        assert found["maps"] == ["default", "infoworks", "rf_grid"]
         assert found["default_map"] == "seglake:conf/segments/default.yaml"
         assert found["rules"] == "seglake:conf/segments/rules.yaml"
         assert found["local_map"] == "default.yaml"
