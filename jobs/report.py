@@ -106,6 +106,10 @@ def collect_report_data(lake: Lake, as_of: dt.date) -> ReportData:
             data.segment_map = ", ".join(seen["maps"]) or None
             data.tiles = max(int(seen["tiles"] or 0), config.rfm.tiles)
 
+    summary = _of_date(lake, "gold/campaign_summary", as_of)
+    if summary is not None:
+        data.campaign_summary = _rows(summary) or None
+
     retention = _of_date(lake, "gold/cohort_retention", as_of)
     if retention is not None:
         retained = retention.where(F.col("period_offset") >= 0)  # offset -1: activity before the cohort

@@ -56,6 +56,7 @@ class ReportData:
     headline: dict[str, Any] | None = None
     segments: Rows | None = None
     segment_map: str | None = None
+    campaign_summary: Rows | None = None
     rf_grid: Rows | None = None
     tiles: int = 4
     retention: Rows | None = None
@@ -357,7 +358,56 @@ def segments_html(data: ReportData) -> str:
     )
 
 
+def campaign_summary_html(data: ReportData) -> str:
+    """Per campaign: who the segments put in, who consent and priorities left out, the holdout."""
+    summary = sorted(
+        data.campaign_summary or [],
+        key=lambda r: (r["priority"] is None, r["priority"] or 0, -int(r["audience_customers"])),
+    )
+    segments_of: dict[str, list[str]] = {}
+    for r in data.segments or []:
+        if r["campaign"] is not None:
+            segments_of.setdefault(str(r["campaign"]), []).append(str(r["category"]))
+    rows = [
+        [
+            _esc(r["campaign"]),
+            _esc(", ".join(segments_of.get(str(r["campaign"]), [])) or "rules"),
+            _esc(r["channel"] or "–"),
+            _esc("–" if r["priority"] is None else r["priority"]),
+            fmt_int(r["candidate_customers"]),
+            fmt_int(r["no_consent_customers"]),
+            fmt_int(r["excluded_customers"]),
+            fmt_int(r["contact_customers"]),
+            f"{fmt_int(r['holdout_customers'])} ({fmt_share(r['holdout_share'])})",
+        ]
+        for r in summary
+    ]
+    return (
+        "<p>Candidates come from the segments (and the rules that name a campaign). A channel's consent "
+        "column must be true; an exclusive campaign (a priority) keeps a customer from the ones after it; "
+        "the holdout is the control group, not contacted. Lists: <code>gold/campaign_audiences</code> "
+        "(<code>is_holdout</code>); counts: <code>gold/campaign_summary</code>.</p>"
+        + _table(
+            [
+                "campaign",
+                "segments",
+                "channel",
+                "priority",
+                "candidates",
+                "no consent",
+                "excluded",
+                "to contact",
+                "holdout",
+            ],
+            rows,
+            [False, False, False, True, True, True, True, True, True],
+        )
+    )
+
+
 def campaigns_html(data: ReportData) -> str:
+    if data.campaign_summary:
+        return campaign_summary_html(data)
     if not data.segments:
         return _not_computed(data, "campaigns")
     ordered = sorted(data.segments, key=lambda r: (r["campaign"] is None, -int(r["customers"])))

@@ -150,6 +150,39 @@ def test_page_embeds_charts_and_escapes_names() -> None:
     assert 'src="http' not in page and "<link" not in page  # self-contained
 
 
+def test_campaigns_show_consent_priority_and_holdout_counts() -> None:
+    data = _minimal_data()
+    data.segments = [
+        {
+            "category": "At Risk",
+            "campaign": "win-back e-mail",
+            "rfm_cells": "321",
+            "customers": 900,
+            "customer_share": 0.5,
+            "revenue_amount": Decimal("10.00"),
+            "revenue_share": 0.5,
+        },
+    ]
+    data.campaign_summary = [
+        {
+            "campaign": "win-back e-mail",
+            "channel": "email",
+            "priority": 11,
+            "holdout_share": 0.1,
+            "candidate_customers": 1000,
+            "no_consent_customers": 450,
+            "excluded_customers": 50,
+            "audience_customers": 500,
+            "holdout_customers": 48,
+            "contact_customers": 452,
+        },
+    ]
+    page = render_report(data)
+    section = page[page.index('id="campaigns"') : page.index('id="rf_grid"')]
+    cells = re.findall(r'<td class="[a-z]*">([^<]*)</td>', section)
+    assert cells == ["win-back e-mail", "At Risk", "email", "11", "1,000", "450", "50", "452", "48 (10.0%)"]
+
+
 @pytest.mark.slow  # the pipeline lake: every stage on a generated lake
 def test_report_job_renders_every_section_from_the_gold_tables(
     spark: SparkSession, pipeline_lake: Path, tmp_path: Path
@@ -166,4 +199,4 @@ def test_report_job_renders_every_section_from_the_gold_tables(
     latest = clusters.agg(F.max("as_of_date")).first()[0]
     names = [r["cluster_name"] for r in clusters.where(F.col("as_of_date") == latest).collect()]
     assert names and all(html.escape(name) in page for name in names)
-    assert "weekly promotions" in page  # the default map's campaign for Loyal
+    assert "vip early access" in page  # the default map's campaign for Champions

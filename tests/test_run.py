@@ -181,3 +181,23 @@ def test_a_failing_stage_restores_its_tables_and_marks_the_run_failed(
     assert run_job.main(pipeline_argv(pipeline_lake, "--as-of", str(as_of), "--stages", "cohorts")) == 0
     runs = spark.read.format("delta").load(f"{pipeline_lake}/ops/runs").where("status <> 'started'")
     assert runs.orderBy(F.col("started_at").desc()).where("job = 'run'").first()["status"] == "succeeded"
+
+
+@pytest.mark.slow  # the pipeline lake: every stage on a generated lake
+def test_the_sample_lake_puts_every_customer_in_a_named_segment(spark: SparkSession, pipeline_lake: Path) -> None:
+    """#24's target on the generator's sample lake: <= 2% unassigned, every segment of the default map filled."""
+    from seglake.segment_maps import OTHER, load_segment_map
+
+    segments = spark.read.format("delta").load(f"{pipeline_lake}/gold/rfm_segments")
+    latest = segments.where(F.col("as_of_date") == _latest_as_of(spark, pipeline_lake))
+    sizes = {r["category"]: r["count"] for r in latest.groupBy("category").count().collect()}
+    customers = sum(sizes.values())
+    assert sizes.get(OTHER, 0) <= 0.02 * customers, sizes
+    named = load_segment_map("default", 4).category_names()
+    assert len(named) == 11 and all(sizes.get(name, 0) > 0 for name in named), sizes
+    # every campaign row passed its channel's consent: no e-mail to a customer without the opt-in
+    audiences = spark.read.format("delta").load(f"{pipeline_lake}/gold/campaign_audiences")
+    profile = spark.read.format("delta").load(f"{pipeline_lake}/gold/customer_profile")
+    emailed = audiences.where("channel = 'email'").join(profile, ["as_of_date", "customer_id"])
+    assert emailed.count() > 0
+    assert emailed.where("has_email_opt_in IS NOT TRUE").count() == 0
