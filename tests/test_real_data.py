@@ -14,7 +14,10 @@ import pytest
 from pyspark.sql import SparkSession
 
 from jobs import cleanse as cleanse_job
+from jobs import features as features_job
 from jobs import ingest as ingest_job
+from jobs import segment as segment_job
+from seglake.segment_maps import OTHER, load_segment_map
 from tests.conftest import SHARED_DATA
 
 RETAIL = SHARED_DATA / "online_retail" / "by_day"
@@ -80,13 +83,37 @@ def test_online_retail_slice_matches_duckdb_on_the_raw_lines(spark: SparkSession
     assert run_pipeline(spark, lake, str(RETAIL / "{2010-12-01,2011-01-18,2011-11-29}.csv.gz")) == expected
 
 
+@pytest.fixture(scope="module")
+def whole_retail(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    """All of Online Retail ingested and cleansed once: the lake and the figures read back."""
+    lake = tmp_path_factory.mktemp("online_retail") / "lake"
+    return lake, run_pipeline(spark, lake, str(RETAIL / "*.csv.gz"))
+
+
 @pytest.mark.shared_data
 @pytest.mark.slow
-def test_whole_online_retail_matches_duckdb_and_the_known_figures(spark: SparkSession, lake: Path) -> None:
+def test_whole_online_retail_matches_duckdb_and_the_known_figures(whole_retail: tuple[Path, dict]) -> None:
     files = sorted(str(f) for f in RETAIL.glob("*.csv.gz"))
     expected = duckdb_expected(files)
     # known figures of the set (shared/data/README.md): 25,900 invoices, 4,372 customers,
     # of which 89 invoices hold fee lines only and one customer's only invoice nets to 0
     assert expected["receipts"] == 25_900 - 89
     assert expected["customers"] == 4_372 - 1
-    assert run_pipeline(spark, lake, str(RETAIL / "*.csv.gz")) == expected
+    assert whole_retail[1] == expected
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_online_retail_fills_every_segment_of_the_default_map(
+    spark: SparkSession, whole_retail: tuple[Path, dict]
+) -> None:
+    lake = whole_retail[0]
+    argv = [f"--set=lake.root={lake}", *GBP, "--as-of", "2011-12-09"]
+    assert features_job.main(argv) == 0
+    assert segment_job.main(argv) == 0
+    segments = spark.read.format("delta").load(f"{lake}/gold/rfm_segments")
+    sizes = {r["category"]: r["count"] for r in segments.groupBy("category").count().collect()}
+    profile = spark.read.format("delta").load(f"{lake}/gold/customer_profile")
+    assert sum(sizes.values()) == profile.count() > 4_300  # everyone with a purchase (4,371 with any receipt)
+    assert OTHER not in sizes
+    assert all(sizes.get(name, 0) > 0 for name in load_segment_map("default", 4).category_names()), sizes
