@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as a file: spark-submit jobs/run.py
 
 from pyspark.sql import functions as F
 
-from jobs import cleanse, clusters, cohorts, features, generate, report, segment
+from jobs import cleanse, clusters, cohorts, features, generate, report, segment, value
 from seglake import catalog, logs, runlog, tables
 from seglake.config import LakeConfig, SeglakeConfig
 from seglake.errors import StageFailedError, UserError
@@ -34,7 +34,7 @@ from seglake.runlog import utc_now
 DEFAULT_LAKE_ROOT = LakeConfig.model_fields["root"].default
 # Pipeline stages in order.
 STAGES: dict[str, Job] = {
-    job.name: job for job in (cleanse.JOB, features.JOB, cohorts.JOB, segment.JOB, clusters.JOB, report.JOB)
+    job.name: job for job in (cleanse.JOB, features.JOB, value.JOB, cohorts.JOB, segment.JOB, clusters.JOB, report.JOB)
 }
 log = job_log("run")
 

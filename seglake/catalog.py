@@ -598,6 +598,83 @@ TABLES: tuple[Table, ...] = (
         ),
     ),
     Table(
+        name="gold/customer_value",
+        grain="customer x as-of date",
+        written_by=("value",),
+        write_mode="replace_partitions",
+        partition_by=("as_of_date",),
+        columns=(
+            Col("customer_id", "string", "Customer (as in gold/customer_profile)."),
+            Col("as_of_date", "date", "Partition: as-of date D of the gold/customer_profile partition valued."),
+            Col(
+                "frequency_repeat",
+                "bigint",
+                "BG/NBD x: repeat purchases up to D, orders_lifetime - 1 (receipts with amount > 0; two receipts on "
+                "one day are two purchases).",
+            ),
+            Col(
+                "recency_time",
+                "int",
+                "BG/NBD t_x: time from the first to the last purchase date (length_days / time_unit_days, rounded to "
+                "whole units); 0 without a repeat purchase. Not RFM recency.",
+            ),
+            Col(
+                "age_time",
+                "int",
+                "BG/NBD T: time from the first purchase date to D (tenure_days / time_unit_days, rounded to whole "
+                "units).",
+            ),
+            Col("time_unit_days", "double", "Days per model time unit (value.time_unit_days; 7 = weeks)."),
+            Col(
+                "avg_spend_observed",
+                "decimal(18,2)",
+                "Observed spend per purchase: gross_spend_lifetime / orders_lifetime, every purchase including the "
+                "first, base currency, rounded to cents.",
+            ),
+            Col(
+                "expected_purchases",
+                "double",
+                "BG/NBD expected purchases in the next horizon_days after D, given x, t_x and T.",
+            ),
+            Col(
+                "probability_alive",
+                "double",
+                "BG/NBD probability that the customer is still active at D (1 without a repeat purchase: dropout "
+                "happens only after a repeat purchase).",
+            ),
+            Col(
+                "expected_avg_spend",
+                "double",
+                "Gamma-Gamma expected spend per future purchase, base currency: (gg_gamma + avg_spend_observed x) "
+                "gg_p / (gg_p x + gg_q - 1); the population mean gg_p gg_gamma / (gg_q - 1) for x = 0.",
+            ),
+            Col(
+                "clv_amount",
+                "decimal(18,2)",
+                "Customer lifetime value over the horizon: expected_purchases x expected_avg_spend, base currency, "
+                "undiscounted, rounded to cents.",
+            ),
+            Col(
+                "clv_decile",
+                "int",
+                "Decile of clv_amount in the as-of population, 1 = the highest tenth (approximate thresholds, "
+                "value.relative_error; a value equal to a threshold takes the lower tenth, ties share a decile).",
+            ),
+            Col("horizon_days", "int", "CLV horizon in days (value.horizon_days)."),
+            Col("bgnbd_r", "double", "BG/NBD r: shape of the purchase-rate gamma distribution (same on every row)."),
+            Col(
+                "bgnbd_alpha",
+                "double",
+                "BG/NBD alpha: rate of the purchase-rate gamma distribution, per time unit (same on every row).",
+            ),
+            Col("bgnbd_a", "double", "BG/NBD a: first shape of the dropout-probability beta distribution."),
+            Col("bgnbd_b", "double", "BG/NBD b: second shape of the dropout-probability beta distribution."),
+            Col("gg_p", "double", "Gamma-Gamma p: shape of the spend per purchase (same on every row)."),
+            Col("gg_q", "double", "Gamma-Gamma q: shape of the customers' spend-scale distribution (> 1)."),
+            Col("gg_gamma", "double", "Gamma-Gamma gamma: rate of the customers' spend-scale distribution."),
+        ),
+    ),
+    Table(
         name="gold/cohort_retention",
         grain="as_of x cohort x period offset",
         written_by=("cohorts",),

@@ -12,6 +12,7 @@ JOBS = {
     "cleanse": "bronze/receipts -> silver/receipts + quarantine, with books that balance",
     "ingest": "a receipt source into bronze/receipts (and bronze/customers) by a column mapping",
     "features": "silver/receipts -> silver/customer_month -> gold/customer_profile for one as-of date",
+    "value": "gold/customer_profile -> gold/customer_value (BG/NBD x Gamma-Gamma lifetime value) for one as-of date",
     "cohorts": "silver/receipts -> gold/cohort_retention (+ _by_channel) for one as-of date",
     "segment": "gold/customer_profile -> RFM scores, named and rule segments, campaign audiences, migration",
     "clusters": "gold/customer_profile -> gold/clusters, gold/cluster_profiles (k-means) for one as-of date",

@@ -374,6 +374,36 @@ class ClustersConfig(_Section):
         return list(dict.fromkeys(name for section in self.sections for name in FEATURE_SECTIONS[section]))
 
 
+class ValueConfig(_Section):
+    """Customer lifetime value on gold/customer_profile: BG/NBD purchases x Gamma-Gamma spend (``seglake value``)."""
+
+    horizon_days: int = Field(
+        365, ge=1, description="CLV horizon: expected purchases and value over this many days after the as-of date."
+    )
+    time_unit_days: float = Field(
+        7.0,
+        gt=0,
+        description="Days per model time unit (7 = weeks). The histories are rounded to whole units, so a longer "
+        "unit means fewer distinct (x, t_x, T) triples to fit on (and coarser timing).",
+    )
+    spend_significant_digits: int = Field(
+        3,
+        ge=1,
+        le=9,
+        description="The Gamma-Gamma fit groups customers by mean spend rounded to this many significant digits "
+        "(3: within 0.5%); scoring uses each customer's own mean spend.",
+    )
+    relative_error: float = Field(
+        0.001, gt=0, lt=1, description="approxQuantile relative error of the clv_decile thresholds."
+    )
+    max_distinct_triples: int = Field(
+        2_000_000,
+        ge=1,
+        description="Largest number of distinct (x, t_x, T) histories collected to the driver for the fit; "
+        "above it the job stops and says to choose a longer time_unit_days.",
+    )
+
+
 class ReportConfig(_Section):
     root: str | None = Field(
         None,
@@ -418,6 +448,7 @@ class SeglakeConfig(_Section):
     cleanse: CleanseConfig = Field(default_factory=CleanseConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     cohorts: CohortsConfig = Field(default_factory=CohortsConfig)
+    value: ValueConfig = Field(default_factory=ValueConfig)
     rfm: RfmConfig = Field(default_factory=RfmConfig)
     clusters: ClustersConfig = Field(default_factory=ClustersConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)

@@ -80,7 +80,7 @@ def lake(tmp_path: Path) -> Path:
 PIPELINE_SETTINGS = ("generate.customers=2000", "generate.receipts=20000", "clusters.k_max=5")
 # then a run for an earlier as-of date (out of order), so that gold/segment_migration has rows
 PIPELINE_EARLIER_DAYS = 30
-PIPELINE_EARLIER_STAGES = "features,cohorts,segment"
+PIPELINE_EARLIER_STAGES = "features,value,cohorts,segment"
 
 
 def pipeline_argv(lake: Path, *extra: str) -> list[str]:

@@ -42,7 +42,7 @@ def test_every_column_of_every_table_has_a_comment_and_a_type() -> None:
 
 def test_gold_tables_are_partitioned_by_as_of_date_and_replace_their_partition() -> None:
     gold = [t for t in catalog.TABLES if t.layer == "gold"]
-    assert len(gold) == 10
+    assert len(gold) == 11
     for table in gold:
         assert table.is_as_of_partitioned and table.write_mode == "replace_partitions", table.name
 

@@ -33,6 +33,8 @@ def test_run_generates_then_cleanses_and_records_each_stage(spark: SparkSession,
     assert first["generate"]["status"] == "succeeded" and first["generate"]["as_of_date"] is None
     assert first["run"]["status"] == "succeeded" and first["cleanse"]["status"] == "succeeded"
     assert first["cohorts"]["status"] == "succeeded" and first["cohorts"]["as_of_date"] is not None
+    assert first["value"]["status"] == "succeeded" and first["value"]["as_of_date"] == first["cohorts"]["as_of_date"]
+    assert first["features"]["started_at"] < first["value"]["started_at"] < first["cohorts"]["started_at"]
     assert first["generate"]["started_at"] < first["cleanse"]["started_at"]
     assert spark.read.format("delta").load(f"{lake}/gold/cohort_retention").count() > 0
     profile = spark.read.format("delta").load(f"{lake}/gold/customer_profile")
@@ -114,6 +116,7 @@ def test_the_same_as_of_twice_leaves_gold_identical(spark: SparkSession, pipelin
 
 HISTORY_TABLES = (
     "gold/customer_profile",
+    "gold/customer_value",
     "gold/cohort_retention",
     "gold/cohort_retention_by_channel",
     "gold/rfm_segments",

@@ -39,7 +39,7 @@ AS_OF = "{{ macros.ds_add(data_interval_end | ds, -1) }}"
 
 with DAG(
     dag_id="seglake_monthly",
-    description="seglake pipeline (cleanse → features → cohorts → segment → clusters → report) for each month",
+    description="seglake pipeline (cleanse → features → value → cohorts → segment → clusters → report) for each month",
     # An explicit data-interval timetable: a run's data interval is the month it covers,
     # whatever [scheduler] create_cron_data_intervals says.
     schedule=CronDataIntervalTimetable("@monthly", timezone="UTC"),
