@@ -81,7 +81,13 @@ RFM_SEGMENT_COLUMNS = [
     "category",
     "campaign",
     "value_tier",
+    "clv_amount",
+    "clv_decile",
+    "probability_alive",
+    "is_above_average_clv",
 ]
+VALUE = "gold/customer_value"
+VALUE_COLUMNS = ["clv_amount", "clv_decile", "probability_alive"]  # joined from VALUE for segments and rules
 
 
 AUDIENCE_COLUMNS = catalog.table("gold/campaign_audiences").column_names
@@ -110,6 +116,26 @@ def check_campaigns(segment_map: SegmentMap, rules: list[Rule], rules_file: str)
             raise UserError(f"{file}: campaign {campaign!r}: export file {slug}.csv is also {clash!r}'s; rename one")
         slugs[campaign] = slug
     return slugs
+
+
+def value_partition(lake: Lake, as_of: dt.date, details: dict[str, Any]) -> DataFrame | None:
+    """The ``as_of`` partition of gold/customer_value, or None (logged) when the value stage has not run."""
+    if lake.exists(VALUE):
+        values = lake.read(VALUE).where(F.col("as_of_date") == F.lit(as_of)).select("customer_id", *VALUE_COLUMNS)
+        if values.limit(1).count():
+            details["customer_value"] = True
+            return values
+    log.info(f"no {VALUE} for {as_of} (run `seglake value --as-of {as_of}`): CLV columns stay null")
+    details["customer_value"] = False
+    return None
+
+
+def with_value(profile: DataFrame, values: DataFrame | None) -> DataFrame:
+    """The profile plus the CLV columns rules and segments use (typed nulls without ``values``)."""
+    if values is None:
+        types = {c.name: c.data_type for c in catalog.table(VALUE).columns}
+        return profile.withColumns({name: F.lit(None).cast(types[name]) for name in VALUE_COLUMNS})
+    return profile.join(values, on="customer_id", how="left")
 
 
 def campaign_rules_of(settings: CampaignSettings, campaigns: list[str]) -> dict[str, CampaignRule]:
@@ -220,7 +246,7 @@ def run(lake: Lake, *, as_of: dt.date, export: str | None = None, export_dir: st
     missing = [c for c in SCORED_COLUMNS if c not in profiles.columns]
     if missing:
         raise UserError(f"{PROFILE} has no column {missing[0]}; rerun `seglake features` with this version")
-    check_rules(profiles, rules, file=rules_file, window_days=config.features.window_days)
+    check_rules(with_value(profiles, None), rules, file=rules_file, window_days=config.features.window_days)
     check_consent_columns(profiles, settings)
     log.info(
         f"as of {as_of}: segment map {segment_map.name} ({segment_map.file}, scoring {segment_map.scoring}), "
@@ -228,9 +254,10 @@ def run(lake: Lake, *, as_of: dt.date, export: str | None = None, export_dir: st
     )
 
     lap("validate")
-    profile = profiles.where(F.col("as_of_date") == F.lit(as_of))
+    values = value_partition(lake, as_of, details)
+    profile = with_value(profiles.where(F.col("as_of_date") == F.lit(as_of)), values)
     consent_columns = sorted({r.consent_column for r in campaign_rules.values() if r.consent_column})
-    scored_input = profile.select(*SCORED_COLUMNS, *consent_columns).cache()
+    scored_input = profile.select(*SCORED_COLUMNS, *VALUE_COLUMNS, *consent_columns).cache()
     try:
         rows_in = scored_input.count()
         if rows_in == 0:
@@ -251,7 +278,11 @@ def run(lake: Lake, *, as_of: dt.date, export: str | None = None, export_dir: st
             unlisted=OTHER,
             unscored_bands=segment_map.bands(),
         )
-        rfm_segments = scored.withColumn("as_of_date", F.lit(as_of)).select(*RFM_SEGMENT_COLUMNS)
+        average_clv = tables.first_row(scored_input.agg(F.avg("clv_amount")))[0]
+        details["average_clv"] = None if average_clv is None else float(average_clv)
+        above = F.col("clv_amount") > F.lit(average_clv) if average_clv is not None else F.lit(None)
+        rfm_segments = scored.withColumns({"as_of_date": F.lit(as_of), "is_above_average_clv": above.cast("boolean")})
+        rfm_segments = rfm_segments.select(*RFM_SEGMENT_COLUMNS)
 
         lap("thresholds")
         tiles = to_rfm_thresholds(scored, thresholds, as_of=as_of, scoring=segment_map.scoring)

@@ -728,6 +728,23 @@ TABLES: tuple[Table, ...] = (
             ),
             Col("campaign", "string", "Campaign of the category; null for Other."),
             Col("value_tier", "string", "Value tier from the profile (longevity x recency grid)."),
+            Col(
+                "clv_amount",
+                "decimal(18,2)",
+                "Customer lifetime value over value.horizon_days (gold/customer_value of the same as-of date); "
+                "null when the value stage has not run for it.",
+            ),
+            Col("clv_decile", "int", "Decile of clv_amount, 1 = the highest tenth (gold/customer_value); null: none."),
+            Col(
+                "probability_alive",
+                "double",
+                "BG/NBD probability that the customer is still active at D (gold/customer_value); null: none.",
+            ),
+            Col(
+                "is_above_average_clv",
+                "boolean",
+                "True when clv_amount is above the mean clv_amount of the as-of population; null without CLV.",
+            ),
         ),
     ),
     Table(

@@ -508,8 +508,13 @@ def test_the_shipped_rules_resolve_on_the_profile_columns(spark: SparkSession) -
         "above_average_spend",
         "one_region",
         "at_risk_of_churn",
+        "above_average_clv",
     ]
-    check_rules(spark.createDataFrame([], PROFILE_360), rules, file=file, window_days=365)
+    # the job checks them on the profile plus the CLV columns of gold/customer_value
+    profile = segment_job.with_value(spark.createDataFrame([], PROFILE_360), None)
+    check_rules(profile, rules, file=file, window_days=365)
+    with pytest.raises(SegmentConfigError, match=r"rule above_average_clv: population_avg_clv_amount: the profile"):
+        check_rules(spark.createDataFrame([], PROFILE_360), rules, file=file, window_days=365)
 
 
 @pytest.mark.parametrize(
@@ -821,6 +826,30 @@ def test_the_job_filters_on_consent_and_records_it(spark: SparkSession, profile_
     assert summary["VIP offers!"]["audience_customers"] == 1
     export = profile_lake / "exports" / "campaigns" / "2024-02-29" / "loyal-customer-25-discount.csv"
     assert export.read_text() == "customer_id,segment,source,is_holdout\n"
+
+
+def test_clv_joins_into_segments_and_rules(spark: SparkSession, profile_lake: Path) -> None:
+    config = load_config(None, [f"lake.root={profile_lake}"])
+    values = spark.createDataFrame(
+        [(D2, "A", M("300.00"), 1, 0.9), (D2, "B", M("100.00"), 2, 0.5), (D2, "C", M("20.00"), 3, 0.2)],
+        "as_of_date date, customer_id string, clv_amount decimal(18,2), clv_decile int, probability_alive double",
+    )  # E has no value row (a customer the value stage did not score): null CLV
+    tables.write_table(with_catalog_columns(values, "gold/customer_value"), config, "gold/customer_value")
+    (profile_lake / "rules.yaml").write_text(
+        "rules:\n  - name: valuable\n    description: d\n    predicate: clv_amount > population_avg_clv_amount\n"
+    )
+    assert segment_job.main(job_argv(profile_lake, D2)) == 0
+    segments = read(spark, profile_lake, "gold/rfm_segments", D2).collect()
+    got = {r["customer_id"]: (r["clv_amount"], r["clv_decile"], r["is_above_average_clv"]) for r in segments}
+    # mean over the customers with a CLV: (300 + 100 + 20) / 3 = 140
+    assert got == {
+        "A": (M("300.00"), 1, True),
+        "B": (M("100.00"), 2, False),
+        "C": (M("20.00"), 3, False),
+        "E": (None, None, None),
+    }
+    rules = read(spark, profile_lake, "gold/rule_segments", D2).collect()
+    assert [(r["segment"], r["customer_id"]) for r in rules] == [("valuable", "A")]
 
 
 @pytest.mark.parametrize(
