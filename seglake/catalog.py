@@ -878,6 +878,48 @@ TABLES: tuple[Table, ...] = (
         ),
     ),
     Table(
+        name="gold/next_best_offer",
+        grain="customer x rank x as-of date",
+        written_by=("segment",),
+        write_mode="replace_partitions",
+        partition_by=("as_of_date",),
+        columns=(
+            Col("as_of_date", "date", "Partition: as-of date D; categories bought up to D's last whole month count."),
+            Col("customer_id", "string", "Customer offered (as in gold/rfm_segments)."),
+            Col(
+                "grouping",
+                "string",
+                "How customer_group was formed, e.g. 'segment' (gold/rfm_segments.category) or "
+                "'segment x top_category' (with the profile's top_category).",
+            ),
+            Col(
+                "customer_group",
+                "string",
+                "The customer's group the lift is computed in; parts of a composite group joined by ' | ', a null "
+                "part '(none)'.",
+            ),
+            Col("rank", "int", "1 = best offer; at most the configured number per customer (fewer when few are left)."),
+            Col(
+                "offer_category",
+                "string",
+                "Product category offered: one the customer has not bought up to D (positive purchase amount).",
+            ),
+            Col(
+                "source",
+                "string",
+                "'lift': one of the group's categories with lift > 1 (by lift, then group_share, then name); "
+                "'popular': the fill-up by overall_share (then name) when those run out or the group is too small.",
+            ),
+            Col(
+                "lift",
+                "double",
+                "group_share / overall_share of the category in the customer's group (0 when nobody in it bought it).",
+            ),
+            Col("group_share", "double", "Customers of the group who bought the category up to D / group customers."),
+            Col("overall_share", "double", "Customers who bought the category up to D / all customers offered."),
+        ),
+    ),
+    Table(
         name="gold/clusters",
         grain="customer x as-of date",
         written_by=("clusters",),

@@ -54,6 +54,7 @@ def test_a_failed_stage_restores_only_its_own_non_ops_tables() -> None:
         "gold/rule_segments",
         "gold/campaign_audiences",
         "gold/segment_migration",
+        "gold/next_best_offer",
     }
     assert {t.name for t in catalog.restorable_tables_of("cleanse")} == {
         "silver/receipts",

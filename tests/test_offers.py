@@ -1,0 +1,264 @@
+"""Next-best-offer (transforms/offers.py) on hand-made customers, lifts worked out by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
+
+from seglake import catalog
+from transforms.offers import (
+    to_category_lift,
+    to_customer_categories,
+    to_month_categories,
+    to_next_best_offer,
+    to_offer_groups,
+    to_offer_hit_rate,
+    to_popular_offers,
+)
+
+AS_OF = dt.date(2024, 2, 29)
+
+# Population N = 10 (x9 is in `bought` but not in a group: not offered, not counted).
+#   group g (4): g1 [A, B], g2 [B, C], g3 [C], g4 (null categories)
+#   group h (5): h1 [D], h2 [D], h3 [D], h4 [B, E], h5 [A, B, C, D, E] (bought everything)
+#   group solo (1): s1 [D]
+# Buyers: A 2 (g1, h5), B 4 (g1, g2, h4, h5), C 3 (g2, g3, h5), D 5 (h1-h3, h5, s1), E 2 (h4, h5)
+# overall_share: A .2, B .4, C .3, D .5, E .2 -> popularity order D, B, C, A, E (A before E by name)
+# lift = (group buyers * N) / (group customers * buyers):
+#   g: A 1*10/(4*2) = 1.25 (share .25), B 2*10/(4*4) = 1.25 (share .5), C 2*10/(4*3) = 5/3 (share .5)
+#      -> lift tier C, B, A (B before A: same lift, higher group share, although A < B by name)
+#   h: A 1*10/(5*2) = 1 and B 2*10/(5*4) = 1 (exactly 1: not > 1), C 1*10/(5*3) = 2/3,
+#      D 4*10/(5*5) = 1.6 (share .8), E 2*10/(5*2) = 2 (share .4) -> lift tier E, D
+#   solo: D 1*10/(1*5) = 2, but 1 customer < min_group_customers (2): popularity only
+GROUPS = [
+    ("g1", "g"),
+    ("g2", "g"),
+    ("g3", "g"),
+    ("g4", "g"),
+    ("h1", "h"),
+    ("h2", "h"),
+    ("h3", "h"),
+    ("h4", "h"),
+    ("h5", "h"),
+    ("s1", "solo"),
+]
+BOUGHT = [
+    ("g1", ["A", "B"]),
+    ("g2", ["B", "C"]),
+    ("g3", ["C"]),
+    ("g4", None),
+    ("h1", ["D"]),
+    ("h2", ["D"]),
+    ("h3", ["D"]),
+    ("h4", ["B", "E"]),
+    ("h5", ["A", "B", "C", "D", "E"]),
+    ("s1", ["D"]),
+    ("x9", ["A"]),
+]
+# customer -> [(category, source), ...] in rank order
+EXPECTED_OFFERS = {
+    "g1": [("C", "lift"), ("D", "popular"), ("E", "popular")],
+    "g2": [("A", "lift"), ("D", "popular"), ("E", "popular")],
+    "g3": [("B", "lift"), ("A", "lift"), ("D", "popular")],
+    "g4": [("C", "lift"), ("B", "lift"), ("A", "lift")],  # nothing bought: the group's top categories
+    "h1": [("E", "lift"), ("B", "popular"), ("C", "popular")],
+    "h2": [("E", "lift"), ("B", "popular"), ("C", "popular")],
+    "h3": [("E", "lift"), ("B", "popular"), ("C", "popular")],
+    "h4": [("D", "lift"), ("C", "popular"), ("A", "popular")],
+    "s1": [("B", "popular"), ("C", "popular"), ("A", "popular")],  # a group of one: popularity
+}  # h5 bought everything: no row
+EXPECTED_BASELINE = {
+    "g1": ["D", "C", "E"],
+    "g2": ["D", "A", "E"],
+    "g3": ["D", "B", "A"],
+    "g4": ["D", "B", "C"],
+    "h1": ["B", "C", "A"],
+    "h2": ["B", "C", "A"],
+    "h3": ["B", "C", "A"],
+    "h4": ["D", "C", "A"],
+    "s1": ["B", "C", "A"],
+}
+
+
+@pytest.fixture(scope="module")
+def groups(spark: SparkSession) -> DataFrame:
+    return spark.createDataFrame(GROUPS, "customer_id string, customer_group string")
+
+
+@pytest.fixture(scope="module")
+def bought(spark: SparkSession) -> DataFrame:
+    return spark.createDataFrame(BOUGHT, "customer_id string, categories array<string>")
+
+
+@pytest.fixture(scope="module")
+def offers(groups: DataFrame, bought: DataFrame) -> DataFrame:
+    return to_next_best_offer(groups, bought, as_of=AS_OF, grouping="test", min_group_customers=2).cache()
+
+
+def _by_customer(rows: list[Row], *fields: str) -> dict[str, list[tuple]]:
+    result: dict[str, list[tuple]] = {}
+    for row in sorted(rows, key=lambda r: (r["customer_id"], r["rank"])):
+        result.setdefault(row["customer_id"], []).append(tuple(row[f] for f in fields))
+    return result
+
+
+def test_offers_follow_lift_then_popularity_and_skip_what_was_bought(offers: DataFrame) -> None:
+    rows = offers.collect()
+    assert _by_customer(rows, "offer_category", "source") == EXPECTED_OFFERS
+    assert {r["rank"] for r in rows} == {1, 2, 3}
+    assert {(r["as_of_date"], r["grouping"]) for r in rows} == {(AS_OF, "test")}
+
+
+def test_offers_carry_the_group_statistics_of_their_category(offers: DataFrame) -> None:
+    rows = {(r["customer_id"], r["rank"]): r for r in offers.collect()}
+    g1_c, g1_d = rows[("g1", 1)], rows[("g1", 2)]
+    assert g1_c["customer_group"] == "g"
+    assert g1_c["lift"] == pytest.approx(5 / 3) and g1_c["group_share"] == 0.5 and g1_c["overall_share"] == 0.3
+    assert (g1_d["lift"], g1_d["group_share"], g1_d["overall_share"]) == (0.0, 0.0, 0.5)  # nobody in g bought D
+    g3_a = rows[("g3", 2)]
+    assert (g3_a["lift"], g3_a["group_share"]) == (1.25, 0.25)
+    h4_c = rows[("h4", 2)]  # a popular pick keeps its (below 1) lift in h
+    assert h4_c["lift"] == pytest.approx(2 / 3) and h4_c["source"] == "popular"
+
+
+def test_the_lift_statistics_are_exact_ratios(groups: DataFrame, bought: DataFrame) -> None:
+    population = groups.join(bought, "customer_id", "left").select(
+        "customer_id", "customer_group", F.coalesce("categories", F.array().cast("array<string>")).alias("categories")
+    )
+    stats = {(r["customer_group"], r["category"]): r for r in to_category_lift(population).collect()}
+    assert len(stats) == 3 * 5  # every group x every category bought by anyone
+    assert stats[("h", "A")]["lift"] == 1.0 and stats[("h", "B")]["lift"] == 1.0  # exactly 1: no lift pick
+    assert stats[("g", "A")]["lift"] == stats[("g", "B")]["lift"] == 1.25  # the tie broken by group share
+    assert (stats[("solo", "D")]["group_customers"], stats[("solo", "D")]["lift"]) == (1, 2.0)
+    assert {r["customers"] for r in stats.values()} == {10}
+
+
+def test_without_a_minimum_a_group_of_one_gets_nothing_by_lift(groups: DataFrame, bought: DataFrame) -> None:
+    # s1's group bought only D (lift 2), which s1 bought: the lift tier is empty anyway
+    offers = to_next_best_offer(groups, bought, as_of=AS_OF, grouping="test", min_group_customers=1)
+    rows = offers.where("customer_id = 's1'").collect()
+    assert _by_customer(rows, "offer_category", "source") == {"s1": EXPECTED_OFFERS["s1"]}
+
+
+def test_one_offer_each_and_a_null_group(spark: SparkSession, bought: DataFrame) -> None:
+    groups = spark.createDataFrame([("g3", None), ("h4", "h")], "customer_id string, customer_group string")
+    # N = 2: C (g3) and B, E (h4) each 1 buyer; g3's group '(none)': C lift 2; h4's: B, E lift 2
+    rows = to_next_best_offer(groups, bought, as_of=AS_OF, grouping="test", top_n=1, min_group_customers=1).collect()
+    assert sorted((r["customer_id"], r["customer_group"], r["offer_category"], r["source"]) for r in rows) == [
+        ("g3", "(none)", "B", "popular"),  # B, C, E all share .5: B first by name; C bought
+        ("h4", "h", "C", "popular"),  # B, E bought (its lift tier), C next by name
+    ]
+
+
+def test_the_baseline_offers_the_most_popular_categories_not_bought(groups: DataFrame, bought: DataFrame) -> None:
+    rows = to_popular_offers(groups, bought, as_of=AS_OF).collect()
+    assert {k: [c for (c,) in v] for k, v in _by_customer(rows, "offer_category").items()} == EXPECTED_BASELINE
+    assert {(r["source"], r["customer_group"], r["lift"]) for r in rows} == {("popular", "(all)", 1.0)}
+
+
+def test_the_offers_match_the_catalog_and_need_no_window(offers: DataFrame) -> None:
+    table = catalog.table("gold/next_best_offer")
+    assert [(f.name, f.dataType.simpleString()) for f in offers.schema.fields] == [
+        (c.name, c.type) for c in table.columns
+    ]
+    plan = offers._jdf.queryExecution().executedPlan().toString()
+    assert "Window" not in plan and "CartesianProduct" not in plan
+
+
+# customer_month rows: u1 bought A, C, then A, D; B only for 0.00; u2 only returned (no map);
+# u3 first bought in March.
+MONTHS = [
+    ("u1", "2024-01", {"A": Decimal("5.00"), "B": Decimal("0.00")}),
+    ("u1", "2024-02", {"C": Decimal("3.00")}),
+    ("u1", "2024-03", {"D": Decimal("1.00"), "A": Decimal("2.00")}),
+    ("u2", "2024-01", None),
+    ("u3", "2024-03", {"A": Decimal("2.00")}),
+]
+
+
+@pytest.mark.parametrize(
+    ("as_of", "expected"),
+    [
+        (dt.date(2024, 2, 29), {"u1": ["A", "C"], "u2": []}),  # a month end: its month counts
+        (dt.date(2024, 3, 15), {"u1": ["A", "C"], "u2": []}),  # mid-month: March is left out
+        (dt.date(2024, 3, 31), {"u1": ["A", "C", "D"], "u2": [], "u3": ["A"]}),
+    ],
+)
+def test_categories_bought_up_to_the_last_whole_month(spark: SparkSession, as_of: dt.date, expected: dict) -> None:
+    rollup = spark.createDataFrame(
+        MONTHS, "customer_id string, month string, category_amounts map<string,decimal(18,2)>"
+    )
+    rows = to_customer_categories(rollup, as_of=as_of).collect()
+    assert {r["customer_id"]: r["categories"] for r in rows} == expected
+    month = to_month_categories(rollup, month="2024-03").collect()
+    assert {r["customer_id"]: r["categories"] for r in month} == {"u1": ["A", "D"], "u3": ["A"]}
+
+
+def test_groups_from_several_columns(spark: SparkSession) -> None:
+    frame = spark.createDataFrame(
+        [("a", "Loyal", "GROCERY"), ("b", "Other", None)], "customer_id string, category string, top_category string"
+    )
+    rows = to_offer_groups(frame, ["category", "top_category"]).orderBy("customer_id").collect()
+    assert [r["customer_group"] for r in rows] == ["Loyal | GROCERY", "Other | (none)"]
+
+
+# The month after AS_OF (offers above; baseline = EXPECTED_BASELINE):
+#   g1 [A, E]: new E -> offers C, D, E hit; baseline D, C, E hit
+#   g2 [B]: nothing new (rebought): not evaluated
+#   g3 [B]: new B -> offers B, A, D hit (rank 1); baseline D, B, A hit (rank 2)
+#   g4 [A]: new A -> offers C, B, A hit (rank 3); baseline D, B, C miss
+#   h1 [E]: new E -> offers E, B, C hit (rank 1); baseline B, C, A miss
+#   h2 [D]: rebought only; h3: no purchase; h5 [A]: bought everything before: not evaluated
+#   h4 [A]: new A -> offers D, C, A hit (rank 3); baseline D, C, A hit (rank 3)
+#   s1 [E]: new E -> offers B, C, A miss; baseline miss
+#   n1 [A]: not in the as-of population: not evaluated
+# hit@3: evaluated 6, offers 5 (5/6), baseline 3 (1/2), ratio 5/3
+# hit@1: offers g3, h1 = 2 (1/3), baseline 0 -> ratio null
+NEXT_MONTH = [
+    ("g1", ["A", "E"]),
+    ("g2", ["B"]),
+    ("g3", ["B"]),
+    ("g4", ["A"]),
+    ("h1", ["E"]),
+    ("h2", ["D"]),
+    ("h4", ["A"]),
+    ("h5", ["A"]),
+    ("s1", ["E"]),
+    ("n1", ["A"]),
+]
+
+
+FIGURES = (
+    "evaluated_customers",
+    "offer_hits",
+    "baseline_hits",
+    "offer_hit_rate",
+    "baseline_hit_rate",
+    "ratio",
+    "offer_coverage",
+    "baseline_coverage",
+)
+
+
+@pytest.mark.parametrize(
+    ("k", "expected"),
+    [
+        # coverage: 9 of the 10 have k offers (h5 none)
+        (3, (6, 5, 3, 5 / 6, 1 / 2, 5 / 3, 9 / 10, 9 / 10)),
+        (1, (6, 2, 0, 1 / 3, 0.0, None, 9 / 10, 9 / 10)),  # the baseline hit nobody: no ratio
+    ],
+)
+def test_hit_rate_against_the_popularity_baseline(
+    spark: SparkSession, groups: DataFrame, bought: DataFrame, offers: DataFrame, k: int, expected: tuple
+) -> None:
+    population = bought.where("customer_id != 'x9'")  # the offered customers: 10, of whom h5 has no offer
+    baseline = to_popular_offers(groups, population, as_of=AS_OF)
+    following = spark.createDataFrame(NEXT_MONTH, "customer_id string, categories array<string>")
+    row = to_offer_hit_rate(offers, following, baseline=baseline, bought=population, k=k).first()
+    assert row is not None and row["customers"] == 10
+    for name, value in zip(FIGURES, expected, strict=True):
+        assert row[name] == (value if value is None else pytest.approx(value)), name

@@ -1,0 +1,358 @@
+"""Next-best-offer: per customer, the product categories their group over-buys that they
+have not bought yet, and the hit rate of such offers on the following month.
+
+**Bought categories** (:func:`to_customer_categories`) come from ``silver/customer_month``:
+the keys of ``category_amounts`` with a positive amount. The rollup is monthly, so an as-of
+date ``D`` that cuts its month cannot be honoured inside that month without the receipts.
+The choice here is exactness: the months up to :func:`transforms.calendar.last_whole_month`
+count, i.e. every month before ``D``'s month, plus ``D``'s month only when ``D`` is its last
+day. No purchase after ``D`` ever counts; for a mid-month ``D`` the purchases from the 1st to
+``D`` are left out (a category first bought then can still be offered). Month-end as-of
+dates are exact.
+
+**Offers** (:func:`to_next_best_offer`). Over the customers of ``groups`` (``N`` of them,
+``N_g`` in group ``g``; a customer without bought categories counts in both):
+
+- ``group_share_g(c)`` = customers of ``g`` who bought ``c`` / ``N_g``;
+- ``overall_share(c)`` = customers who bought ``c`` / ``N``;
+- ``lift_g(c)`` = ``group_share_g(c) / overall_share(c)``, computed as the one division
+  ``(buyers_g(c) * N) / (N_g * buyers(c))`` of two whole numbers, so equal ratios are
+  equal doubles and ties are exact.
+
+Each customer gets up to ``top_n`` categories they have not bought, in two tiers:
+
+1. ``source = 'lift'``: the group's categories with ``lift > 1`` (the group buys them more
+   than the population does), by lift descending, ties by the higher group share, then
+   by category name. Only groups of at least ``min_group_customers`` customers have this
+   tier: a smaller group's shares are noise (a group of one has lift ``1/share`` on
+   exactly the categories it already bought, so nothing to offer).
+2. ``source = 'popular'``: when tier 1 leaves fewer than ``top_n``, the rest are filled
+   with the most popular categories overall (``overall_share`` descending, then name)
+   that the customer has not bought and tier 1 did not offer. This keeps coverage high.
+
+A customer who bought every category gets no row; one who bought all but ``m < top_n``
+gets ``m`` rows. A customer without any bought category (no rollup row up to ``D``, or
+only returns) is offered the group's top categories. ``lift`` and ``group_share`` of a
+popular pick are those of its category in the customer's group (0 when nobody in the
+group bought it).
+
+Built without a window and without customers x categories rows: the group x category
+statistics are small (groups x categories), each group gets two sorted arrays of
+candidates, joined to the customers by broadcast; per customer the candidates are
+filtered by ``array_contains(categories, ...)`` and sliced to ``top_n``.
+
+**Hit rate** (:func:`to_offer_hit_rate`): hit@k on the following month, against the
+popularity baseline (:func:`to_popular_offers`: the ``top_n`` most popular categories
+the customer has not bought).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from transforms.calendar import last_whole_month
+
+NO_GROUP = "(none)"  # customer_group of a customer whose group is null
+ALL_CUSTOMERS = "(all)"  # customer_group of the popularity baseline's offers
+GROUP_SEPARATOR = " | "  # between the parts of a composite group (to_offer_groups)
+LIFT, POPULAR = "lift", "popular"  # source of an offer
+DEFAULT_MIN_GROUP_CUSTOMERS = 30
+
+OFFER_COLUMNS = (
+    "as_of_date",
+    "customer_id",
+    "grouping",
+    "customer_group",
+    "rank",
+    "offer_category",
+    "source",
+    "lift",
+    "group_share",
+    "overall_share",
+)
+
+
+def _empty_categories() -> Column:
+    return F.array().cast("array<string>")
+
+
+def _positive_categories(amounts: Column) -> Column:
+    """Keys of a ``category -> amount`` map with a positive amount (null for a null map)."""
+    return F.map_keys(F.map_filter(amounts, lambda _category, amount: amount > 0))
+
+
+def _categories_per_customer(months: DataFrame) -> DataFrame:
+    """customer_id, categories: the distinct positive-amount categories of the rows, sorted."""
+    positive = F.flatten(F.collect_list(_positive_categories(F.col("category_amounts"))))
+    return months.groupBy("customer_id").agg(F.array_sort(F.array_distinct(positive)).alias("categories"))
+
+
+def to_customer_categories(customer_month: DataFrame, *, as_of: dt.date) -> DataFrame:
+    """Grain: customer. ``customer_id``, ``categories`` (array<string>, distinct, sorted).
+
+    The categories with a positive purchase amount in the months up to the last whole month
+    on or before ``as_of`` (``as_of``'s own month only when ``as_of`` is its last day; see
+    the module doc). Every customer with a rollup row in those months is listed; one
+    without a positive category amount gets an empty array.
+    """
+    return _categories_per_customer(customer_month.where(F.col("month") <= last_whole_month(as_of)))
+
+
+def to_month_categories(customer_month: DataFrame, *, month: str) -> DataFrame:
+    """Grain: customer with a rollup row in ``month`` (``YYYY-MM``). ``customer_id``,
+    ``categories``: the categories with a positive purchase amount that month, sorted."""
+    return _categories_per_customer(customer_month.where(F.col("month") == month))
+
+
+def to_offer_groups(frame: DataFrame, columns: Sequence[str]) -> DataFrame:
+    """Grain: customer. ``customer_id``, ``customer_group``: the values of ``columns`` as
+    text joined by ``' | '`` (a null part reads ``(none)``), e.g. the RFM category, or the
+    category and the profile's ``top_category``: ``'Loyal | GROCERY'``."""
+    if not columns:
+        raise ValueError("to_offer_groups: name at least one column")
+    parts = [F.coalesce(F.col(name).cast("string"), F.lit(NO_GROUP)) for name in columns]
+    return frame.select("customer_id", F.concat_ws(GROUP_SEPARATOR, *parts).alias("customer_group"))
+
+
+def _population(groups: DataFrame, bought: DataFrame) -> DataFrame:
+    """customer_id, customer_group (null -> '(none)'), categories (distinct; empty when none)."""
+    return (
+        groups.select("customer_id", F.coalesce(F.col("customer_group"), F.lit(NO_GROUP)).alias("customer_group"))
+        .join(bought.select("customer_id", "categories"), "customer_id", "left")
+        .select(
+            "customer_id",
+            "customer_group",
+            F.array_distinct(
+                F.filter(F.coalesce(F.col("categories"), _empty_categories()), lambda c: c.isNotNull())
+            ).alias("categories"),
+        )
+    )
+
+
+def to_category_lift(population: DataFrame) -> DataFrame:
+    """Grain: group x category bought by anyone in the population.
+
+    ``population``: ``customer_id``, ``customer_group``, ``categories``. Output:
+    ``customer_group``, ``category``, ``group_customers`` (N_g), ``group_buyers``,
+    ``customers`` (N), ``buyers``, ``group_share``, ``overall_share``, ``lift`` (see the
+    module doc; ``group_buyers`` 0 and lift 0 for a category nobody in the group bought).
+    """
+    held = population.select("customer_group", F.explode("categories").alias("category"))
+    pairs = held.groupBy("customer_group", "category").agg(F.count("*").alias("group_buyers"))
+    sizes = population.groupBy("customer_group").agg(F.count("*").alias("group_customers"))
+    total = population.agg(F.count("*").alias("customers"))
+    buyers = pairs.groupBy("category").agg(F.sum("group_buyers").alias("buyers"))
+    grid = sizes.crossJoin(F.broadcast(buyers)).crossJoin(F.broadcast(total))
+    stats = grid.join(pairs, ["customer_group", "category"], "left").withColumn(
+        "group_buyers", F.coalesce(F.col("group_buyers"), F.lit(0)).cast("long")
+    )
+    return stats.select(
+        "customer_group",
+        "category",
+        "group_customers",
+        "group_buyers",
+        "customers",
+        "buyers",
+        (F.col("group_buyers") / F.col("group_customers")).alias("group_share"),
+        (F.col("buyers") / F.col("customers")).alias("overall_share"),
+        (
+            (F.col("group_buyers") * F.col("customers")).cast("double")
+            / (F.col("group_customers") * F.col("buyers")).cast("double")
+        ).alias("lift"),
+    )
+
+
+def _offer(source: str) -> Column:
+    return F.struct(
+        F.col("category"), F.col("lift"), F.col("group_share"), F.col("overall_share"), F.lit(source).alias("source")
+    )
+
+
+def _group_candidates(stats: DataFrame, *, min_group_customers: int, use_lift: bool) -> DataFrame:
+    """Grain: group. ``lift_candidates`` and ``popular_candidates``: arrays of offers
+    (category, lift, group_share, overall_share, source), each in its tier's order."""
+    lift_tier = F.col("lift") > 1
+    if not use_lift:
+        lift_tier = F.lit(False)
+    eligible = lift_tier & (F.col("group_customers") >= min_group_customers)
+    # array_sort orders structs field by field: negated numbers give descending order
+    lift_key = F.struct(
+        (-F.col("lift")).alias("k1"), (-F.col("group_share")).alias("k2"), F.col("category"), _offer(LIFT).alias("o")
+    )
+    popular_key = F.struct((-F.col("overall_share")).alias("k1"), F.col("category"), _offer(POPULAR).alias("o"))
+    return stats.groupBy("customer_group").agg(
+        F.transform(F.array_sort(F.collect_list(F.when(eligible, lift_key))), lambda k: k["o"]).alias(
+            "lift_candidates"
+        ),
+        F.transform(F.array_sort(F.collect_list(popular_key)), lambda k: k["o"]).alias("popular_candidates"),
+    )
+
+
+def _offers(
+    population: DataFrame,
+    *,
+    as_of: dt.date,
+    grouping: str,
+    top_n: int,
+    min_group_customers: int,
+    use_lift: bool,
+) -> DataFrame:
+    if top_n < 1:
+        raise ValueError(f"top_n must be at least 1, not {top_n}")
+    stats = to_category_lift(population)
+    candidates = _group_candidates(stats, min_group_customers=min_group_customers, use_lift=use_lift)
+    bought = F.col("categories")
+
+    def not_bought(offer: Column) -> Column:
+        return ~F.array_contains(bought, offer["category"])
+
+    picked = (
+        population.join(F.broadcast(candidates), "customer_group", "left")
+        .withColumn("lift_picks", F.slice(F.filter("lift_candidates", not_bought), 1, top_n))
+        .withColumn("lift_picked", F.transform("lift_picks", lambda o: o["category"]))
+        .withColumn(
+            "popular_picks",
+            F.slice(
+                F.filter(
+                    "popular_candidates",
+                    lambda o: not_bought(o) & ~F.array_contains(F.col("lift_picked"), o["category"]),
+                ),
+                1,
+                F.lit(top_n) - F.size("lift_picks"),
+            ),
+        )
+    )
+    exploded = picked.select(
+        "customer_id",
+        "customer_group",
+        F.posexplode(F.concat("lift_picks", "popular_picks")).alias("position", "offer"),
+    )
+    return exploded.select(
+        F.lit(as_of).alias("as_of_date"),
+        "customer_id",
+        F.lit(grouping).alias("grouping"),
+        "customer_group",
+        (F.col("position") + 1).cast("int").alias("rank"),
+        F.col("offer.category").alias("offer_category"),
+        F.col("offer.source").alias("source"),
+        F.col("offer.lift").alias("lift"),
+        F.col("offer.group_share").alias("group_share"),
+        F.col("offer.overall_share").alias("overall_share"),
+    )
+
+
+def to_next_best_offer(
+    groups: DataFrame,
+    bought: DataFrame,
+    *,
+    as_of: dt.date,
+    grouping: str,
+    top_n: int = 3,
+    min_group_customers: int = DEFAULT_MIN_GROUP_CUSTOMERS,
+) -> DataFrame:
+    """Grain: customer x rank (1..top_n). The offers of every customer of ``groups``.
+
+    ``groups``: ``customer_id``, ``customer_group`` (text, e.g. from :func:`to_offer_groups`;
+    one row per customer: the population). ``bought``: ``customer_id``, ``categories`` from
+    :func:`to_customer_categories` (customers not in it have bought nothing categorised).
+    ``grouping`` names how the groups were made (written as is). Output:
+    :data:`OFFER_COLUMNS`; ranking, tiers, ties and coverage as in the module doc.
+    """
+    return _offers(
+        _population(groups, bought),
+        as_of=as_of,
+        grouping=grouping,
+        top_n=top_n,
+        min_group_customers=min_group_customers,
+        use_lift=True,
+    )
+
+
+def to_popular_offers(groups: DataFrame, bought: DataFrame, *, as_of: dt.date, top_n: int = 3) -> DataFrame:
+    """The popularity baseline, shaped like :func:`to_next_best_offer`'s output: each customer
+    of ``groups`` (only ``customer_id`` is used) gets the ``top_n`` categories with the
+    highest overall share that they have not bought (ties by name); ``customer_group``
+    '(all)', ``grouping`` 'popularity', ``source`` 'popular', ``lift`` 1."""
+    everyone = groups.select("customer_id", F.lit(ALL_CUSTOMERS).alias("customer_group"))
+    return _offers(
+        _population(everyone, bought),
+        as_of=as_of,
+        grouping="popularity",
+        top_n=top_n,
+        min_group_customers=0,
+        use_lift=False,
+    )
+
+
+def to_offer_hit_rate(
+    offers: DataFrame, next_month_categories: DataFrame, *, baseline: DataFrame, bought: DataFrame, k: int = 3
+) -> DataFrame:
+    """One row: hit@k of ``offers`` and of ``baseline`` on the following month.
+
+    ``offers`` and ``baseline``: ``customer_id``, ``rank``, ``offer_category`` (from
+    :func:`to_next_best_offer` and :func:`to_popular_offers` over the same population);
+    ``next_month_categories``: :func:`to_month_categories` of the month after the as-of
+    date; ``bought``: the :func:`to_customer_categories` the offers were made from.
+
+    Evaluated: the customers of ``bought`` who, in the following month, bought a category
+    they had not bought before (customers who only rebought can be hit by no offer, which
+    only ever names categories not bought; customers new next month had no offer). A hit:
+    one of the customer's offers of rank <= k is among those new categories.
+
+    Columns: ``customers`` (of ``bought``), ``evaluated_customers``, ``offer_hits``,
+    ``baseline_hits``, ``offer_hit_rate``, ``baseline_hit_rate`` (null without evaluated
+    customers), ``ratio`` (offer / baseline hit rate; null when the baseline hits none),
+    ``offer_coverage`` and ``baseline_coverage`` (share of ``bought``'s customers with k
+    offers).
+    """
+    known = bought.select("customer_id", F.coalesce(F.col("categories"), _empty_categories()).alias("before"))
+
+    def offered(frame: DataFrame, name: str) -> DataFrame:
+        return (
+            frame.where(F.col("rank") <= k)
+            .groupBy("customer_id")
+            .agg(F.collect_set("offer_category").alias(name), F.count("*").alias(f"{name}_count"))
+        )
+
+    new = next_month_categories.select("customer_id", F.col("categories").alias("next"))
+    rows = (
+        known.join(new, "customer_id", "left")
+        .join(offered(offers, "offer"), "customer_id", "left")
+        .join(offered(baseline, "baseline"), "customer_id", "left")
+        .withColumn("new", F.array_except(F.coalesce(F.col("next"), _empty_categories()), F.col("before")))
+        .withColumn("evaluated", F.size("new") > 0)
+    )
+
+    def hit(name: str) -> Column:
+        return F.count(F.when(F.col("evaluated") & F.arrays_overlap(F.col(name), F.col("new")), 1))
+
+    def full(name: str) -> Column:
+        return F.count(F.when(F.col(f"{name}_count") == k, 1))
+
+    figures = rows.agg(
+        F.count("*").alias("customers"),
+        F.count(F.when(F.col("evaluated"), 1)).alias("evaluated_customers"),
+        hit("offer").alias("offer_hits"),
+        hit("baseline").alias("baseline_hits"),
+        full("offer").alias("offer_full"),
+        full("baseline").alias("baseline_full"),
+    )
+
+    def rate(part: str, whole: str) -> Column:
+        return F.when(F.col(whole) > 0, F.col(part) / F.col(whole))
+
+    return figures.select(
+        "customers",
+        "evaluated_customers",
+        "offer_hits",
+        "baseline_hits",
+        rate("offer_hits", "evaluated_customers").alias("offer_hit_rate"),
+        rate("baseline_hits", "evaluated_customers").alias("baseline_hit_rate"),
+        rate("offer_hits", "baseline_hits").alias("ratio"),
+        rate("offer_full", "customers").alias("offer_coverage"),
+        rate("baseline_full", "customers").alias("baseline_coverage"),
+    )
