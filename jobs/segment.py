@@ -52,6 +52,7 @@ from seglake.segment_maps import (
     load_segment_map,
     population_parts,
 )
+from transforms.offers import OFFER_COLUMNS, to_customer_categories, to_next_best_offer, to_offer_groups
 from transforms.rfm import INTEGER_METRICS, METRICS, Threshold, to_exact_thresholds, to_rfm_thresholds, with_rfm_scores
 from transforms.segments import (
     CampaignRule,
@@ -87,11 +88,12 @@ RFM_SEGMENT_COLUMNS = [
     "is_above_average_clv",
 ]
 VALUE = "gold/customer_value"
+MONTHS = "silver/customer_month"
 VALUE_COLUMNS = ["clv_amount", "clv_decile", "probability_alive"]  # joined from VALUE for segments and rules
 
 
 AUDIENCE_COLUMNS = catalog.table("gold/campaign_audiences").column_names
-EXPORT_COLUMNS = ["customer_id", "segment", "source", "is_holdout"]  # per campaign CSV file
+EXPORT_COLUMNS = ["customer_id", "segment", "source", "offer_category", "is_holdout"]  # per campaign CSV file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,6 +118,54 @@ def check_campaigns(segment_map: SegmentMap, rules: list[Rule], rules_file: str)
             raise UserError(f"{file}: campaign {campaign!r}: export file {slug}.csv is also {clash!r}'s; rename one")
         slugs[campaign] = slug
     return slugs
+
+
+def next_best_offers(lake: Lake, scored: DataFrame, as_of: dt.date, details: dict[str, Any]) -> DataFrame:
+    """Write gold/next_best_offer for ``as_of``; return customer_id -> offer_category (rank 1).
+
+    The groups are ``offers.group_by`` over the scored customers (``category`` = their
+    segment); bought categories come from silver/customer_month (transforms/offers.py).
+    Without the rollup or with ``offers.enabled: false`` nothing is written and the
+    audiences carry no offer.
+    """
+    offers_config = lake.config.offers
+    no_offers = scored.select("customer_id", F.lit(None).cast("string").alias("offer_category")).limit(0)
+    if not offers_config.enabled or not lake.exists(MONTHS):
+        log.info("next-best-offer: " + ("off (offers.enabled)" if not offers_config.enabled else f"no {MONTHS}"))
+        details["next_best_offer"] = None
+        return no_offers
+    bought = to_customer_categories(lake.read(MONTHS), as_of=as_of)
+    groups = to_offer_groups(scored, offers_config.group_by)
+    offers = to_next_best_offer(
+        groups,
+        bought,
+        as_of=as_of,
+        grouping=",".join(offers_config.group_by),
+        top_n=offers_config.top_n,
+        min_group_customers=offers_config.min_group_customers,
+    )
+    lake.replace_as_of(offers.select(*OFFER_COLUMNS), "gold/next_best_offer", as_of)
+    written = written_partition(lake, "gold/next_best_offer", as_of)
+    coverage = tables.first_row(
+        written.groupBy("customer_id")
+        .agg(F.count("*").alias("offers"), F.max(F.col("source") == "lift").alias("any_lift"))
+        .agg(
+            F.count("*").alias("customers"),
+            F.count_if(F.col("offers") == offers_config.top_n).alias("full"),
+            F.count_if("any_lift").alias("with_lift"),
+        )
+    )
+    details["next_best_offer"] = {
+        "grouping": offers_config.group_by,
+        "customers_with_offers": int(coverage["customers"]),
+        "customers_with_all_offers": int(coverage["full"]),
+        "customers_with_a_lift_offer": int(coverage["with_lift"]),
+    }
+    log.info(
+        f"next-best-offer by {', '.join(offers_config.group_by)}: {coverage['customers']:,} customers with offers, "
+        f"{coverage['full']:,} with {offers_config.top_n}, {coverage['with_lift']:,} with a group-lift offer"
+    )
+    return written.where(F.col("rank") == 1).select("customer_id", "offer_category")
 
 
 def value_partition(lake: Lake, as_of: dt.date, details: dict[str, Any]) -> DataFrame | None:
@@ -248,6 +298,9 @@ def run(lake: Lake, *, as_of: dt.date, export: str | None = None, export_dir: st
         raise UserError(f"{PROFILE} has no column {missing[0]}; rerun `seglake features` with this version")
     check_rules(with_value(profiles, None), rules, file=rules_file, window_days=config.features.window_days)
     check_consent_columns(profiles, settings)
+    unknown = [c for c in config.offers.group_by if c != "category" and c not in profiles.columns]
+    if unknown:
+        raise UserError(f"offers.group_by: {unknown[0]} is neither 'category' nor a {PROFILE} column")
     log.info(
         f"as of {as_of}: segment map {segment_map.name} ({segment_map.file}, scoring {segment_map.scoring}), "
         f"{len(rules)} rules ({rules_file}), campaign settings {settings.file}"
@@ -257,7 +310,8 @@ def run(lake: Lake, *, as_of: dt.date, export: str | None = None, export_dir: st
     values = value_partition(lake, as_of, details)
     profile = with_value(profiles.where(F.col("as_of_date") == F.lit(as_of)), values)
     consent_columns = sorted({r.consent_column for r in campaign_rules.values() if r.consent_column})
-    scored_input = profile.select(*SCORED_COLUMNS, *VALUE_COLUMNS, *consent_columns).cache()
+    group_columns = [c for c in config.offers.group_by if c != "category" and c not in SCORED_COLUMNS]
+    scored_input = profile.select(*SCORED_COLUMNS, *VALUE_COLUMNS, *consent_columns, *group_columns).cache()
     try:
         rows_in = scored_input.count()
         if rows_in == 0:
@@ -314,9 +368,12 @@ def run(lake: Lake, *, as_of: dt.date, export: str | None = None, export_dir: st
         details["rule_segments"] = {r.name: rule_sizes.get(r.name, 0) for r in rules}
 
         lap("rule_segments")
+        first_offers = next_best_offers(lake, scored, as_of, details)
+        lap("next_best_offer")
         written_rules = written_partition(lake, "gold/rule_segments", as_of)
         rule_campaigns = {r.name: r.campaign for r in rules if r.campaign}
         candidates = to_campaign_audiences(rfm_segments, written_rules, rule_campaigns, as_of=as_of)
+        candidates = candidates.join(first_offers, on="customer_id", how="left")
         if consent_columns:
             consent = scored_input.select("customer_id", *consent_columns)
             candidates = candidates.join(consent, on="customer_id", how="left")

@@ -818,6 +818,11 @@ TABLES: tuple[Table, ...] = (
             ),
             Col("priority", "int", "Priority of an exclusive campaign (1 = first); null: not exclusive."),
             Col(
+                "offer_category",
+                "string",
+                "The customer's first next-best-offer category (gold/next_best_offer rank 1); null without offers.",
+            ),
+            Col(
                 "is_holdout",
                 "boolean",
                 "True: held out (not to contact; the control group). A hash of campaign and customer id picks the "

@@ -374,6 +374,22 @@ class ClustersConfig(_Section):
         return list(dict.fromkeys(name for section in self.sections for name in FEATURE_SECTIONS[section]))
 
 
+class OffersConfig(_Section):
+    """Next-best-offer (gold/next_best_offer, written by ``seglake segment``)."""
+
+    group_by: list[str] = Field(
+        default_factory=lambda: ["category"],
+        min_length=1,
+        description="What makes the groups whose over-bought categories are offered: 'category' (the RFM segment) "
+        "and/or gold/customer_profile columns (e.g. top_category).",
+    )
+    top_n: int = Field(3, ge=1, le=20, description="Offers per customer.")
+    min_group_customers: int = Field(
+        30, ge=1, description="Smaller groups offer the popular categories only (their shares are noise)."
+    )
+    enabled: bool = Field(True, description="false: no gold/next_best_offer, no offer_category in the audiences.")
+
+
 class ValueConfig(_Section):
     """Customer lifetime value on gold/customer_profile: BG/NBD purchases x Gamma-Gamma spend (``seglake value``)."""
 
@@ -450,6 +466,7 @@ class SeglakeConfig(_Section):
     cohorts: CohortsConfig = Field(default_factory=CohortsConfig)
     value: ValueConfig = Field(default_factory=ValueConfig)
     rfm: RfmConfig = Field(default_factory=RfmConfig)
+    offers: OffersConfig = Field(default_factory=OffersConfig)
     clusters: ClustersConfig = Field(default_factory=ClustersConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     ops: OpsConfig = Field(default_factory=OpsConfig)

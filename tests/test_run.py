@@ -204,3 +204,23 @@ def test_the_sample_lake_puts_every_customer_in_a_named_segment(spark: SparkSess
     emailed = audiences.where("channel = 'email'").join(profile, ["as_of_date", "customer_id"])
     assert emailed.count() > 0
     assert emailed.where("has_email_opt_in IS NOT TRUE").count() == 0
+    # next-best-offer: up to 3 per customer, never a category the customer bought (by the as-of month end),
+    # and the audiences carry each customer's first offer
+    as_of = _latest_as_of(spark, pipeline_lake)
+    offers = (
+        spark.read.format("delta").load(f"{pipeline_lake}/gold/next_best_offer").where(F.col("as_of_date") == as_of)
+    )
+    assert offers.count() > 0 and {r[0] for r in offers.select("rank").distinct().collect()} <= {1, 2, 3}
+    receipts = spark.read.format("delta").load(f"{pipeline_lake}/silver/receipts")
+    # bought = a positive net amount of the category in a month; months up to the last whole one at the as-of
+    last_whole = as_of.replace(day=1) if (as_of + dt.timedelta(days=1)).day != 1 else as_of + dt.timedelta(days=1)
+    bought = (
+        receipts.where(F.to_date("receipt_ts") < last_whole)
+        .groupBy("customer_id", F.date_trunc("month", "receipt_ts"), F.col("category").alias("offer_category"))
+        .agg(F.sum("amount").alias("net"))
+        .where("net > 0")
+    )
+    assert offers.join(bought, ["customer_id", "offer_category"], "left_semi").count() == 0
+    first = offers.where("rank = 1").select("customer_id", F.col("offer_category").alias("first_offer"))
+    carried = audiences.where(F.col("as_of_date") == as_of).join(first, "customer_id", "left")
+    assert carried.where(~F.col("offer_category").eqNullSafe(F.col("first_offer"))).count() == 0

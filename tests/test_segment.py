@@ -803,8 +803,8 @@ def test_migration_over_three_dates_run_out_of_order(spark: SparkSession, profil
     ]
     assert (
         exports / "vip-offers.csv"
-    ).read_text() == "customer_id,segment,source,is_holdout\nA,big_spenders,rule,false\n"
-    assert (exports / "weekly-promotions.csv").read_text() == "customer_id,segment,source,is_holdout\n"
+    ).read_text() == "customer_id,segment,source,offer_category,is_holdout\nA,big_spenders,rule,,false\n"
+    assert (exports / "weekly-promotions.csv").read_text() == "customer_id,segment,source,offer_category,is_holdout\n"
 
 
 def test_the_job_filters_on_consent_and_records_it(spark: SparkSession, profile_lake: Path) -> None:
@@ -825,7 +825,7 @@ def test_the_job_filters_on_consent_and_records_it(spark: SparkSession, profile_
     assert (loyal["channel"], loyal["consent_column"], loyal["priority"]) == ("email", "has_email_opt_in", 1)
     assert summary["VIP offers!"]["audience_customers"] == 1
     export = profile_lake / "exports" / "campaigns" / "2024-02-29" / "loyal-customer-25-discount.csv"
-    assert export.read_text() == "customer_id,segment,source,is_holdout\n"
+    assert export.read_text() == "customer_id,segment,source,offer_category,is_holdout\n"
 
 
 def test_clv_joins_into_segments_and_rules(spark: SparkSession, profile_lake: Path) -> None:
