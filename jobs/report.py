@@ -40,6 +40,7 @@ from transforms.report import (
     filter_recent_cohorts,
     to_headline,
     to_latest_checks,
+    to_offer_summary,
     to_rf_grid,
     to_segment_sizes,
     to_value_tier_grid,
@@ -105,6 +106,22 @@ def collect_report_data(lake: Lake, as_of: dt.date) -> ReportData:
         if seen is not None:
             data.segment_map = ", ".join(seen["maps"]) or None
             data.tiles = max(int(seen["tiles"] or 0), config.rfm.tiles)
+
+    data.clv_horizon_days = config.value.horizon_days
+    offers = _of_date(lake, "gold/next_best_offer", as_of)
+    if offers is not None:
+        data.offers = _rows(to_offer_summary(offers)) or None
+        coverage = (
+            offers.groupBy("customer_id")
+            .agg(F.count("*").alias("offers"), F.max(F.col("source") == "lift").alias("any_lift"))
+            .agg(
+                F.count("*").alias("customers"),
+                F.count_if(F.col("offers") >= config.offers.top_n).alias("full"),
+                F.count_if("any_lift").alias("with_lift"),
+            )
+            .first()
+        )
+        data.offers_coverage = {**(coverage.asDict() if coverage else {}), "top_n": config.offers.top_n}
 
     summary = _of_date(lake, "gold/campaign_summary", as_of)
     if summary is not None:

@@ -36,6 +36,7 @@ RUN_CHECKS = ("books_balance", "quarantine_rate", "row_count_drop")
 SECTIONS: dict[str, tuple[str, str, str]] = {
     "segments": ("Segments: size and revenue share", "Segments", "segment"),
     "campaigns": ("Which campaign goes to whom", "Campaigns", "segment"),
+    "offers": ("Next best offer", "Offers", "segment"),
     "rf_grid": ("Recency × frequency", "R × F", "segment"),
     "retention": ("Cohort retention", "Retention", "cohorts"),
     "value_tiers": ("Value tiers: how long with us × how recently seen", "Value tiers", "features"),
@@ -57,6 +58,9 @@ class ReportData:
     segments: Rows | None = None
     segment_map: str | None = None
     campaign_summary: Rows | None = None
+    clv_horizon_days: int = 365
+    offers: Rows | None = None  # to_offer_summary rows
+    offers_coverage: dict[str, Any] | None = None  # customers, full, with_lift, top_n
     rf_grid: Rows | None = None
     tiles: int = 4
     retention: Rows | None = None
@@ -336,6 +340,7 @@ def segments_html(data: ReportData) -> str:
     if not data.segments:
         return _not_computed(data, "segments")
     ordered = sorted(data.segments, key=lambda r: -int(r["customers"]))
+    has_clv = any(r.get("avg_clv_amount") is not None for r in ordered)
     rows = [
         [
             _esc(r["category"]),
@@ -343,18 +348,58 @@ def segments_html(data: ReportData) -> str:
             fmt_share(r["customer_share"]),
             fmt_money(r["revenue_amount"], data.currency),
             fmt_share(r["revenue_share"]),
+            *([fmt_money(r.get("avg_clv_amount"), data.currency), fmt_share(r.get("clv_share"))] if has_clv else []),
         ]
         for r in ordered
     ]
     used = f"<p>Segment map: <b>{_esc(data.segment_map)}</b>.</p>" if data.segment_map else ""
+    clv_note = (
+        "<p>CLV: expected value over the next "
+        f"{_esc(data.clv_horizon_days)} days (BG/NBD purchases × Gamma-Gamma spend, <code>gold/customer_value</code>)."
+        "</p>"
+        if has_clv
+        else ""
+    )
+    headers = ["category", "customers", "% customers", "revenue in window", "% revenue"]
+    headers += ["mean CLV", "% of CLV"] if has_clv else []
     return (
-        used
-        + segments_chart(data.segments)
-        + _table(
-            ["category", "customers", "% customers", "revenue in window", "% revenue"],
-            rows,
-            [False, True, True, True, True],
+        used + segments_chart(data.segments) + _table(headers, rows, [False, *[True] * (len(headers) - 1)]) + clv_note
+    )
+
+
+def offers_html(data: ReportData) -> str:
+    """Coverage of gold/next_best_offer and each group's most common first offer."""
+    if not data.offers:
+        return _not_computed(data, "offers")
+    coverage = data.offers_coverage or {}
+    customers = int((data.headline or {}).get("customers") or 0)
+    with_offers = int(coverage.get("customers") or 0)
+    share = with_offers / customers if customers else None
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for r in data.offers:
+        by_group.setdefault(str(r["customer_group"]), []).append(r)
+    rows = []
+    for group, group_rows in sorted(by_group.items(), key=lambda item: -sum(int(r["customers"]) for r in item[1])):
+        top = sorted(group_rows, key=lambda r: -int(r["customers"]))[:3]
+        total = sum(int(r["customers"]) for r in group_rows)
+        rows.append(
+            [
+                _esc(group),
+                fmt_int(total),
+                ", ".join(
+                    f"{_esc(r['offer_category'])} ({fmt_share(int(r['customers']) / total)}"
+                    + (f", lift {float(r['lift']):.2f})" if r["source"] == "lift" and r["lift"] else ", popular)")
+                    for r in top
+                ),
+            ]
         )
+    return (
+        f"<p>{fmt_int(with_offers)} of {fmt_int(customers)} customers ({fmt_share(share)}) have an offer, "
+        f"{fmt_int(coverage.get('full'))} the full {fmt_int(coverage.get('top_n'))}; "
+        f"{fmt_int(coverage.get('with_lift'))} have a category their group over-buys (lift &gt; 1), "
+        "the others the most popular categories they have not bought. Lists: <code>gold/next_best_offer</code>; "
+        "each audience row carries the first offer (<code>offer_category</code>).</p>"
+        + _table(["group", "customers", "most common first offers"], rows, [False, True, False])
     )
 
 
@@ -607,6 +652,7 @@ gold tables for as_of_date = $as_of.</footer>
 RENDERERS = {
     "segments": segments_html,
     "campaigns": campaigns_html,
+    "offers": offers_html,
     "rf_grid": rf_html,
     "retention": retention_html,
     "value_tiers": value_tiers_html,

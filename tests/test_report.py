@@ -45,21 +45,23 @@ def test_headline_counts_active_customers_orders_revenue_and_median_recency(spar
 def test_segment_sizes_share_customers_and_revenue_and_list_cells(spark: SparkSession) -> None:
     segments = spark.createDataFrame(
         [
-            ("a", "Loyal", "weekly promotions", "111", Decimal("300.00")),
-            ("b", "Loyal", "weekly promotions", "112", Decimal("100.00")),
-            ("c", "Other", None, "444", Decimal("100.00")),
-            ("d", "Other", None, "443", Decimal("0.00")),
+            ("a", "Loyal", "weekly promotions", "111", Decimal("300.00"), Decimal("500.00")),
+            ("b", "Loyal", "weekly promotions", "112", Decimal("100.00"), Decimal("250.00")),
+            ("c", "Other", None, "444", Decimal("100.00"), Decimal("250.00")),
+            ("d", "Other", None, "443", Decimal("0.00"), None),
         ],
-        "customer_id string, category string, campaign string, rfm_cell string, monetary_amount decimal(18,2)",
+        "customer_id string, category string, campaign string, rfm_cell string, monetary_amount decimal(18,2), "
+        "clv_amount decimal(18,2)",
     )
-    # revenue 500 in all: Loyal 400 (0.8), Other 100 (0.2); customers 2 of 4 each
+    # revenue 500 in all: Loyal 400 (0.8), Other 100 (0.2); customers 2 of 4 each;
+    # CLV 1000 in all: Loyal 750 (mean 375, 0.75), Other 250 (d has none: mean 250, 0.25)
     expected = spark.createDataFrame(
         [
-            ("Loyal", "weekly promotions", "111, 112", 2, 0.5, Decimal("400.00"), 0.8),
-            ("Other", None, "443, 444", 2, 0.5, Decimal("100.00"), 0.2),
+            ("Loyal", "weekly promotions", "111, 112", 2, 0.5, Decimal("400.00"), 0.8, 375.0, 0.75),
+            ("Other", None, "443, 444", 2, 0.5, Decimal("100.00"), 0.2, 250.0, 0.25),
         ],
         "category string, campaign string, rfm_cells string, customers long, customer_share double, "
-        "revenue_amount decimal(18,2), revenue_share double",
+        "revenue_amount decimal(18,2), revenue_share double, avg_clv_amount double, clv_share double",
     )
     assert_df_equality(
         to_segment_sizes(segments), expected, ignore_row_order=True, ignore_nullable=True, ignore_metadata=True
@@ -148,6 +150,50 @@ def test_page_embeds_charts_and_escapes_names() -> None:
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) == 2  # segment bars, R x F heatmap
     assert 'src="http' not in page and "<link" not in page  # self-contained
+
+
+def test_offers_show_coverage_and_each_groups_first_offers() -> None:
+    data = _minimal_data()  # 12,345 customers
+    data.offers = [
+        {"customer_group": "Loyal", "offer_category": "BAKERY", "source": "lift", "customers": 300, "lift": 1.5},
+        {"customer_group": "Loyal", "offer_category": "DELI", "source": "popular", "customers": 100, "lift": 0.9},
+        {"customer_group": "Lost", "offer_category": "DELI", "source": "popular", "customers": 50, "lift": 1.0},
+    ]
+    data.offers_coverage = {"customers": 450, "full": 400, "with_lift": 300, "top_n": 3}
+    page = render_report(data)
+    section = page[page.index('id="offers"') : page.index('id="rf_grid"')]
+    assert "450 of 12,345 customers (3.6%) have an offer, 400 the full 3; 300 have a category" in section
+    cells = re.findall(r'<td class="[a-z]*">([^<]*)</td>', section)
+    assert cells == [
+        "Loyal",
+        "400",
+        "BAKERY (75.0%, lift 1.50), DELI (25.0%, popular)",
+        "Lost",
+        "50",
+        "DELI (100.0%, popular)",
+    ]
+
+
+def test_segments_show_mean_clv_and_its_share_when_valued() -> None:
+    data = _minimal_data()
+    data.segments = [
+        {
+            "category": "Champions",
+            "campaign": "vip",
+            "rfm_cells": "111",
+            "customers": 10,
+            "customer_share": 0.1,
+            "revenue_amount": Decimal("500.00"),
+            "revenue_share": 0.5,
+            "avg_clv_amount": 812.4,
+            "clv_share": 0.6,
+        },
+    ]
+    data.clv_horizon_days = 180
+    page = render_report(data)
+    section = page[page.index('id="segments"') : page.index('id="campaigns"')]
+    assert "<th" in section and "mean CLV" in section and "812 EUR" in section and "60.0%" in section
+    assert "over the next 180 days" in section
 
 
 def test_campaigns_show_consent_priority_and_holdout_counts() -> None:

@@ -41,14 +41,44 @@ def _with_shares(frame: DataFrame) -> DataFrame:
 
 
 def to_segment_sizes(rfm_segments: DataFrame) -> DataFrame:
-    """Grain: category x campaign. Customers, revenue (window monetary) and their shares."""
+    """Grain: category x campaign. Customers, revenue (window monetary) and their shares; with a
+    ``clv_amount`` column also the mean CLV and the segment's share of the predicted value
+    (null when no customer of the date has a CLV)."""
+    has_clv = "clv_amount" in rfm_segments.columns
+    clv = F.col("clv_amount") if has_clv else F.lit(None).cast("decimal(18,2)")
     sizes = rfm_segments.groupBy("category", "campaign").agg(
         F.count("*").alias("customers"),
         F.coalesce(F.sum("monetary_amount"), F.lit(0)).cast("decimal(18,2)").alias("revenue_amount"),
         F.concat_ws(", ", F.array_sort(F.collect_set("rfm_cell"))).alias("rfm_cells"),
+        F.avg(clv).cast("double").alias("avg_clv_amount"),
+        F.sum(clv).cast("double").alias("clv_total"),
     )
-    return _with_shares(sizes).select(
-        "category", "campaign", "rfm_cells", "customers", "customer_share", "revenue_amount", "revenue_share"
+    everything = Window.partitionBy().rowsBetween(Window.unboundedPreceding, Window.unboundedFollowing)
+    all_clv = F.sum("clv_total").over(everything)
+    return (
+        _with_shares(sizes)
+        .withColumn("clv_share", F.when(all_clv != 0, F.col("clv_total") / all_clv))
+        .select(
+            "category",
+            "campaign",
+            "rfm_cells",
+            "customers",
+            "customer_share",
+            "revenue_amount",
+            "revenue_share",
+            "avg_clv_amount",
+            "clv_share",
+        )
+    )
+
+
+def to_offer_summary(offers: DataFrame) -> DataFrame:
+    """Grain: customer group x first offer category. Customers whose rank-1 offer it is, and how
+    it was chosen (``source`` lift / popular), from gold/next_best_offer of one date."""
+    return (
+        offers.where(F.col("rank") == 1)
+        .groupBy("customer_group", "offer_category", "source")
+        .agg(F.count("*").alias("customers"), F.avg("lift").alias("lift"))
     )
 
 
