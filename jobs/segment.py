@@ -320,8 +320,8 @@ def run(lake: Lake, *, as_of: dt.date, export: str | None = None, export_dir: st
         is_scored = F.col("frequency") >= 1 if segment_map.scoring == "window_buyers" else None
         ranked = scored_input if is_scored is None else scored_input.where(is_scored)
         thresholds, methods = rfm_thresholds(ranked, config, details, scoring=segment_map.scoring, as_of=as_of)
-        for metric, values in thresholds.items():
-            shown = ", ".join(f"{v:g}" for v in values)
+        for metric, bounds in thresholds.items():
+            shown = ", ".join(f"{v:g}" for v in bounds)
             log.info(f"{metric} thresholds [{shown}] by {methods[metric]}")
         details.update({"thresholds": thresholds, "threshold_methods": methods, "segment_map": segment_map.name})
 
