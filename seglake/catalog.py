@@ -658,7 +658,8 @@ TABLES: tuple[Table, ...] = (
                 "clv_decile",
                 "int",
                 "Decile of clv_amount in the as-of population, 1 = the highest tenth (approximate thresholds, "
-                "value.relative_error; a value equal to a threshold takes the lower tenth, ties share a decile).",
+                "value.relative_error; a value equal to a threshold goes to the lower-value decile, the larger number; "
+                "ties share a decile).",
             ),
             Col("horizon_days", "int", "CLV horizon in days (value.horizon_days)."),
             Col("bgnbd_r", "double", "BG/NBD r: shape of the purchase-rate gamma distribution (same on every row)."),
