@@ -7,7 +7,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 WHEEL   := dist/seglake-$(VERSION)-py3-none-any.whl
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-slow test-cluster test-deploy lint bench package docs clean
+.PHONY: help setup run test test-slow test-cluster test-deploy lint bench package docs clean screenshot
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,12 @@ package: setup ## dist/: the wheel (conf/ as package data), seglake-pyfiles.zip 
 clean: ## remove the local lake, reports, caches and build output (keeps .venv)
 	rm -rf lake reports build dist bench/out .pytest_cache .ruff_cache spark-warehouse *.egg-info
 	rm -rf .venv-deploy
+
+# Debian's chromium (apt-get install chromium); the latest report of the local lake, whole page
+screenshot: ## docs/report_screenshot.png: the latest report of ./lake in headless Chromium
+	report=$$(ls -t lake/reports/segmentation_*.html | head -1) && \
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,7000 \
+		--screenshot=$(CURDIR)/docs/report_screenshot.png "file://$(CURDIR)/$$report"
 
 docs: setup ## rewrite the README's table reference from the column comments
 	$(PY) -m jobs.docs --readme

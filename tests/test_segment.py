@@ -549,11 +549,17 @@ def test_rule_segments_with_population_columns_and_window_days(spark: SparkSessi
         (cid, r, f, m, M((i + 1) * 100), {"a": 0.5, "b": 0.49, "c": None}.get(cid, 0.0), 1 if i < 2 else 2, "t")
         for i, (cid, r, f, m) in enumerate(TIES)
     ]
-    profile = spark.createDataFrame(rows, PROFILE_360)
+    values = spark.createDataFrame(
+        [("a", M("100.00"), 2, 0.5), ("b", M("300.00"), 1, 0.9)],  # the others have no CLV
+        "customer_id string, clv_amount decimal(18,2), clv_decile int, probability_alive double",
+    )
+    profile = segment_job.with_value(spark.createDataFrame(rows, PROFILE_360), values)
     _, rules = load_rules("conf/segments/rules.yaml")
     population = segment_job.population_values(profile, rules, 0.001)
-    # mean M = 147.48 / 10; p75 of 100..1000 = the smallest v with >= 75% of values <= v = 800
+    # mean M = 147.48 / 10; p75 of 100..1000 = the smallest v with >= 75% of values <= v = 800;
+    # mean CLV over the customers with one = (100 + 300) / 2
     assert population == {
+        "population_avg_clv_amount": 200.0,
         "population_avg_monetary_amount": pytest.approx(14.748),
         "population_p75_net_amount_lifetime": 800.0,
     }
@@ -568,6 +574,7 @@ def test_rule_segments_with_population_columns_and_window_days(spark: SparkSessi
         "above_average_spend": {"a", "g", "h", "i"},  # 99.99, 30, 30, 30 > 14.748
         "one_region": {"a", "b"},
         "at_risk_of_churn": {"j"},  # lifetime 900 (i) and 1000 (j) > 800; only j has recency > 365/3
+        "above_average_clv": {"b"},  # 300 > 200
     }
 
 
