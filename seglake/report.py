@@ -191,6 +191,8 @@ def segments_chart(segments: Rows) -> str:
 def rf_chart(grid: Rows, tiles: int) -> str:
     values = np.zeros((tiles, tiles))
     for row in grid:
+        if row["r_score"] is None or row["f_score"] is None:
+            continue  # not scored
         r, f = int(row["r_score"]), int(row["f_score"])
         if 1 <= r <= tiles and 1 <= f <= tiles:
             values[r - 1, f - 1] += int(row["customers"])
@@ -474,9 +476,17 @@ def campaigns_html(data: ReportData) -> str:
 def rf_html(data: ReportData) -> str:
     if not data.rf_grid:
         return _not_computed(data, "rf_grid")
+    scored = sum(int(r["customers"]) for r in data.rf_grid)
+    unscored = int((data.headline or {}).get("customers") or 0) - scored
+    note = (
+        f" {unscored:,} customers without a purchase in the window are not scored (the segment map names them "
+        "by recency) and are not in the grid."
+        if unscored > 0
+        else ""
+    )
     return (
         f"<p>Customers per recency score (rows) and frequency score (columns), {data.tiles} tiles each; "
-        "score 1 is the best tile. The top-left cell are the most recent and most frequent buyers.</p>"
+        f"score 1 is the best tile. The top-left cell are the most recent and most frequent buyers.{note}</p>"
         + rf_chart(data.rf_grid, data.tiles)
     )
 

@@ -145,6 +145,7 @@ def test_page_embeds_charts_and_escapes_names() -> None:
     ]
     data.rf_grid = [{"r_score": 1, "f_score": 1, "customers": 3000, "revenue_amount": Decimal("700000.00")}]
     page = render_report(data)
+    assert "9,345 customers without a purchase in the window are not scored" in page  # 12,345 - 3,000
     assert "&lt;Loyal&gt;" in page and "weekly &amp; more" in page and "<Loyal>" not in page
     assert "3,000" in page and "700,000 EUR" in page and "56.7%" in page
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)

@@ -83,8 +83,10 @@ def to_offer_summary(offers: DataFrame) -> DataFrame:
 
 
 def to_rf_grid(rfm_segments: DataFrame) -> DataFrame:
-    """Grain: r_score x f_score. Customers and revenue per pair of scores."""
-    return rfm_segments.groupBy("r_score", "f_score").agg(
+    """Grain: r_score x f_score. Customers and revenue per pair of scores (the scored customers:
+    a map with scoring window_buyers leaves those without a window purchase unscored)."""
+    scored = rfm_segments.where(F.col("r_score").isNotNull() & F.col("f_score").isNotNull())
+    return scored.groupBy("r_score", "f_score").agg(
         F.count("*").alias("customers"),
         F.coalesce(F.sum("monetary_amount"), F.lit(0)).cast("decimal(18,2)").alias("revenue_amount"),
     )
