@@ -20,6 +20,7 @@ import datetime as dt
 import os
 import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,9 @@ from seglake.config import load_config
 from seglake.session import build_session
 from transforms.calendar import month_label, shift_month
 from transforms.offers import (
+    DEFAULT_GROUP_COLUMNS,
+    DEFAULT_GROUPING,
+    DEFAULT_MIN_CATEGORY_BUYERS,
     DEFAULT_MIN_GROUP_CUSTOMERS,
     to_customer_categories,
     to_month_categories,
@@ -48,18 +52,20 @@ LAKE = ROOT / "bench" / "out" / "lake-complete-journey"
 AS_OF_DATES = ("2017-08-31", "2017-09-30", "2017-10-31", "2017-11-30")
 TARGET_RATIO = 1.2
 TOP_N = 3
-COMMAND = "make bench-offers  # python -m bench.offers"
-# grouping -> columns of the per-customer frame of customers_at
-GROUPINGS: dict[str, tuple[str, ...]] = {
-    "segment": ("category",),
-    "segment x top_category": ("category", "top_category"),
-    "top_category": ("top_category",),
-    "rfm_cell": ("rfm_cell",),
-    "value_tier": ("value_tier",),
-    "cluster": ("cluster_id",),
-    "segment x cluster": ("category", "cluster_id"),
+COMMAND = "make bench-offers"
+# grouping -> (columns of the per-customer frame of customers_at, min_category_buyers)
+GROUPINGS: dict[str, tuple[tuple[str, ...], int]] = {
+    DEFAULT_GROUPING: (DEFAULT_GROUP_COLUMNS, DEFAULT_MIN_CATEGORY_BUYERS),
+    "segment": (("category",), DEFAULT_MIN_CATEGORY_BUYERS),
+    "top_category": (("top_category",), DEFAULT_MIN_CATEGORY_BUYERS),
+    "rfm_cell": (("rfm_cell",), DEFAULT_MIN_CATEGORY_BUYERS),
+    "value_tier": (("value_tier",), DEFAULT_MIN_CATEGORY_BUYERS),
+    "cluster": (("cluster_id",), DEFAULT_MIN_CATEGORY_BUYERS),
+    "segment x cluster": (("category", "cluster_id"), DEFAULT_MIN_CATEGORY_BUYERS),
+    # without the minimum support: any category a group bought may be offered by lift
+    f"{DEFAULT_GROUPING} (min buyers 1)": (DEFAULT_GROUP_COLUMNS, 1),
+    "segment (min buyers 1)": (("category",), 1),
 }
-DEFAULT_GROUPING = "segment"
 
 
 def build_lake(lake: Path, as_of_dates: list[dt.date]) -> None:
@@ -116,8 +122,11 @@ def measure(spark: SparkSession, lake: Path, as_of: dt.date, groupings: list[str
     baseline = to_popular_offers(customers, bought, as_of=as_of, top_n=TOP_N).cache()
     results = []
     for grouping in groupings:
-        groups = to_offer_groups(customers, GROUPINGS[grouping])
-        offers = to_next_best_offer(groups, bought, as_of=as_of, grouping=grouping, top_n=TOP_N).cache()
+        columns, min_category_buyers = GROUPINGS[grouping]
+        groups = to_offer_groups(customers, columns)
+        offers = to_next_best_offer(
+            groups, bought, as_of=as_of, grouping=grouping, top_n=TOP_N, min_category_buyers=min_category_buyers
+        ).cache()
         row = to_offer_hit_rate(offers, following, baseline=baseline, bought=bought, k=TOP_N).first()
         assert row is not None
         sources = {r["source"]: r["count"] for r in offers.groupBy("source").count().collect()}
@@ -175,21 +184,20 @@ def markdown(results: list[dict[str, Any]], groupings: list[str]) -> str:
 
 def header(as_of_dates: list[dt.date]) -> str:
     dates = ", ".join(str(d) for d in as_of_dates)
-    return "\n".join(
-        [
-            f"`{COMMAND}`: next-best-offer on the 84.51 Complete Journey sample (real grocery baskets of",
-            "2017; category = the department with the largest amount on the basket), the lake made by",
-            "seglake's own jobs with conf/complete_journey.yaml (ingest, cleanse, then features, segment",
-            f"and clusters as of each of {dates}). Offers: `transforms/offers.py` `to_next_best_offer`",
-            f"(top {TOP_N} by lift in the customer's group, lift > 1 only, filled up by popularity; groups",
-            f"below {DEFAULT_MIN_GROUP_CUSTOMERS} customers by popularity only) from the categories bought up to D; "
-            "baseline: the",
-            f"{TOP_N} most popular categories the customer has not bought. Evaluated: the customers of D",
-            "who bought a category they had never bought in the month after D; a hit is one of their",
-            f"{TOP_N} offers among those. Coverage: customers of D with {TOP_N} offers. Target ratio:",
-            f">= {TARGET_RATIO}x.",
-        ]
+    text = (
+        f"`{COMMAND}` (`python -m bench.offers`): next-best-offer on the 84.51 Complete Journey sample "
+        "(real grocery baskets of 2017; category = the department with the largest amount on the basket), "
+        "the lake made by seglake's own jobs with conf/complete_journey.yaml (ingest, cleanse, then features, "
+        f"segment and clusters as of each of {dates}). Offers: `transforms/offers.py` `to_next_best_offer` "
+        f"from the categories bought up to D: the top {TOP_N} by lift in the customer's group among the "
+        f"categories with lift > 1 and at least {DEFAULT_MIN_CATEGORY_BUYERS} buyers in the group (unless the "
+        f"grouping's name says otherwise), filled up by popularity; groups below {DEFAULT_MIN_GROUP_CUSTOMERS} "
+        f"customers by popularity only. Baseline: the {TOP_N} most popular categories the customer has not "
+        "bought. Evaluated: the customers of D who bought a category they had never bought in the month after "
+        f"D; a hit is one of their {TOP_N} offers among those. Coverage: customers of D with {TOP_N} offers. "
+        f"Target ratio: >= {TARGET_RATIO}x."
     )
+    return textwrap.fill(text, width=92, break_on_hyphens=False)
 
 
 def run(lake: Path, as_of_dates: list[dt.date], groupings: list[str], *, reuse: bool) -> str:
