@@ -7,7 +7,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 WHEEL   := dist/seglake-$(VERSION)-py3-none-any.whl
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-slow test-cluster test-deploy lint bench package docs clean screenshot
+.PHONY: help setup run test test-slow test-cluster test-deploy lint bench bench-offers package docs clean screenshot
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,8 +55,11 @@ lint: setup ## ruff (lint + format check) and mypy (strict on transforms/)
 	$(VENV)/bin/ruff format --check seglake jobs transforms tests bench deploy
 	$(VENV)/bin/mypy
 
-bench: setup ## benchmarks: throughput vs. an independent engine; writes BENCHMARKS.md
+bench: setup ## benchmarks: throughput vs. an independent engine, next-best-offer hit rate; writes BENCHMARKS.md
 	$(PY) -m bench.run $(ARGS)
+
+bench-offers: setup ## next-best-offer hit@3 vs. popularity on the Complete Journey sample (about 20 min); writes BENCHMARKS.md
+	$(PY) -m bench.offers $(ARGS)
 
 # The zip is the wheel's content without its metadata: the same code and the same conf/ (as seglake/conf).
 package: setup ## dist/: the wheel (conf/ as package data), seglake-pyfiles.zip (--py-files) and seglake_submit.py (the entry script)

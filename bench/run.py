@@ -4,6 +4,7 @@
     python -m bench.run --sizes 1M,10M,50M   # larger, on a bigger machine
     python -m bench.run --only generate
     python -m bench.run --only segment --sizes 100k   # sizes are customers for segment
+    python -m bench.run --only offers                 # next-best-offer hit rate on real data (no sizes)
 
 Each section is measured in one run and rewritten in BENCHMARKS.md between its
 ``<!-- bench:NAME -->`` markers, with the machine it ran on.
@@ -27,6 +28,7 @@ from pathlib import Path
 import duckdb
 from pyspark.sql import Column, DataFrame, SparkSession
 
+from bench.offers import bench_offers
 from seglake.config import load_config
 from seglake.session import build_session
 
@@ -817,6 +819,7 @@ SECTIONS: dict[str, Callable[[list[int], list[str]], str]] = {
     "features": bench_features,
     "segment": bench_segment,
     "clusters": bench_clusters,
+    "offers": bench_offers,  # a fixed real data set: no sizes
 }
 DEFAULT_SIZES = {
     "generate": "1M,10M",
@@ -850,7 +853,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         if name not in SECTIONS:
             raise SystemExit(f"bench: --only {name}: choose from {', '.join(SECTIONS)}")
-        sizes = [parse_size(s) for s in (args.sizes or DEFAULT_SIZES[name]).split(",")]
+        sizes = [parse_size(s) for s in (args.sizes or DEFAULT_SIZES.get(name, "")).split(",") if s]
         write_section(name, SECTIONS[name](sizes, overrides), header)
         print(f"bench: wrote section {name} of {REPORT}", flush=True)
     return 0

@@ -140,9 +140,10 @@ def next_best_offers(lake: Lake, scored: DataFrame, as_of: dt.date, details: dic
         groups,
         bought,
         as_of=as_of,
-        grouping=",".join(offers_config.group_by),
+        grouping=" x ".join("segment" if c == "category" else c for c in offers_config.group_by),
         top_n=offers_config.top_n,
         min_group_customers=offers_config.min_group_customers,
+        min_category_buyers=offers_config.min_category_buyers,
     )
     lake.replace_as_of(offers.select(*OFFER_COLUMNS), "gold/next_best_offer", as_of)
     written = written_partition(lake, "gold/next_best_offer", as_of)

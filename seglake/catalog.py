@@ -895,8 +895,8 @@ TABLES: tuple[Table, ...] = (
             Col(
                 "grouping",
                 "string",
-                "How customer_group was formed, e.g. 'segment' (gold/rfm_segments.category) or "
-                "'segment x top_category' (with the profile's top_category).",
+                "How customer_group was formed, e.g. 'segment x top_category' (gold/rfm_segments.category and "
+                "the profile's top_category, the default) or 'segment'.",
             ),
             Col(
                 "customer_group",
@@ -913,8 +913,9 @@ TABLES: tuple[Table, ...] = (
             Col(
                 "source",
                 "string",
-                "'lift': one of the group's categories with lift > 1 (by lift, then group_share, then name); "
-                "'popular': the fill-up by overall_share (then name) when those run out or the group is too small.",
+                "'lift': one of the group's categories with lift > 1 and enough buyers in the group (by lift, then "
+                "group_share, then name); 'popular': the fill-up by overall_share (then name) when those run out or "
+                "the group is too small.",
             ),
             Col(
                 "lift",

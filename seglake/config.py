@@ -378,14 +378,18 @@ class OffersConfig(_Section):
     """Next-best-offer (gold/next_best_offer, written by ``seglake segment``)."""
 
     group_by: list[str] = Field(
-        default_factory=lambda: ["category"],
+        default_factory=lambda: ["category", "top_category"],
         min_length=1,
         description="What makes the groups whose over-bought categories are offered: 'category' (the RFM segment) "
-        "and/or gold/customer_profile columns (e.g. top_category).",
+        "and/or gold/customer_profile columns; default segment x top_category (the best grouping measured, "
+        "BENCHMARKS.md 'offers').",
     )
     top_n: int = Field(3, ge=1, le=20, description="Offers per customer.")
     min_group_customers: int = Field(
         30, ge=1, description="Smaller groups offer the popular categories only (their shares are noise)."
+    )
+    min_category_buyers: int = Field(
+        30, ge=1, description="A lift offer needs this many buyers of the category in the group (minimum support)."
     )
     enabled: bool = Field(True, description="false: no gold/next_best_offer, no offer_category in the audiences.")
 

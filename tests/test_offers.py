@@ -34,6 +34,7 @@ AS_OF = dt.date(2024, 2, 29)
 #   h: A 1*10/(5*2) = 1 and B 2*10/(5*4) = 1 (exactly 1: not > 1), C 1*10/(5*3) = 2/3,
 #      D 4*10/(5*5) = 1.6 (share .8), E 2*10/(5*2) = 2 (share .4) -> lift tier E, D
 #   solo: D 1*10/(1*5) = 2, but 1 customer < min_group_customers (2): popularity only
+# (min_category_buyers 1 here: every category bought in a group may have a lift offer)
 GROUPS = [
     ("g1", "g"),
     ("g2", "g"),
@@ -96,7 +97,9 @@ def bought(spark: SparkSession) -> DataFrame:
 
 @pytest.fixture(scope="module")
 def offers(groups: DataFrame, bought: DataFrame) -> DataFrame:
-    return to_next_best_offer(groups, bought, as_of=AS_OF, grouping="test", min_group_customers=2).cache()
+    return to_next_best_offer(
+        groups, bought, as_of=AS_OF, grouping="test", min_group_customers=2, min_category_buyers=1
+    ).cache()
 
 
 def _by_customer(rows: list[Row], *fields: str) -> dict[str, list[tuple]]:
@@ -139,15 +142,34 @@ def test_the_lift_statistics_are_exact_ratios(groups: DataFrame, bought: DataFra
 
 def test_without_a_minimum_a_group_of_one_gets_nothing_by_lift(groups: DataFrame, bought: DataFrame) -> None:
     # s1's group bought only D (lift 2), which s1 bought: the lift tier is empty anyway
-    offers = to_next_best_offer(groups, bought, as_of=AS_OF, grouping="test", min_group_customers=1)
+    offers = to_next_best_offer(
+        groups, bought, as_of=AS_OF, grouping="test", min_group_customers=1, min_category_buyers=1
+    )
     rows = offers.where("customer_id = 's1'").collect()
     assert _by_customer(rows, "offer_category", "source") == {"s1": EXPECTED_OFFERS["s1"]}
+
+
+def test_a_lift_needs_enough_buyers_in_the_group(groups: DataFrame, bought: DataFrame) -> None:
+    # min_category_buyers 2: A (1 buyer in g, g1) leaves g's lift tier, which is C, B; E and D
+    # (2 and 4 buyers in h) stay in h's
+    offers = to_next_best_offer(
+        groups, bought, as_of=AS_OF, grouping="test", min_group_customers=2, min_category_buyers=2
+    )
+    rows = offers.where("customer_group = 'g'").collect()
+    assert _by_customer(rows, "offer_category", "source") == {
+        "g1": [("C", "lift"), ("D", "popular"), ("E", "popular")],
+        "g2": [("D", "popular"), ("A", "popular"), ("E", "popular")],
+        "g3": [("B", "lift"), ("D", "popular"), ("A", "popular")],
+        "g4": [("C", "lift"), ("B", "lift"), ("D", "popular")],
+    }
 
 
 def test_one_offer_each_and_a_null_group(spark: SparkSession, bought: DataFrame) -> None:
     groups = spark.createDataFrame([("g3", None), ("h4", "h")], "customer_id string, customer_group string")
     # N = 2: C (g3) and B, E (h4) each 1 buyer; g3's group '(none)': C lift 2; h4's: B, E lift 2
-    rows = to_next_best_offer(groups, bought, as_of=AS_OF, grouping="test", top_n=1, min_group_customers=1).collect()
+    rows = to_next_best_offer(
+        groups, bought, as_of=AS_OF, grouping="test", top_n=1, min_group_customers=1, min_category_buyers=1
+    ).collect()
     assert sorted((r["customer_id"], r["customer_group"], r["offer_category"], r["source"]) for r in rows) == [
         ("g3", "(none)", "B", "popular"),  # B, C, E all share .5: B first by name; C bought
         ("h4", "h", "C", "popular"),  # B, E bought (its lift tier), C next by name

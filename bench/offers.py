@@ -1,0 +1,254 @@
+"""``make bench-offers``: hit rate of next-best-offer on the Complete Journey sample.
+
+    python -m bench.offers                        # build bench/out/lake-complete-journey, measure, write BENCHMARKS.md
+    python -m bench.offers --reuse                # measure on the lake a previous run left
+    python -m bench.offers --as-of 2017-10-31 --groupings segment --no-write
+
+The lake is made by seglake's own jobs from the real data (../shared/data/complete_journey)
+with conf/complete_journey.yaml: ``ingest``, ``cleanse``, then for each month-end as-of date
+``features`` (incremental after the first), ``segment`` and ``clusters``. For each as-of date
+D and each grouping, transforms/offers.py makes the offers from the categories bought up to
+D (``to_customer_categories``) and the popularity baseline, and ``to_offer_hit_rate`` scores
+both on the month after D from ``silver/customer_month``. The section ``offers`` of
+BENCHMARKS.md is rewritten with the figures and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from seglake.config import load_config
+from seglake.session import build_session
+from transforms.calendar import month_label, shift_month
+from transforms.offers import (
+    DEFAULT_GROUP_COLUMNS,
+    DEFAULT_GROUPING,
+    DEFAULT_MIN_CATEGORY_BUYERS,
+    DEFAULT_MIN_GROUP_CUSTOMERS,
+    to_customer_categories,
+    to_month_categories,
+    to_next_best_offer,
+    to_offer_groups,
+    to_offer_hit_rate,
+    to_popular_offers,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "conf" / "complete_journey.yaml"
+LAKE = ROOT / "bench" / "out" / "lake-complete-journey"
+# the last four month ends of the sample (2017) that have a following month in it
+AS_OF_DATES = ("2017-08-31", "2017-09-30", "2017-10-31", "2017-11-30")
+TARGET_RATIO = 1.2
+TOP_N = 3
+COMMAND = "make bench-offers"
+# grouping -> (columns of the per-customer frame of customers_at, min_category_buyers)
+GROUPINGS: dict[str, tuple[tuple[str, ...], int]] = {
+    DEFAULT_GROUPING: (DEFAULT_GROUP_COLUMNS, DEFAULT_MIN_CATEGORY_BUYERS),
+    "segment": (("category",), DEFAULT_MIN_CATEGORY_BUYERS),
+    "top_category": (("top_category",), DEFAULT_MIN_CATEGORY_BUYERS),
+    "rfm_cell": (("rfm_cell",), DEFAULT_MIN_CATEGORY_BUYERS),
+    "value_tier": (("value_tier",), DEFAULT_MIN_CATEGORY_BUYERS),
+    "cluster": (("cluster_id",), DEFAULT_MIN_CATEGORY_BUYERS),
+    "segment x cluster": (("category", "cluster_id"), DEFAULT_MIN_CATEGORY_BUYERS),
+    # without the minimum support: any category a group bought may be offered by lift
+    f"{DEFAULT_GROUPING} (min buyers 1)": (DEFAULT_GROUP_COLUMNS, 1),
+    "segment (min buyers 1)": (("category",), 1),
+}
+
+
+def build_lake(lake: Path, as_of_dates: list[dt.date]) -> None:
+    """ingest, cleanse, then features, segment and clusters for each as-of date, by the jobs."""
+    from jobs import cleanse, clusters, features, ingest, segment
+
+    shutil.rmtree(lake, ignore_errors=True)
+    common = ["--config", str(CONFIG), "--set", f"lake.root={lake}", "--set", "spark.console_progress=off"]
+    steps: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
+        ("ingest", ingest.main, ["--mapping", "complete_journey"]),
+        ("cleanse", cleanse.main, []),
+    ]
+    for i, as_of in enumerate(as_of_dates):
+        incremental = ["--incremental"] if i else []
+        steps += [
+            (f"features {as_of}", features.main, ["--as-of", str(as_of), *incremental]),
+            (f"segment {as_of}", segment.main, ["--as-of", str(as_of)]),
+            (f"clusters {as_of}", clusters.main, ["--as-of", str(as_of)]),
+        ]
+    cwd = Path.cwd()
+    for name, main, argv in steps:
+        started = time.perf_counter()
+        os.chdir(ROOT)  # the mapping's paths are relative to the project root
+        try:
+            status = main([*common, *argv])
+        finally:
+            os.chdir(cwd)
+        if status != 0:
+            raise SystemExit(f"bench offers: {name} failed (exit {status})")
+        print(f"bench offers: {name} in {time.perf_counter() - started:.1f}s", flush=True)
+
+
+def customers_at(spark: SparkSession, lake: Path, as_of: dt.date) -> DataFrame:
+    """Per customer of gold/rfm_segments at ``as_of``: its segment and cell, the profile's
+    top_category and value tier, and the cluster id (null without gold/clusters)."""
+
+    def gold(table: str) -> DataFrame:
+        return spark.read.format("delta").load(str(lake / "gold" / table)).where(F.col("as_of_date") == F.lit(as_of))
+
+    segments = gold("rfm_segments").select("customer_id", "category", "rfm_cell", "value_tier")
+    profile = gold("customer_profile").select("customer_id", "top_category", "main_store")
+    customers = segments.join(profile, "customer_id", "left")
+    if (lake / "gold" / "clusters" / "_delta_log").is_dir():
+        return customers.join(gold("clusters").select("customer_id", "cluster_id"), "customer_id", "left")
+    return customers.withColumn("cluster_id", F.lit(None).cast("int"))
+
+
+def measure(spark: SparkSession, lake: Path, as_of: dt.date, groupings: list[str]) -> list[dict[str, Any]]:
+    """One result per grouping: the hit-rate row plus the share of offers by lift."""
+    rollup = spark.read.format("delta").load(str(lake / "silver" / "customer_month"))
+    customers = customers_at(spark, lake, as_of).cache()
+    bought = to_customer_categories(rollup, as_of=as_of).join(customers.select("customer_id"), "customer_id").cache()
+    following = to_month_categories(rollup, month=shift_month(month_label(as_of), 1)).cache()
+    baseline = to_popular_offers(customers, bought, as_of=as_of, top_n=TOP_N).cache()
+    results = []
+    for grouping in groupings:
+        columns, min_category_buyers = GROUPINGS[grouping]
+        groups = to_offer_groups(customers, columns)
+        offers = to_next_best_offer(
+            groups, bought, as_of=as_of, grouping=grouping, top_n=TOP_N, min_category_buyers=min_category_buyers
+        ).cache()
+        row = to_offer_hit_rate(offers, following, baseline=baseline, bought=bought, k=TOP_N).first()
+        assert row is not None
+        sources = {r["source"]: r["count"] for r in offers.groupBy("source").count().collect()}
+        group_count = groups.select("customer_group").distinct().count()
+        result = {"as_of": as_of, "grouping": grouping, "groups": group_count, **row.asDict()}
+        result["lift_share"] = sources.get("lift", 0) / max(sum(sources.values()), 1)
+        results.append(result)
+        offers.unpersist()
+        print(
+            f"bench offers: {as_of} {grouping:<24} hit@{TOP_N} {row['offer_hit_rate']:.3f} vs popularity "
+            f"{row['baseline_hit_rate']:.3f} = {row['ratio']:.2f}x ({row['evaluated_customers']:,} evaluated, "
+            f"coverage {row['offer_coverage']:.1%}, {result['lift_share']:.0%} of offers by lift, "
+            f"{group_count} groups)",
+            flush=True,
+        )
+    for frame in (customers, bought, following, baseline):
+        frame.unpersist()
+    return results
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.1%}"
+
+
+def _ratio(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.2f}x"
+
+
+def markdown(results: list[dict[str, Any]], groupings: list[str]) -> str:
+    rows = [
+        f"| as of | grouping | groups | customers | evaluated | NBO hit@{TOP_N} | popularity hit@{TOP_N} | ratio | "
+        f"coverage ({TOP_N} offers) | offers by lift |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        rows.append(
+            f"| {r['as_of']} | {r['grouping']} | {r['groups']} | {r['customers']:,} | {r['evaluated_customers']:,} | "
+            f"{_pct(r['offer_hit_rate'])} | {_pct(r['baseline_hit_rate'])} | {_ratio(r['ratio'])} | "
+            f"{_pct(r['offer_coverage'])} | {_pct(r['lift_share'])} |"
+        )
+    means = [
+        f"| grouping | mean NBO hit@{TOP_N} | mean popularity hit@{TOP_N} | ratio of the means | "
+        "lowest ratio of a date |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for grouping in groupings:
+        mine = [r for r in results if r["grouping"] == grouping]
+        nbo = sum(float(r["offer_hit_rate"]) for r in mine) / len(mine)
+        base = sum(float(r["baseline_hit_rate"]) for r in mine) / len(mine)
+        lowest = min(float(r["ratio"]) for r in mine)
+        default = " (default)" if grouping == DEFAULT_GROUPING else ""
+        means.append(f"| {grouping}{default} | {nbo:.1%} | {base:.1%} | {base and nbo / base:.2f}x | {lowest:.2f}x |")
+    return "\n".join([*rows, "", *means])
+
+
+def header(as_of_dates: list[dt.date]) -> str:
+    dates = ", ".join(str(d) for d in as_of_dates)
+    text = (
+        f"`{COMMAND}` (`python -m bench.offers`): next-best-offer on the 84.51 Complete Journey sample "
+        "(real grocery baskets of 2017; category = the department with the largest amount on the basket), "
+        "the lake made by seglake's own jobs with conf/complete_journey.yaml (ingest, cleanse, then features, "
+        f"segment and clusters as of each of {dates}). Offers: `transforms/offers.py` `to_next_best_offer` "
+        f"from the categories bought up to D: the top {TOP_N} by lift in the customer's group among the "
+        f"categories with lift > 1 and at least {DEFAULT_MIN_CATEGORY_BUYERS} buyers in the group (unless the "
+        f"grouping's name says otherwise), filled up by popularity; groups below {DEFAULT_MIN_GROUP_CUSTOMERS} "
+        f"customers by popularity only. Baseline: the {TOP_N} most popular categories the customer has not "
+        "bought. Evaluated: the customers of D who bought a category they had never bought in the month after "
+        f"D; a hit is one of their {TOP_N} offers among those. Coverage: customers of D with {TOP_N} offers. "
+        f"Target ratio: >= {TARGET_RATIO}x."
+    )
+    return textwrap.fill(text, width=92, break_on_hyphens=False)
+
+
+def run(lake: Path, as_of_dates: list[dt.date], groupings: list[str], *, reuse: bool) -> str:
+    if not reuse:
+        build_lake(lake, as_of_dates)
+    spark = build_session(load_config(str(CONFIG), ["spark.console_progress=off"]).spark)
+    results = [r for as_of in as_of_dates for r in measure(spark, lake, as_of, groupings)]
+    return markdown(results, groupings)
+
+
+def bench_offers(_sizes: list[int], _spark_overrides: list[str]) -> str:
+    """The ``offers`` section of ``make bench`` (sizes do not apply: the data set is fixed).
+
+    The session ``make bench`` built is reused; its time zone is set to the data set's
+    (America/New_York) for the jobs and the measurement, then put back."""
+    spark = SparkSession.getActiveSession()
+    zone_key = "spark.sql.session.timeZone"
+    previous = spark.conf.get(zone_key) if spark is not None else None
+    if spark is not None:
+        spark.conf.set(zone_key, load_config(str(CONFIG), []).spark.timezone)
+    try:
+        as_of_dates = [dt.date.fromisoformat(d) for d in AS_OF_DATES]
+        return header(as_of_dates) + "\n\n" + run(LAKE, as_of_dates, list(GROUPINGS), reuse=False)
+    finally:
+        if spark is not None and previous is not None:
+            spark.conf.set(zone_key, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.offers", description=__doc__)
+    parser.add_argument("--lake", default=str(LAKE), help=f"lake folder (default {LAKE})")
+    parser.add_argument("--reuse", action="store_true", help="measure on the lake as it is (do not rebuild it)")
+    parser.add_argument("--as-of", default=",".join(AS_OF_DATES), help="comma-separated month-end as-of dates")
+    parser.add_argument("--groupings", default=",".join(GROUPINGS), help=f"comma-separated: {', '.join(GROUPINGS)}")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md as it is")
+    args = parser.parse_args(argv)
+    as_of_dates = [dt.date.fromisoformat(d.strip()) for d in args.as_of.split(",")]
+    groupings = [g.strip() for g in args.groupings.split(",")]
+    unknown = [g for g in groupings if g not in GROUPINGS]
+    if unknown:
+        raise SystemExit(f"bench offers: --groupings {unknown[0]}: choose from {', '.join(GROUPINGS)}")
+    build_session(load_config(str(CONFIG), ["spark.console_progress=off"]).spark)  # the data set's time zone
+    body = run(Path(args.lake), as_of_dates, groupings, reuse=args.reuse)
+    print(body, flush=True)
+    if not args.no_write:
+        from bench.run import machine, write_section
+
+        write_section("offers", header(as_of_dates) + "\n\n" + body, f"Measured {dt.date.today()} on {machine()}.")
+        print("bench offers: wrote section offers of BENCHMARKS.md", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
