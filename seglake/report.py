@@ -369,6 +369,9 @@ def segments_html(data: ReportData) -> str:
     )
 
 
+OFFER_GROUPS_SHOWN = 12  # rows of the offers table: the largest groups
+
+
 def offers_html(data: ReportData) -> str:
     """Coverage of gold/next_best_offer and each group's most common first offer."""
     if not data.offers:
@@ -381,7 +384,8 @@ def offers_html(data: ReportData) -> str:
     for r in data.offers:
         by_group.setdefault(str(r["customer_group"]), []).append(r)
     rows = []
-    for group, group_rows in sorted(by_group.items(), key=lambda item: -sum(int(r["customers"]) for r in item[1])):
+    largest = sorted(by_group.items(), key=lambda item: (-sum(int(r["customers"]) for r in item[1]), item[0]))
+    for group, group_rows in largest[:OFFER_GROUPS_SHOWN]:
         top = sorted(group_rows, key=lambda r: -int(r["customers"]))[:3]
         total = sum(int(r["customers"]) for r in group_rows)
         rows.append(
@@ -402,6 +406,11 @@ def offers_html(data: ReportData) -> str:
         "the others the most popular categories they have not bought. Lists: <code>gold/next_best_offer</code>; "
         "each audience row carries the first offer (<code>offer_category</code>).</p>"
         + _table(["group", "customers", "most common first offers"], rows, [False, True, False])
+        + (
+            f"<p>The {OFFER_GROUPS_SHOWN} largest of {len(by_group):,} groups.</p>"
+            if len(by_group) > OFFER_GROUPS_SHOWN
+            else ""
+        )
     )
 
 
