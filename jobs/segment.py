@@ -37,7 +37,7 @@ from pyspark.sql import functions as F
 from seglake import catalog, tables
 from seglake.config import SeglakeConfig
 from seglake.errors import UserError
-from seglake.job import Job, StageResult, job_log, run_job
+from seglake.job import Job, Laps, StageResult, job_log, run_job
 from seglake.lake import Lake
 from seglake.segment_maps import (
     OTHER,
@@ -268,19 +268,6 @@ def population_values(profile: DataFrame, rules: list[Rule], relative_error: flo
         profile.agg(*[population_aggregate(name, *population_parts(name), accuracy=accuracy) for name in names])
     )
     return {name: row[name] for name in names}
-
-
-class Laps:
-    """Seconds per step of the run, into ``details['step_seconds']``."""
-
-    def __init__(self, details: dict[str, Any]) -> None:
-        self.seconds: dict[str, float] = details.setdefault("step_seconds", {})
-        self.last = time.perf_counter()
-
-    def __call__(self, step: str) -> None:
-        now = time.perf_counter()
-        self.seconds[step] = round(now - self.last, 3)
-        self.last = now
 
 
 def run(lake: Lake, *, as_of: dt.date, export: str | None = None, export_dir: str | None = None) -> StageResult:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-import time
 from typing import Any
 
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/value.py
@@ -31,7 +30,7 @@ from pyspark.sql import functions as F
 
 from seglake import catalog, tables
 from seglake.errors import UserError
-from seglake.job import Job, StageResult, job_log, run_job
+from seglake.job import Job, Laps, StageResult, job_log, run_job
 from seglake.lake import Lake
 from transforms.clv import (
     PROFILE_COLUMNS,
@@ -52,19 +51,6 @@ PROFILE = "gold/customer_profile"
 VALUE = "gold/customer_value"
 DECILES = 10
 log = job_log("value")
-
-
-class Laps:
-    """Seconds per step of the run, into ``details['step_seconds']``."""
-
-    def __init__(self, details: dict[str, Any]) -> None:
-        self.seconds: dict[str, float] = details.setdefault("step_seconds", {})
-        self.last = time.perf_counter()
-
-    def __call__(self, step: str) -> None:
-        now = time.perf_counter()
-        self.seconds[step] = round(now - self.last, 3)
-        self.last = now
 
 
 def fit_models(triples: list[Any], buckets: list[Any], *, as_of: dt.date) -> tuple[BgNbdParams, GammaGammaParams]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -43,6 +44,19 @@ from seglake.session import build_session
 #   pipeline  --as-of as given, or None: the run job resolves it once, after it has made sure
 #             there are receipts (bronze before a first cleanse, else silver), for all its stages.
 AsOfFrom = Literal["receipts", "profile", "none", "pipeline"]
+
+
+class Laps:
+    """Seconds per step of the run, into ``details['step_seconds']``."""
+
+    def __init__(self, details: dict[str, Any]) -> None:
+        self.seconds: dict[str, float] = details.setdefault("step_seconds", {})
+        self.last = time.perf_counter()
+
+    def __call__(self, step: str) -> None:
+        now = time.perf_counter()
+        self.seconds[step] = round(now - self.last, 3)
+        self.last = now
 
 
 @dataclass
