@@ -36,6 +36,7 @@ from seglake.job import Job, StageResult, job_log, run_job
 from seglake.lake import Lake
 from seglake.report import ReportData, Rows, render_report
 from seglake.runlog import code_version
+from transforms.offers import to_offer_coverage
 from transforms.report import (
     filter_recent_cohorts,
     to_headline,
@@ -111,16 +112,7 @@ def collect_report_data(lake: Lake, as_of: dt.date) -> ReportData:
     offers = _of_date(lake, "gold/next_best_offer", as_of)
     if offers is not None:
         data.offers = _rows(to_offer_summary(offers)) or None
-        coverage = (
-            offers.groupBy("customer_id")
-            .agg(F.count("*").alias("offers"), F.max(F.col("source") == "lift").alias("any_lift"))
-            .agg(
-                F.count("*").alias("customers"),
-                F.count_if(F.col("offers") >= config.offers.top_n).alias("full"),
-                F.count_if("any_lift").alias("with_lift"),
-            )
-            .first()
-        )
+        coverage = to_offer_coverage(offers, top_n=config.offers.top_n).first()
         data.offers_coverage = {**(coverage.asDict() if coverage else {}), "top_n": config.offers.top_n}
 
     summary = _of_date(lake, "gold/campaign_summary", as_of)

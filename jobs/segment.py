@@ -52,7 +52,13 @@ from seglake.segment_maps import (
     load_segment_map,
     population_parts,
 )
-from transforms.offers import OFFER_COLUMNS, to_customer_categories, to_next_best_offer, to_offer_groups
+from transforms.offers import (
+    OFFER_COLUMNS,
+    to_customer_categories,
+    to_next_best_offer,
+    to_offer_coverage,
+    to_offer_groups,
+)
 from transforms.rfm import INTEGER_METRICS, METRICS, Threshold, to_exact_thresholds, to_rfm_thresholds, with_rfm_scores
 from transforms.segments import (
     CampaignRule,
@@ -147,15 +153,7 @@ def next_best_offers(lake: Lake, scored: DataFrame, as_of: dt.date, details: dic
     )
     lake.replace_as_of(offers.select(*OFFER_COLUMNS), "gold/next_best_offer", as_of)
     written = written_partition(lake, "gold/next_best_offer", as_of)
-    coverage = tables.first_row(
-        written.groupBy("customer_id")
-        .agg(F.count("*").alias("offers"), F.max(F.col("source") == "lift").alias("any_lift"))
-        .agg(
-            F.count("*").alias("customers"),
-            F.count_if(F.col("offers") == offers_config.top_n).alias("full"),
-            F.count_if("any_lift").alias("with_lift"),
-        )
-    )
+    coverage = tables.first_row(to_offer_coverage(written, top_n=offers_config.top_n))
     details["next_best_offer"] = {
         "grouping": offers_config.group_by,
         "customers_with_offers": int(coverage["customers"]),

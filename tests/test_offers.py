@@ -15,6 +15,7 @@ from transforms.offers import (
     to_customer_categories,
     to_month_categories,
     to_next_best_offer,
+    to_offer_coverage,
     to_offer_groups,
     to_offer_hit_rate,
     to_popular_offers,
@@ -284,3 +285,12 @@ def test_hit_rate_against_the_popularity_baseline(
     assert row is not None and row["customers"] == 10
     for name, value in zip(FIGURES, expected, strict=True):
         assert row[name] == (value if value is None else pytest.approx(value)), name
+
+
+def test_offer_coverage_counts_customers_full_lists_and_lift(spark: SparkSession) -> None:
+    offers = spark.createDataFrame(
+        [("a", 1, "lift"), ("a", 2, "popular"), ("a", 3, "popular"), ("b", 1, "popular"), ("c", 1, "lift")],
+        "customer_id string, rank int, source string",
+    )
+    row = to_offer_coverage(offers, top_n=3).first()
+    assert (row["customers"], row["full"], row["with_lift"]) == (3, 1, 2)  # a has 3; a and c have a lift offer

@@ -310,6 +310,20 @@ def to_popular_offers(groups: DataFrame, bought: DataFrame, *, as_of: dt.date, t
     )
 
 
+def to_offer_coverage(offers: DataFrame, *, top_n: int) -> DataFrame:
+    """One row of gold/next_best_offer's coverage: ``customers`` with an offer, ``full``
+    (with ``top_n`` offers) and ``with_lift`` (at least one offer from group lift)."""
+    return (
+        offers.groupBy("customer_id")
+        .agg(F.count("*").alias("offers"), F.max(F.col("source") == LIFT).alias("any_lift"))
+        .agg(
+            F.count("*").alias("customers"),
+            F.count_if(F.col("offers") >= top_n).alias("full"),
+            F.count_if("any_lift").alias("with_lift"),
+        )
+    )
+
+
 def to_offer_hit_rate(
     offers: DataFrame, next_month_categories: DataFrame, *, baseline: DataFrame, bought: DataFrame, k: int = 3
 ) -> DataFrame:
