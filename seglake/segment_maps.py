@@ -32,7 +32,8 @@ Rules::
         predicate: recency_days >= 90          # Spark SQL over gold/customer_profile columns
         campaign: win-back e-mail              # optional
 
-Predicates see the profile's columns plus ``window_days`` (``features.window_days``) and
+Predicates see the profile's columns, the CLV columns of gold/customer_value (``clv_amount``,
+``clv_decile``, ``probability_alive``; null without a value run), ``window_days`` (``features.window_days``) and
 population columns: ``population_avg_<col>``, ``population_min_<col>``,
 ``population_max_<col>`` and ``population_pNN_<col>`` (approximate NN-th percentile, 01..99)
 of any numeric profile column over the as-of date's population. All predicates are
