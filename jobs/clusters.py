@@ -57,6 +57,7 @@ from transforms.clustering import (
     to_cluster_stats,
     to_clusters,
     to_population_stats,
+    with_fit_layout,
 )
 
 ROWS_PER_PARTITION = 500_000
@@ -239,7 +240,7 @@ def run(lake: Lake, *, as_of: dt.date) -> StageResult:
             features, log_features=cfg.log_features, zero_fill=cfg.zero_fill, center=cfg.algorithm == "kmeans"
         ).fit(profile)
         partitions = partitions_for(spark, rows)
-        vectors = prep.transform(profile).select(*columns, FEATURES_COL).repartition(partitions).cache()
+        vectors = with_fit_layout(prep.transform(profile).select(*columns, FEATURES_COL), partitions).cache()
         try:
             vectors.count()
         except BaseException:

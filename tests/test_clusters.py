@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from pyspark.ml import PipelineModel
+from pyspark.ml.functions import array_to_vector
 from pyspark.ml.linalg import Vectors, VectorUDT
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -29,6 +30,7 @@ from transforms.clustering import (
     feature_pipeline,
     generate_names,
     min_cost_assignment,
+    with_fit_layout,
 )
 
 FEATURES = ["recency_days", "frequency", "monetary_amount", "store_order_share"]
@@ -151,6 +153,33 @@ def test_the_final_fit_converges_on_every_row_and_saves_as_an_ml_model(spark: Sp
     PipelineModel(stages=[fitted.model]).write().save(str(tmp_path / "model"))
     reloaded = PipelineModel.load(str(tmp_path / "model"))
     assert [r["prediction"] for r in reloaded.transform(vectors).collect()] == scored
+
+
+def fit_after_layout(
+    spark: SparkSession, rows: list[tuple[int, float, float]], input_partitions: int
+) -> list[list[float]]:
+    """Sorted k-means centres of ``rows`` read as ``input_partitions`` partitions, then laid out for the fit."""
+    schema = "customer_id INT, x DOUBLE, y DOUBLE"
+    frame = spark.createDataFrame(rows, schema).repartition(input_partitions)
+    vectors = frame.select("customer_id", array_to_vector(F.array("x", "y")).alias("features"))
+    laid_out = with_fit_layout(vectors, 2).cache()
+    try:
+        model = clustering_estimator("kmeans", k=6, seed=11).fit(laid_out)
+        return sorted(list(map(float, c)) for c in model.clusterCenters())
+    finally:
+        laid_out.unpersist()
+
+
+def test_the_fit_layout_makes_centres_independent_of_the_input_order_and_partitions(spark: SparkSession) -> None:
+    # 3,000 customers spread evenly over a square: no natural clusters, so k-means|| from
+    # another sample (another row order or partitioning) ends in other centres.
+    rng = random.Random(5)
+    rows = [(i, rng.random(), rng.random()) for i in range(3000)]
+    shuffled = rows[:]
+    rng.shuffle(shuffled)
+    reference = fit_after_layout(spark, rows, 1)
+    assert fit_after_layout(spark, shuffled, 7) == reference
+    assert fit_after_layout(spark, list(reversed(rows)), 3) == reference
 
 
 def test_min_cost_assignment_agrees_with_scipy() -> None:

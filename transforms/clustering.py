@@ -114,6 +114,18 @@ def feature_pipeline(
     )
 
 
+def with_fit_layout(vectors: DataFrame, partitions: int, *, key: str = "customer_id") -> DataFrame:
+    """Rows hash-partitioned by ``key`` into ``partitions`` and sorted by it within each.
+
+    k-means|| seeds its sampling per partition (``seed ^ partition index``) and walks the
+    rows in order, and ``DataFrame.sample`` does the same: a round-robin ``repartition``
+    keeps whatever order the upstream files and tasks gave, so the same customers on a
+    cluster (other file layout, other shuffle fetch order) fitted other centres than on
+    ``local[*]``. With this layout the fit depends only on the data and ``partitions``.
+    """
+    return vectors.repartition(partitions, key).sortWithinPartitions(key)
+
+
 def non_finite(value: Column) -> Column:
     """True where the value, as a double, is NaN or infinite (null stays null: nulls are imputed)."""
     as_double = value.cast("double")
