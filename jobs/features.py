@@ -23,6 +23,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/features.py
     import _bootstrap  # noqa: F401
 
+from pyspark import StorageLevel
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame
 
@@ -63,23 +64,15 @@ def run(lake: Lake, *, as_of: dt.date, incremental: bool = False) -> StageResult
         f"({window_days} days), k = {last_k}; months read from receipts: {', '.join(period.cut_months) or 'none'}"
     )
     details: dict[str, Any] = {}
-    month_rows = update_customer_month(lake, receipts, incremental=incremental, details=details)
-
-    customer_month = lake.read(ROLLUP)
-    customers = None
-    if lake.exists("bronze/customers"):
-        customers = lake.read("bronze/customers")
-    else:
-        log.info("no bronze/customers: demographic columns stay null")
-    tiers = config.features.value_tiers
-    profile = (
-        to_customer_profile(customer_month, receipts, as_of=as_of, window_days=window_days, last_k=last_k)
-        .transform(with_demographics, customers, customer_id_case=config.cleanse.customer_id_case)
-        .transform(
-            with_value_tier, longevity_days=tiers.longevity_days, recency_days=tiers.recency_days, tiers=tiers.tiers
-        )
+    partitions = int(lake.spark.conf.get("spark.sql.shuffle.partitions") or "200")
+    month_rows, rewritten = update_customer_month(
+        lake, receipts, incremental=incremental, details=details, partitions=partitions
     )
-    customers_written = lake.replace_as_of(profile, "gold/customer_profile", as_of)
+    try:
+        customers_written = write_profile(lake, receipts, rewritten, as_of=as_of, partitions=partitions)
+    finally:
+        if rewritten is not None:
+            rewritten.unpersist()
     details.update(
         customer_months_written=month_rows,
         customers=customers_written,
@@ -91,9 +84,51 @@ def run(lake: Lake, *, as_of: dt.date, incremental: bool = False) -> StageResult
     return StageResult(rows_in=receipts.count(), rows_out=customers_written, details=details)
 
 
-def update_customer_month(lake: Lake, receipts: DataFrame, *, incremental: bool, details: dict[str, Any]) -> int:
-    """Rewrite silver/customer_month (or only its changed months); rows written. Records
-    ``details['rollup']``: the silver version it was built from, its own version, k and zone."""
+def write_profile(
+    lake: Lake, receipts: DataFrame, rewritten: DataFrame | None, *, as_of: dt.date, partitions: int
+) -> int:
+    """Replace the ``as_of`` partition of gold/customer_profile; customers written.
+
+    From ``rewritten``, the rollup this run computed and persisted (partitioned by customer:
+    no second shuffle of it), else from silver/customer_month as stored.
+    """
+    config = lake.config
+    window_days, last_k = config.features.window_days, config.features.recency_last_k
+    customer_month = rewritten if rewritten is not None else lake.read(ROLLUP)
+    customers = None
+    if lake.exists("bronze/customers"):
+        customers = lake.read("bronze/customers")
+    else:
+        log.info("no bronze/customers: demographic columns stay null")
+    tiers = config.features.value_tiers
+    profile = (
+        to_customer_profile(
+            customer_month,
+            receipts,
+            as_of=as_of,
+            window_days=window_days,
+            last_k=last_k,
+            partitions=partitions if rewritten is not None else None,
+        )
+        .transform(with_demographics, customers, customer_id_case=config.cleanse.customer_id_case)
+        .transform(
+            with_value_tier, longevity_days=tiers.longevity_days, recency_days=tiers.recency_days, tiers=tiers.tiers
+        )
+    )
+    return lake.replace_as_of(profile, "gold/customer_profile", as_of)
+
+
+def update_customer_month(
+    lake: Lake, receipts: DataFrame, *, incremental: bool, details: dict[str, Any], partitions: int
+) -> tuple[int, DataFrame | None]:
+    """Rewrite silver/customer_month (or only its changed months): (rows written, the
+    rewritten rollup persisted, or None after a rebuild of changed months only). Records
+    ``details['rollup']``: the silver version it was built from, its own version, k and zone.
+
+    A full rewrite computes the rollup once, hash-partitioned by customer into
+    ``partitions``, and persists it while Delta writes it: the profile aggregates the same
+    partitions (:func:`write_profile`) instead of reading the table back and shuffling it.
+    """
     spark, last_k = lake.spark, lake.config.features.recency_last_k
     silver_version = lake.tables_read["silver/receipts"]
     timezone = spark.conf.get("spark.sql.session.timeZone")
@@ -130,11 +165,18 @@ def update_customer_month(lake: Lake, receipts: DataFrame, *, incremental: bool,
                 f"{ROLLUP}: {len(months)} changed month(s) rebuilt since silver/receipts "
                 f"v{previous['silver_version']}: {', '.join(months) or 'none'}; {written:,} rows"
             )
-            return written
-    written = lake.write(to_customer_month(receipts, last_k=last_k), ROLLUP, mode="overwrite")
+            return written, None
+    rollup = to_customer_month(receipts, last_k=last_k, partitions=partitions).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        written = lake.write(rollup, ROLLUP, mode="overwrite")
+    except BaseException:
+        rollup.unpersist()
+        raise
     details["rollup"] = {**bookkeeping, "customer_month_version": lake.version(ROLLUP)}
-    log.info(f"{ROLLUP}: {written:,} customer-months ({reason})")
-    return written
+    log.info(
+        f"{ROLLUP}: {written:,} customer-months ({reason}; {partitions} partitions by customer, kept for the profile)"
+    )
+    return written, rollup
 
 
 JOB = Job(

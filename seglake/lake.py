@@ -25,7 +25,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from seglake import tables
+from seglake import catalog, tables
 from seglake.catalog import Table
 from seglake.config import SeglakeConfig
 from seglake.errors import UserError
@@ -106,10 +106,18 @@ class Lake:
         The table's version after the write is recorded even when an append of no rows made
         no commit (then 0 rows): a run's ``tables_written`` names every table it wrote to.
         """
-        name = table if isinstance(table, str) else table.name
+        record = catalog.table(table) if isinstance(table, str) else table
+        name = record.name
+        tables.ensure_properties(self.spark, self.path(name), record.properties)  # its own commit, if any
         before = self.version(name) if self.exists(name) else -1
         path = tables.write_table(
-            frame, self.config, table, mode=mode, replace_where=replace_where, commit_note=commit_note
+            frame,
+            self.config,
+            record,
+            mode=mode,
+            replace_where=replace_where,
+            commit_note=commit_note,
+            set_properties=False,
         )
         version, rows = tables.last_commit(self.spark, path)
         self.tables_written[name] = version

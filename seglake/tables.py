@@ -9,6 +9,7 @@ properties come from the catalog too.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 
 from delta.tables import DeltaTable
@@ -72,6 +73,19 @@ def table_version(spark: SparkSession, path: str) -> int:
     return int(first_row(DeltaTable.forPath(spark, path).history(1).select("version"))[0])
 
 
+def ensure_properties(spark: SparkSession, path: str, properties: Mapping[str, str]) -> None:
+    """Give an existing table the catalog's Delta properties (one metadata commit, only when
+    one differs). Writer options set them on a new table only: an overwrite of an existing one
+    keeps the old properties, e.g. statistics on every column of a lake made by an earlier version."""
+    if not properties or not table_exists(spark, path):
+        return
+    current = first_row(spark.sql(f"DESCRIBE DETAIL delta.`{path}`").select("properties"))[0] or {}
+    stale = {key: value for key, value in properties.items() if current.get(key) != value}
+    if stale:
+        settings = ", ".join(f"'{key}' = '{value}'" for key, value in sorted(stale.items()))
+        spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({settings})")
+
+
 def write_table(
     frame: DataFrame,
     config: SeglakeConfig,
@@ -80,16 +94,20 @@ def write_table(
     mode: str = "append",
     replace_where: str | None = None,
     commit_note: str | None = None,
+    set_properties: bool = True,
 ) -> str:
     """Write ``frame`` to ``target`` (a catalog name or record) as one Delta commit.
 
     ``mode`` is ``append`` or ``overwrite``; ``replace_where`` atomically replaces just
     the rows matching the predicate (one partition, typically), so reruns are
     idempotent and the rest of history stays. ``commit_note`` is stored with the commit
-    (Delta ``userMetadata``, shown by ``DESCRIBE HISTORY``).
+    (Delta ``userMetadata``, shown by ``DESCRIBE HISTORY``). An existing table first gets
+    the catalog's properties (:func:`ensure_properties`) unless ``set_properties`` is false.
     """
     record = table(target) if isinstance(target, str) else target
     path = table_path(config, record.name)
+    if set_properties:
+        ensure_properties(frame.sparkSession, path, record.properties)
     writer = conformed(frame, record).write.format("delta").mode(mode)
     if commit_note is not None:
         writer = writer.option("userMetadata", commit_note)

@@ -59,12 +59,21 @@ def months_of(spark: SparkSession, rows: list[tuple[str, str, str, str]], last_k
 def profile_of(
     spark: SparkSession, rows: list[tuple[str, str, str, str]], as_of: str, *, window_days: int = 365, last_k: int = 5
 ) -> dict[str, Row]:
+    """The profile as of ``as_of``, computed both ways the job does: from the stored rollup
+    (shuffled by customer) and from the rollup kept partitioned by customer (a full rewrite);
+    the two must agree row for row."""
     receipts = receipts_of(spark, rows)
-    customer_month = to_customer_month(receipts, last_k=last_k)
-    profile = to_customer_profile(
-        customer_month, receipts, as_of=dt.date.fromisoformat(as_of), window_days=window_days, last_k=last_k
-    )
-    return {r["customer_id"]: r for r in profile.collect()}
+    period = {"as_of": dt.date.fromisoformat(as_of), "window_days": window_days, "last_k": last_k}
+    stored = to_customer_profile(to_customer_month(receipts, last_k=last_k), receipts, **period)
+    kept = to_customer_month(receipts, last_k=last_k, partitions=3).persist()
+    try:
+        kept.count()
+        from_kept = {r["customer_id"]: r for r in to_customer_profile(kept, receipts, partitions=3, **period).collect()}
+    finally:
+        kept.unpersist()
+    profile = {r["customer_id"]: r for r in stored.collect()}
+    assert from_kept == profile
+    return profile
 
 
 def d(text: str) -> dt.date:
@@ -295,6 +304,47 @@ def test_window_inside_one_month_reads_that_month_from_the_receipts(spark: Spark
         2,
         Decimal("2.50"),
     )
+
+
+def ancestors(plan: str, line_number: int) -> list[str]:
+    """The operators above line ``line_number`` of a physical plan tree printed by Spark."""
+    lines = plan.splitlines()
+
+    def depth(line: str) -> int:
+        return len(line) - len(line.lstrip(" :+-"))
+
+    above, level = [], depth(lines[line_number])
+    for line in reversed(lines[:line_number]):
+        if line.strip() and depth(line) < level:
+            above.append(line.strip(" :+-"))
+            level = depth(line)
+    return above
+
+
+def test_the_profile_from_a_kept_rollup_shuffles_only_the_cut_months(spark: SparkSession) -> None:
+    rows = [
+        ("r1", "A", "2024-01-10", "5.00"),
+        ("r2", "A", "2024-03-20", "7.00"),  # March is cut by D
+        ("r3", "B", "2023-12-31 23:00", "3.00"),
+        ("r4", "B", "2024-03-02", "-1.00"),
+    ]
+    receipts = receipts_of(spark, rows)
+    kept = to_customer_month(receipts, last_k=3, partitions=4).persist()
+    try:
+        # materialised, as the job's Delta write of it does: only then does the cache report
+        # its partitioning to the plans that read it
+        kept.count()
+        profile = to_customer_profile(kept, receipts, as_of=d("2024-03-25"), window_days=60, last_k=3, partitions=4)
+        plan = profile._jdf.queryExecution().executedPlan().toString()
+        scans = [i for i, line in enumerate(plan.splitlines()) if "InMemoryTableScan" in line]
+        exchanges = [line for line in plan.splitlines() if "Exchange" in line]
+        assert scans, plan
+        for scan in scans:  # the kept rollup reaches the aggregation with no shuffle above it
+            assert not [op for op in ancestors(plan, scan) if "Exchange" in op], plan
+        assert exchanges, plan  # the cut month's receipts are shuffled
+        assert {r["customer_id"]: r["frequency"] for r in profile.collect()} == {"A": 1, "B": 0}
+    finally:
+        kept.unpersist()
 
 
 def test_neighbour_months_cross_the_year() -> None:

@@ -123,3 +123,23 @@ def test_replace_as_of_refuses_a_table_not_partitioned_by_date(spark: SparkSessi
     frame = spark.createDataFrame([("k", "d", "o")], "row_key string, defect string, expected_outcome string")
     with pytest.raises(tables.SchemaMismatchError, match="not partitioned by as_of_date"):
         tables.replace_as_of(frame, config, THRESHOLDS_LIKE, dt.date(2024, 1, 31))
+
+
+def test_an_existing_table_gets_the_catalog_properties_on_its_next_write(spark: SparkSession, config) -> None:
+    frame = spark.createDataFrame([("k", "d", "o")], "row_key string, defect string, expected_outcome string")
+    plain = catalog.table(THRESHOLDS_LIKE)
+    path = tables.write_table(frame, config, plain, mode="overwrite")  # made without statistics settings
+
+    def properties() -> dict[str, str]:
+        return dict(spark.sql(f"DESCRIBE DETAIL delta.`{path}`").first()["properties"])
+
+    assert "delta.dataSkippingStatsColumns" not in properties()
+    with_stats = replace(plain, properties={"delta.dataSkippingStatsColumns": "row_key"})
+    tables.write_table(frame, config, with_stats, mode="overwrite")
+    assert properties()["delta.dataSkippingStatsColumns"] == "row_key"
+    versions = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").count()
+    tables.write_table(frame, config, with_stats, mode="overwrite")  # already set: no extra commit
+    assert spark.sql(f"DESCRIBE HISTORY delta.`{path}`").count() == versions + 1
+    # only customer_id gets statistics in the rollup and the profile
+    assert catalog.table("silver/customer_month").properties == {"delta.dataSkippingStatsColumns": "customer_id"}
+    assert catalog.table("gold/customer_profile").properties == {"delta.dataSkippingStatsColumns": "customer_id"}

@@ -13,9 +13,13 @@ month counts in the later month and the first purchase ever has none. It also ke
 the month's last ``k`` purchase dates (descending) and the monthly 360° values
 (``transforms.profile.month_360_aggregates``).
 
-How it runs: one shuffle (by customer), one sort (customer, month), then an
-aggregation per customer-month over rows that already arrive grouped, so it streams
-(``spark.sql.execution.replaceHashWithSortAgg``, set by the session factory). No window
+How it runs: one shuffle (by customer, of the columns read only; date and month are
+derived after it), one sort (customer, month), then an aggregation per customer-month
+over rows that already arrive grouped, so it streams
+(``spark.sql.execution.replaceHashWithSortAgg``, set by the session factory). With a
+partition count the rollup stays hash-partitioned by customer: the features job persists
+it while Delta writes it and aggregates the profile from the same partitions, shuffling
+only the cut months' rows to join them (no second shuffle of the rollup). No window
 runs over the receipts: the month keeps its purchase dates sorted, which give the
 gaps inside the month and the last ``k`` dates; the gap that crosses into the month
 comes from one window over the aggregated months (the latest purchase date of the
@@ -91,17 +95,21 @@ CUSTOMER_MONTH_COLUMNS = (
 )
 
 
-def _dated(receipts: DataFrame) -> DataFrame:
-    """The receipt columns the rollup needs, with the receipt date and month (session time zone)."""
-    return receipts.select(
-        "customer_id",
-        "receipt_id",
-        "receipt_ts",
-        "amount",
-        F.to_date("receipt_ts").alias("receipt_date"),
-        month_of("receipt_ts").alias("month"),
-        *PROFILE_SOURCE_COLUMNS,
+def _needed(receipts: DataFrame) -> DataFrame:
+    """The receipt columns the rollup needs."""
+    return receipts.select("customer_id", "receipt_id", "receipt_ts", "amount", *PROFILE_SOURCE_COLUMNS)
+
+
+def _with_calendar(receipts: DataFrame) -> DataFrame:
+    """Add the receipt date and month (session time zone)."""
+    return receipts.withColumns(
+        {"receipt_date": F.to_date("receipt_ts"), "month": month_of("receipt_ts")},
     )
+
+
+def _dated(receipts: DataFrame) -> DataFrame:
+    """The receipt columns the rollup needs, with the receipt date and month."""
+    return _with_calendar(_needed(receipts))
 
 
 def month_values() -> list[Column]:
@@ -166,11 +174,18 @@ def _month_rollup(with_order: DataFrame, last_k: int, *, keys: tuple[str, ...] =
     )
 
 
-def _whole_months(dated: DataFrame) -> DataFrame:
-    """Receipts (``_dated``) -> customer x month with the month's purchase dates, ascending
-    (``purchase_dates``), clustered by customer and sorted by (customer, month)."""
+def _whole_months(receipts: DataFrame, partitions: int | None = None) -> DataFrame:
+    """Receipts -> customer x month with the month's purchase dates, ascending
+    (``purchase_dates``), hash-partitioned by customer (into ``partitions``, default
+    ``spark.sql.shuffle.partitions``) and sorted by (customer, month).
+
+    The shuffle moves only the columns read (:func:`_needed`); date and month are derived
+    after it, on the receiving side.
+    """
+    needed = _needed(receipts)
+    shuffled = needed.repartition(partitions, "customer_id") if partitions else needed.repartition("customer_id")
     return (
-        dated.repartition("customer_id")
+        _with_calendar(shuffled)
         .sortWithinPartitions("customer_id", "month")
         .groupBy("customer_id", "month")
         .agg(
@@ -210,12 +225,14 @@ def _with_month_gaps(months: DataFrame, last_k: int) -> DataFrame:
     )
 
 
-def to_customer_month(receipts: DataFrame, *, last_k: int) -> DataFrame:
+def to_customer_month(receipts: DataFrame, *, last_k: int, partitions: int | None = None) -> DataFrame:
     """Grain: customer x calendar month of the receipt date. Needs the whole history.
 
-    Needs customer_id, receipt_id, receipt_ts, amount and the 360° source columns.
+    Needs customer_id, receipt_id, receipt_ts, amount and the 360° source columns. The rows
+    come out hash-partitioned by customer_id into ``partitions`` (when given) and sorted by
+    (customer, month): persisted, they feed :func:`to_customer_profile` without a shuffle.
     """
-    return _with_month_gaps(_whole_months(_dated(receipts)), last_k).select(*CUSTOMER_MONTH_COLUMNS)
+    return _with_month_gaps(_whole_months(receipts, partitions), last_k).select(*CUSTOMER_MONTH_COLUMNS)
 
 
 def to_changed_months(changed_receipts: DataFrame, customer_month: DataFrame) -> DataFrame:
@@ -253,7 +270,7 @@ def to_customer_month_update(
     in a month not rebuilt: each such month stands in with its ``last_purchase_ts`` from
     ``customer_month`` (an anchor row), and anchors are dropped after the gaps.
     """
-    rebuilt = _whole_months(_dated(receipts_of_months(receipts, months))).withColumn("is_anchor", F.lit(False))
+    rebuilt = _whole_months(receipts_of_months(receipts, months)).withColumn("is_anchor", F.lit(False))
     anchors = customer_month.where(~F.col("month").isin(months) & (F.col("orders") > 0)).select(
         "customer_id", "month", "last_purchase_ts", F.lit(True).alias("is_anchor")
     )
@@ -282,10 +299,13 @@ def _cut_rollup(receipts: DataFrame, period: ProfilePeriod, last_k: int) -> Data
     return _month_rollup(with_order, last_k, keys=("is_lifetime", "is_window"))
 
 
-def to_span_rows(customer_month: DataFrame, receipts: DataFrame, period: ProfilePeriod, last_k: int) -> DataFrame:
+def to_span_rows(
+    customer_month: DataFrame, receipts: DataFrame, period: ProfilePeriod, last_k: int, *, partitions: int | None = None
+) -> DataFrame:
     """Rollup-shaped rows flagged ``is_lifetime`` / ``is_window`` / ``is_rollup``: the whole
     months up to D from the rollup (all lifetime; window when wholly inside it), then the
-    cut months from the receipts (:func:`_cut_rollup`)."""
+    cut months from the receipts (:func:`_cut_rollup`), hash-partitioned by customer into
+    ``partitions`` when given (to line up with a rollup partitioned so)."""
     whole = customer_month.where(F.col("month") <= period.last_whole_month).select(
         *CUSTOMER_MONTH_COLUMNS,
         F.lit(True).alias("is_lifetime"),
@@ -295,6 +315,8 @@ def to_span_rows(customer_month: DataFrame, receipts: DataFrame, period: Profile
     if not period.cut_months:
         return whole
     cut = _cut_rollup(receipts, period, last_k).withColumn("is_rollup", F.lit(False))
+    if partitions:
+        cut = cut.repartition(partitions, "customer_id")
     return whole.unionByName(cut)
 
 
@@ -378,21 +400,31 @@ def _core_columns(as_of: dt.date) -> list[Column]:
 
 
 def to_customer_profile(
-    customer_month: DataFrame, receipts: DataFrame, *, as_of: dt.date, window_days: int, last_k: int
+    customer_month: DataFrame,
+    receipts: DataFrame,
+    *,
+    as_of: dt.date,
+    window_days: int,
+    last_k: int,
+    partitions: int | None = None,
 ) -> DataFrame:
     """Grain: customer (with a purchase on or before ``as_of``). The core RFM / LRFMP
     columns (:data:`PROFILE_CORE_COLUMNS`) and the 360° columns, in one aggregation.
 
     ``customer_month`` is :func:`to_customer_month`'s output; ``receipts`` are silver
-    receipts (with ``receipt_month``), of which only the cut months are read.
+    receipts (with ``receipt_month``), of which only the cut months are read. With
+    ``partitions``, ``customer_month`` is taken to be hash-partitioned by customer into that
+    many partitions (``to_customer_month(..., partitions=)``, persisted): only the cut
+    months' rows are shuffled to join it, and the rollup is not shuffled again.
     """
     period = ProfilePeriod(as_of, window_days)
-    rows = to_span_rows(customer_month, receipts, period, last_k)
+    rows = to_span_rows(customer_month, receipts, period, last_k, partitions=partitions)
     flags = SpanFlags(F.col("is_lifetime"), F.col("is_window"), F.col("is_rollup"))
     # Clustered and sorted by customer first, the aggregation streams in one pass per
     # partition; left to itself Spark would aggregate partially before the shuffle,
     # which on ~10 rows per customer costs a sort and saves nothing.
-    by_customer = rows.repartition("customer_id").sortWithinPartitions("customer_id")
+    clustered = rows if partitions else rows.repartition("customer_id")
+    by_customer = clustered.sortWithinPartitions("customer_id")
     merged = by_customer.groupBy("customer_id").agg(
         *_core_aggregates(flags, last_k), *profile_360_aggregates(flags, period.last_whole_month, period.cut_months)
     )
