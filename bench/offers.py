@@ -29,9 +29,10 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from bench.offer_methods import SCORED, als_scores, cooccurrence_scores, ranked_offers
 from seglake.config import load_config
 from seglake.session import build_session
-from transforms.calendar import month_label, shift_month
+from transforms.calendar import last_whole_month, month_label, shift_month
 from transforms.offers import (
     DEFAULT_GROUP_COLUMNS,
     DEFAULT_GROUPING,
@@ -65,6 +66,33 @@ GROUPINGS: dict[str, tuple[tuple[str, ...], int]] = {
     # without the minimum support: any category a group bought may be offered by lift
     f"{DEFAULT_GROUPING} (min buyers 1)": (DEFAULT_GROUP_COLUMNS, 1),
     "segment (min buyers 1)": (("category",), 1),
+}
+
+
+RECENT_MONTHS = 3  # "recent" categories for the recency-weighted methods: the last 3 whole months
+
+
+class MethodInputs:
+    """What a per-customer method needs at one as-of date."""
+
+    def __init__(self, rollup: DataFrame, bought: DataFrame, recent: DataFrame, last_month: str) -> None:
+        self.rollup, self.bought, self.recent, self.last_month = rollup, bought, recent, last_month
+
+
+# per-customer methods (bench/offer_methods.py): name -> scores (customer_id, category, score)
+METHODS: dict[str, Callable[[MethodInputs], DataFrame]] = {
+    "co-occurrence mean P(c given b)": lambda m: cooccurrence_scores(m.bought, kind="mean_p"),
+    "co-occurrence sum P(c given b)": lambda m: cooccurrence_scores(m.bought, kind="sum_p"),
+    "co-occurrence mean lift(b to c)": lambda m: cooccurrence_scores(m.bought, kind="mean_lift"),
+    "co-occurrence mean P(c given b) + popularity 0.5": lambda m: cooccurrence_scores(m.bought, prior=0.5),
+    "co-occurrence mean P(c given b), recent x3": lambda m: cooccurrence_scores(
+        m.bought, recent=m.recent, recent_weight=2.0
+    ),
+    "co-occurrence mean P(c given b) + popularity 0.5, recent x3": lambda m: cooccurrence_scores(
+        m.bought, prior=0.5, recent=m.recent, recent_weight=2.0
+    ),
+    "ALS implicit rank 10": lambda m: als_scores(m.rollup, m.bought, last_month=m.last_month, rank=10),
+    "ALS implicit rank 3": lambda m: als_scores(m.rollup, m.bought, last_month=m.last_month, rank=3),
 }
 
 
@@ -113,33 +141,46 @@ def customers_at(spark: SparkSession, lake: Path, as_of: dt.date) -> DataFrame:
     return customers.withColumn("cluster_id", F.lit(None).cast("int"))
 
 
-def measure(spark: SparkSession, lake: Path, as_of: dt.date, groupings: list[str]) -> list[dict[str, Any]]:
-    """One result per grouping: the hit-rate row plus the share of offers by lift."""
+def measure(
+    spark: SparkSession, lake: Path, as_of: dt.date, groupings: list[str], methods: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """One result per grouping, then per method: the hit-rate row plus the share of offers
+    by lift (by the method's score for a method)."""
     rollup = spark.read.format("delta").load(str(lake / "silver" / "customer_month"))
     customers = customers_at(spark, lake, as_of).cache()
     bought = to_customer_categories(rollup, as_of=as_of).join(customers.select("customer_id"), "customer_id").cache()
     following = to_month_categories(rollup, month=shift_month(month_label(as_of), 1)).cache()
     baseline = to_popular_offers(customers, bought, as_of=as_of, top_n=TOP_N).cache()
+    last_month = last_whole_month(as_of)
+    first_recent = shift_month(last_month, 1 - RECENT_MONTHS)
+    recent = to_customer_categories(rollup.where(F.col("month") >= first_recent), as_of=as_of)
+    inputs = MethodInputs(rollup, bought, recent, last_month)
     results = []
-    for grouping in groupings:
-        columns, min_category_buyers = GROUPINGS[grouping]
-        groups = to_offer_groups(customers, columns)
-        offers = to_next_best_offer(
-            groups, bought, as_of=as_of, grouping=grouping, top_n=TOP_N, min_category_buyers=min_category_buyers
-        ).cache()
+    runs: list[tuple[str, str | None]] = [(g, None) for g in groupings] + [(m, m) for m in methods or []]
+    for grouping, method in runs:
+        if method is None:
+            columns, min_category_buyers = GROUPINGS[grouping]
+            groups = to_offer_groups(customers, columns)
+            offers = to_next_best_offer(
+                groups, bought, as_of=as_of, grouping=grouping, top_n=TOP_N, min_category_buyers=min_category_buyers
+            ).cache()
+            group_count = groups.select("customer_group").distinct().count()
+        else:
+            scores = METHODS[method](inputs)
+            offers = ranked_offers(bought, scores, as_of=as_of, method=method, top_n=TOP_N).cache()
+            group_count = 0
         row = to_offer_hit_rate(offers, following, baseline=baseline, bought=bought, k=TOP_N).first()
         assert row is not None
         sources = {r["source"]: r["count"] for r in offers.groupBy("source").count().collect()}
-        group_count = groups.select("customer_group").distinct().count()
-        result = {"as_of": as_of, "grouping": grouping, "groups": group_count, **row.asDict()}
-        result["lift_share"] = sources.get("lift", 0) / max(sum(sources.values()), 1)
+        result = {"as_of": as_of, "grouping": grouping, "groups": group_count or "-", **row.asDict()}
+        result["lift_share"] = (sources.get("lift", 0) + sources.get(SCORED, 0)) / max(sum(sources.values()), 1)
         results.append(result)
         offers.unpersist()
         print(
             f"bench offers: {as_of} {grouping:<24} hit@{TOP_N} {row['offer_hit_rate']:.3f} vs popularity "
             f"{row['baseline_hit_rate']:.3f} = {row['ratio']:.2f}x ({row['evaluated_customers']:,} evaluated, "
-            f"coverage {row['offer_coverage']:.1%}, {result['lift_share']:.0%} of offers by lift, "
-            f"{group_count} groups)",
+            f"coverage {row['offer_coverage']:.1%}, {result['lift_share']:.0%} of offers by lift/score, "
+            f"{group_count or 'no'} groups)",
             flush=True,
         )
     for frame in (customers, bought, following, baseline):
@@ -156,9 +197,10 @@ def _ratio(value: Any) -> str:
 
 
 def markdown(results: list[dict[str, Any]], groupings: list[str]) -> str:
+    """Per date and grouping (or method), then the means of each (in the order given)."""
     rows = [
         f"| as of | grouping | groups | customers | evaluated | NBO hit@{TOP_N} | popularity hit@{TOP_N} | ratio | "
-        f"coverage ({TOP_N} offers) | offers by lift |",
+        f"coverage ({TOP_N} offers) | offers by lift (method: by score) |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -195,17 +237,24 @@ def header(as_of_dates: list[dt.date]) -> str:
         f"customers by popularity only. Baseline: the {TOP_N} most popular categories the customer has not "
         "bought. Evaluated: the customers of D who bought a category they had never bought in the month after "
         f"D; a hit is one of their {TOP_N} offers among those. Coverage: customers of D with {TOP_N} offers. "
-        f"Target ratio: >= {TARGET_RATIO}x."
+        f"Target ratio: >= {TARGET_RATIO}x. Per-customer methods (`bench/offer_methods.py`, no groups, "
+        "customer_group '(customer)'): co-occurrence of the categories in the customers' purchase sets up to D "
+        "(P(c given b) or lift, averaged or summed over the bought b; '+ popularity 0.5' blends in the overall "
+        f"share; 'recent x3' weighs the categories of the last {RECENT_MONTHS} months 3 times), and Spark ML ALS "
+        "(implicit, ratings = months bought, 10 iterations, reg 0.1, alpha 10, seed 42); the scored categories not "
+        "bought by score, filled up by popularity."
     )
     return textwrap.fill(text, width=92, break_on_hyphens=False)
 
 
-def run(lake: Path, as_of_dates: list[dt.date], groupings: list[str], *, reuse: bool) -> str:
+def run(
+    lake: Path, as_of_dates: list[dt.date], groupings: list[str], *, reuse: bool, methods: list[str] | None = None
+) -> str:
     if not reuse:
         build_lake(lake, as_of_dates)
     spark = build_session(load_config(str(CONFIG), ["spark.console_progress=off"]).spark)
-    results = [r for as_of in as_of_dates for r in measure(spark, lake, as_of, groupings)]
-    return markdown(results, groupings)
+    results = [r for as_of in as_of_dates for r in measure(spark, lake, as_of, groupings, methods)]
+    return markdown(results, [*groupings, *(methods or [])])
 
 
 def bench_offers(_sizes: list[int], _spark_overrides: list[str]) -> str:
@@ -220,7 +269,8 @@ def bench_offers(_sizes: list[int], _spark_overrides: list[str]) -> str:
         spark.conf.set(zone_key, load_config(str(CONFIG), []).spark.timezone)
     try:
         as_of_dates = [dt.date.fromisoformat(d) for d in AS_OF_DATES]
-        return header(as_of_dates) + "\n\n" + run(LAKE, as_of_dates, list(GROUPINGS), reuse=False)
+        body = run(LAKE, as_of_dates, list(GROUPINGS), reuse=False, methods=list(METHODS))
+        return header(as_of_dates) + "\n\n" + body
     finally:
         if spark is not None and previous is not None:
             spark.conf.set(zone_key, previous)
@@ -233,14 +283,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-of", default=",".join(AS_OF_DATES), help="comma-separated month-end as-of dates")
     parser.add_argument("--groupings", default=",".join(GROUPINGS), help=f"comma-separated: {', '.join(GROUPINGS)}")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md as it is")
+    parser.add_argument(
+        "--methods",
+        default=";".join(METHODS),
+        help=f"semicolon-separated per-customer methods (empty: none): {'; '.join(METHODS)}",
+    )
     args = parser.parse_args(argv)
     as_of_dates = [dt.date.fromisoformat(d.strip()) for d in args.as_of.split(",")]
-    groupings = [g.strip() for g in args.groupings.split(",")]
+    groupings = [g.strip() for g in args.groupings.split(",") if g.strip()]
     unknown = [g for g in groupings if g not in GROUPINGS]
     if unknown:
         raise SystemExit(f"bench offers: --groupings {unknown[0]}: choose from {', '.join(GROUPINGS)}")
+    methods = [m.strip() for m in args.methods.split(";") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"bench offers: --methods {unknown[0]}: choose from {'; '.join(METHODS)}")
     build_session(load_config(str(CONFIG), ["spark.console_progress=off"]).spark)  # the data set's time zone
-    body = run(Path(args.lake), as_of_dates, groupings, reuse=args.reuse)
+    body = run(Path(args.lake), as_of_dates, groupings, reuse=args.reuse, methods=methods)
     print(body, flush=True)
     if not args.no_write:
         from bench.run import machine, write_section
