@@ -58,7 +58,7 @@ lint: setup ## ruff (lint + format check) and mypy (strict on transforms/)
 bench: setup ## benchmarks: throughput vs. an independent engine, next-best-offer hit rate; writes BENCHMARKS.md
 	$(PY) -m bench.run $(ARGS)
 
-bench-offers: setup ## next-best-offer hit@3 vs. popularity on the Complete Journey sample (5-20 min); writes BENCHMARKS.md
+bench-offers: setup ## next-best-offer hit@3 vs. popularity on the Complete Journey sample (5-20 min; ARGS="--data online_retail": Online Retail products, 30 min); writes BENCHMARKS.md
 	$(PY) -m bench.offers $(ARGS)
 
 # The zip is the wheel's content without its metadata: the same code and the same conf/ (as seglake/conf).

@@ -53,8 +53,10 @@ from seglake.segment_maps import (
     population_parts,
 )
 from transforms.offers import (
+    ITEM_COOCCURRENCE,
     OFFER_COLUMNS,
     to_customer_categories,
+    to_item_cooccurrence_offers,
     to_next_best_offer,
     to_offer_coverage,
     to_offer_groups,
@@ -129,10 +131,11 @@ def check_campaigns(segment_map: SegmentMap, rules: list[Rule], rules_file: str)
 def next_best_offers(lake: Lake, scored: DataFrame, as_of: dt.date, details: dict[str, Any]) -> DataFrame:
     """Write gold/next_best_offer for ``as_of``; return customer_id -> offer_category (rank 1).
 
-    The groups are ``offers.group_by`` over the scored customers (``category`` = their
-    segment); bought categories come from silver/customer_month (transforms/offers.py).
-    Without the rollup or with ``offers.enabled: false`` nothing is written and the
-    audiences carry no offer.
+    ``offers.method`` 'group_lift' (the default): the groups are ``offers.group_by`` over the
+    scored customers (``category`` = their segment); 'item_cooccurrence': per customer, from
+    the categories bought together with theirs. Bought categories come from
+    silver/customer_month (transforms/offers.py). Without the rollup or with
+    ``offers.enabled: false`` nothing is written and the audiences carry no offer.
     """
     offers_config = lake.config.offers
     no_offers = scored.select("customer_id", F.lit(None).cast("string").alias("offer_category")).limit(0)
@@ -141,28 +144,42 @@ def next_best_offers(lake: Lake, scored: DataFrame, as_of: dt.date, details: dic
         details["next_best_offer"] = None
         return no_offers
     bought = to_customer_categories(lake.read(MONTHS), as_of=as_of)
-    groups = to_offer_groups(scored, offers_config.group_by)
-    offers = to_next_best_offer(
-        groups,
-        bought,
-        as_of=as_of,
-        grouping=" x ".join("segment" if c == "category" else c for c in offers_config.group_by),
-        top_n=offers_config.top_n,
-        min_group_customers=offers_config.min_group_customers,
-        min_category_buyers=offers_config.min_category_buyers,
-    )
+    if offers_config.method == ITEM_COOCCURRENCE:
+        offers = to_item_cooccurrence_offers(
+            scored.select("customer_id"),
+            bought,
+            as_of=as_of,
+            top_n=offers_config.top_n,
+            neighbours=offers_config.neighbours,
+            min_together=offers_config.min_together,
+        )
+        how = f"item co-occurrence ({offers_config.neighbours} neighbours, together >= {offers_config.min_together})"
+    else:
+        offers = to_next_best_offer(
+            to_offer_groups(scored, offers_config.group_by),
+            bought,
+            as_of=as_of,
+            grouping=" x ".join("segment" if c == "category" else c for c in offers_config.group_by),
+            top_n=offers_config.top_n,
+            min_group_customers=offers_config.min_group_customers,
+            min_category_buyers=offers_config.min_category_buyers,
+        )
+        how = ", ".join(offers_config.group_by)
     lake.replace_as_of(offers.select(*OFFER_COLUMNS), "gold/next_best_offer", as_of)
     written = written_partition(lake, "gold/next_best_offer", as_of)
     coverage = tables.first_row(to_offer_coverage(written, top_n=offers_config.top_n))
     details["next_best_offer"] = {
-        "grouping": offers_config.group_by,
+        "method": offers_config.method,
+        "grouping": offers_config.group_by if offers_config.method != ITEM_COOCCURRENCE else None,
         "customers_with_offers": int(coverage["customers"]),
         "customers_with_all_offers": int(coverage["full"]),
         "customers_with_a_lift_offer": int(coverage["with_lift"]),
+        "customers_with_a_cooccurrence_offer": int(coverage["with_cooccurrence"]),
     }
     log.info(
-        f"next-best-offer by {', '.join(offers_config.group_by)}: {coverage['customers']:,} customers with offers, "
-        f"{coverage['full']:,} with {offers_config.top_n}, {coverage['with_lift']:,} with a group-lift offer"
+        f"next-best-offer by {how}: {coverage['customers']:,} customers with offers, "
+        f"{coverage['full']:,} with {offers_config.top_n}, {coverage['with_lift']:,} with a group-lift offer, "
+        f"{coverage['with_cooccurrence']:,} with a co-occurrence offer"
     )
     return written.where(F.col("rank") == 1).select("customer_id", "offer_category")
 

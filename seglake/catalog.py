@@ -901,13 +901,14 @@ TABLES: tuple[Table, ...] = (
                 "grouping",
                 "string",
                 "How customer_group was formed, e.g. 'segment x top_category' (gold/rfm_segments.category and "
-                "the profile's top_category, the default) or 'segment'.",
+                "the profile's top_category, the default) or 'segment'; 'item_cooccurrence' with offers.method "
+                "item_cooccurrence (no groups).",
             ),
             Col(
                 "customer_group",
                 "string",
                 "The customer's group the lift is computed in; parts of a composite group joined by ' | ', a null "
-                "part '(none)'.",
+                "part '(none)'; '(customer)' for item co-occurrence (each customer's own purchases).",
             ),
             Col("rank", "int", "1 = best offer; at most the configured number per customer (fewer when few are left)."),
             Col(
@@ -919,15 +920,23 @@ TABLES: tuple[Table, ...] = (
                 "source",
                 "string",
                 "'lift': one of the group's categories with lift > 1 and enough buyers in the group (by lift, then "
-                "group_share, then name); 'popular': the fill-up by overall_share (then name) when those run out or "
-                "the group is too small.",
+                "group_share, then name); 'cooccurrence' (offers.method item_cooccurrence): bought together with "
+                "the customer's categories (by score, then overall_share, then name); 'popular': the fill-up by "
+                "overall_share (then name) when those run out or the group is too small.",
             ),
             Col(
                 "lift",
                 "double",
-                "group_share / overall_share of the category in the customer's group (0 when nobody in it bought it).",
+                "group_share / overall_share of the category in the customer's group (0 when nobody in it bought it); "
+                "item co-occurrence: the score (sum of the category's similarity to each category the customer "
+                "bought), null for a popular fill-up.",
             ),
-            Col("group_share", "double", "Customers of the group who bought the category up to D / group customers."),
+            Col(
+                "group_share",
+                "double",
+                "Customers of the group who bought the category up to D / group customers; null for item "
+                "co-occurrence.",
+            ),
             Col("overall_share", "double", "Customers who bought the category up to D / all customers offered."),
         ),
     ),

@@ -377,6 +377,13 @@ class ClustersConfig(_Section):
 class OffersConfig(_Section):
     """Next-best-offer (gold/next_best_offer, written by ``seglake segment``)."""
 
+    method: Literal["group_lift", "item_cooccurrence"] = Field(
+        "group_lift",
+        description="'group_lift': the categories the customer's group (group_by) over-buys, for a few broad "
+        "categories (departments); 'item_cooccurrence': per customer, the categories most often bought with the "
+        "ones they bought (customers who bought x also bought y), for many fine categories such as products "
+        "(BENCHMARKS.md 'offers-online-retail').",
+    )
     group_by: list[str] = Field(
         default_factory=lambda: ["category", "top_category"],
         min_length=1,
@@ -390,6 +397,12 @@ class OffersConfig(_Section):
     )
     min_category_buyers: int = Field(
         30, ge=1, description="A lift offer needs this many buyers of the category in the group (minimum support)."
+    )
+    neighbours: int = Field(
+        50, ge=1, description="item_cooccurrence: each category's most similar categories that may be offered."
+    )
+    min_together: int = Field(
+        2, ge=1, description="item_cooccurrence: a pair of categories counts when this many customers bought both."
     )
     enabled: bool = Field(True, description="false: no gold/next_best_offer, no offer_category in the audiences.")
 

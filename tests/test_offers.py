@@ -10,9 +10,12 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from seglake import catalog
+from seglake.config import OffersConfig
 from transforms.offers import (
     to_category_lift,
     to_customer_categories,
+    to_item_cooccurrence_offers,
+    to_item_similarity,
     to_month_categories,
     to_next_best_offer,
     to_offer_coverage,
@@ -294,3 +297,177 @@ def test_offer_coverage_counts_customers_full_lists_and_lift(spark: SparkSession
     )
     row = to_offer_coverage(offers, top_n=3).first()
     assert (row["customers"], row["full"], row["with_lift"]) == (3, 1, 2)  # a has 3; a and c have a lift offer
+    assert row["with_cooccurrence"] == 0
+
+
+# --- item co-occurrence ---------------------------------------------------------------------
+# Population N = 8 (q1..q8; x9 is in `bought` but not in the population: its A-D pair must not count):
+#   q1 [A, B], q2 [A, B, C], q3 [A, C], q4 [B, D], q5 [A, B, C, D, E] (bought everything),
+#   q6 no purchases (not in `bought`), q7 [B], q8 [E]
+# Buyers: A 4, B 5, C 3, D 2, E 2 -> overall_share A .5, B .625, C .375, D .25, E .25,
+#   popularity order B, A, C, D, E (D before E by name)
+# Together: A-B 3 (q1, q2, q5), A-C 3 (q2, q3, q5), B-C 2 (q2, q5), B-D 2 (q4, q5); every other
+#   pair 1 (q5 only), so with min_together 2 the pairs are A-B, A-C, B-C, B-D
+# conditional (the default) P(y | x) = together / buyers x: P(B|A) 3/4, P(C|A) 3/4, P(A|B) 3/5,
+#   P(C|B) 2/5, P(D|B) 2/5, P(A|C) 1, P(B|C) 2/3, P(B|D) 1
+# cosine = together / sqrt(buyers x * buyers y): A-B 3/sqrt(20), A-C 3/sqrt(12), B-C 2/sqrt(15),
+#   B-D 2/sqrt(10) (.6708, .8660, .5164, .6325)
+COOC_GROUPS = [(f"q{i}",) for i in range(1, 9)]
+COOC_BOUGHT = [
+    ("q1", ["A", "B"]),
+    ("q2", ["A", "B", "C"]),
+    ("q3", ["A", "C"]),
+    ("q4", ["B", "D"]),
+    ("q5", ["A", "B", "C", "D", "E"]),
+    ("q7", ["B"]),
+    ("q8", ["E"]),
+    ("x9", ["A", "D"]),
+]
+AB, AC, BC, BD = 3 / 20**0.5, 3 / 12**0.5, 2 / 15**0.5, 2 / 10**0.5
+C, P = "cooccurrence", "popular"
+# customer -> [(category, source, lift = score), ...] in rank order (conditional)
+EXPECTED_COOCCURRENCE = {
+    "q1": [("C", C, 3 / 4 + 2 / 5), ("D", C, 2 / 5), ("E", P, None)],  # A, B bought; E is all that is left
+    "q2": [("D", C, 2 / 5), ("E", P, None)],  # bought all but two: two offers
+    "q3": [("B", C, 3 / 4 + 2 / 3), ("D", P, None), ("E", P, None)],  # A-D, C-D pairs are too rare: no D score
+    "q4": [("A", C, 3 / 5), ("C", C, 2 / 5), ("E", P, None)],  # from B only (D-A, D-C: 1 customer)
+    "q6": [("B", P, None), ("A", P, None), ("C", P, None)],  # nothing bought: the most popular
+    "q7": [("A", C, 3 / 5), ("C", C, 2 / 5), ("D", C, 2 / 5)],  # C, D tie at 2/5: C has the higher share
+    "q8": [("B", P, None), ("A", P, None), ("C", P, None)],  # E has no pair bought by 2
+}  # q5 bought everything: no row
+
+
+@pytest.fixture(scope="module")
+def cooc_groups(spark: SparkSession) -> DataFrame:
+    return spark.createDataFrame(COOC_GROUPS, "customer_id string")
+
+
+@pytest.fixture(scope="module")
+def cooc_bought(spark: SparkSession) -> DataFrame:
+    return spark.createDataFrame(COOC_BOUGHT, "customer_id string, categories array<string>")
+
+
+def _offers_of(frame: DataFrame) -> dict[str, list[tuple]]:
+    return _by_customer(frame.collect(), "offer_category", "source", "lift")
+
+
+def _approx(offers: dict[str, list[tuple]]) -> dict[str, list[tuple]]:
+    return {k: [(c, s, None if v is None else pytest.approx(v)) for c, s, v in rows] for k, rows in offers.items()}
+
+
+def test_item_similarity_cosine_and_conditional(cooc_bought: DataFrame) -> None:
+    population = cooc_bought.where("customer_id != 'x9'")
+    cosine = {(r["item"], r["neighbour"]): r for r in to_item_similarity(population, similarity="cosine").collect()}
+    assert sorted(cosine) == [
+        ("A", "B"),
+        ("A", "C"),
+        ("B", "A"),
+        ("B", "C"),
+        ("B", "D"),
+        ("C", "A"),
+        ("C", "B"),
+        ("D", "B"),
+    ]
+    assert cosine[("A", "B")]["similarity"] == pytest.approx(AB)
+    assert cosine[("B", "A")]["similarity"] == pytest.approx(AB)  # cosine is symmetric
+    assert cosine[("A", "C")]["similarity"] == pytest.approx(AC)
+    assert cosine[("C", "B")]["similarity"] == pytest.approx(BC)
+    b_d = cosine[("B", "D")]
+    assert (b_d["together"], b_d["item_buyers"], b_d["neighbour_buyers"]) == (2, 5, 2)
+    assert b_d["similarity"] == pytest.approx(BD)
+    similar = to_item_similarity(population).collect()
+    conditional = {(r["item"], r["neighbour"]): r["similarity"] for r in similar}
+    # P(neighbour | item) = together / item buyers: not symmetric
+    assert conditional == {
+        ("A", "B"): 3 / 4,
+        ("A", "C"): 3 / 4,
+        ("B", "A"): 3 / 5,
+        ("B", "C"): 2 / 5,
+        ("B", "D"): 2 / 5,
+        ("C", "A"): 1.0,
+        ("C", "B"): 2 / 3,
+        ("D", "B"): 1.0,
+    }
+    with pytest.raises(ValueError, match="similarity"):
+        to_item_similarity(population, similarity="jaccard")
+
+
+def test_item_cooccurrence_offers(cooc_groups: DataFrame, cooc_bought: DataFrame) -> None:
+    offers = to_item_cooccurrence_offers(cooc_groups, cooc_bought, as_of=AS_OF)
+    assert _offers_of(offers) == _approx(EXPECTED_COOCCURRENCE)
+    rows = offers.collect()
+    assert {(r["as_of_date"], r["grouping"], r["customer_group"], r["group_share"]) for r in rows} == {
+        (AS_OF, "item_cooccurrence", "(customer)", None)
+    }
+    shares = {r["offer_category"]: r["overall_share"] for r in rows}
+    assert shares == {"A": 0.5, "B": 0.625, "C": 0.375, "D": 0.25, "E": 0.25}
+
+
+def test_item_cooccurrence_keeps_the_nearest_neighbours(cooc_groups: DataFrame, cooc_bought: DataFrame) -> None:
+    # neighbours 1: A -> B (B and C tie at 3/4 with 3 together: B by name), B -> A, C -> A, D -> B
+    offers = to_item_cooccurrence_offers(cooc_groups, cooc_bought, as_of=AS_OF, neighbours=1)
+    got = _offers_of(offers.where("customer_id in ('q1', 'q3', 'q4', 'q7')"))
+    assert got == _approx(
+        {
+            "q1": [("C", P, None), ("D", P, None), ("E", P, None)],  # A -> B and B -> A: both bought
+            "q3": [("B", C, 3 / 4), ("D", P, None), ("E", P, None)],  # C's nearest, A, is bought
+            "q4": [("A", C, 3 / 5), ("C", P, None), ("E", P, None)],
+            "q7": [("A", C, 3 / 5), ("C", P, None), ("D", P, None)],
+        }
+    )
+
+
+def test_item_cooccurrence_by_cosine(cooc_groups: DataFrame, cooc_bought: DataFrame) -> None:
+    offers = to_item_cooccurrence_offers(cooc_groups, cooc_bought, as_of=AS_OF, similarity="cosine")
+    got = _offers_of(offers.where("customer_id in ('q1', 'q3', 'q7')"))
+    assert got == _approx(
+        {
+            "q1": [("C", C, AC + BC), ("D", C, BD), ("E", P, None)],
+            "q3": [("B", C, AB + BC), ("D", P, None), ("E", P, None)],
+            "q7": [("A", C, AB), ("D", C, BD), ("C", C, BC)],  # D before C: 2/sqrt(10) > 2/sqrt(15)
+        }
+    )
+
+
+def test_item_cooccurrence_ties_by_share_then_name(cooc_groups: DataFrame, cooc_bought: DataFrame) -> None:
+    # conditional, min_together 1 (every pair counts; q5 makes E a neighbour of all):
+    #   q7 [B]: A 3/5, C 2/5, D 2/5, E 1/5: C before D (same score, share .375 > .25)
+    #   q3 [A, C]: B 3/4 + 2/3; D and E both P(.|A) + P(.|C) = 1/4 + 1/3 and share .25: D by name
+    #   q8 [E]: A, B, C, D all P(.|E) = 1/2: B, A, C by share
+    offers = to_item_cooccurrence_offers(cooc_groups, cooc_bought, as_of=AS_OF, min_together=1)
+    got = _offers_of(offers.where("customer_id in ('q3', 'q7', 'q8')"))
+    assert got == _approx(
+        {
+            "q3": [("B", C, 3 / 4 + 2 / 3), ("D", C, 1 / 4 + 1 / 3), ("E", C, 1 / 4 + 1 / 3)],
+            "q7": [("A", C, 3 / 5), ("C", C, 2 / 5), ("D", C, 2 / 5)],
+            "q8": [("B", C, 1 / 2), ("A", C, 1 / 2), ("C", C, 1 / 2)],
+        }
+    )
+
+
+def test_item_cooccurrence_one_offer_and_the_catalog(cooc_groups: DataFrame, cooc_bought: DataFrame) -> None:
+    offers = to_item_cooccurrence_offers(cooc_groups, cooc_bought, as_of=AS_OF, top_n=1)
+    assert {k: v[0][0] for k, v in _offers_of(offers).items()} == {
+        "q1": "C",
+        "q2": "D",
+        "q3": "B",
+        "q4": "A",
+        "q6": "B",
+        "q7": "A",
+        "q8": "B",
+    }
+    table = catalog.table("gold/next_best_offer")
+    assert [(f.name, f.dataType.simpleString()) for f in offers.schema.fields] == [
+        (c.name, c.type) for c in table.columns
+    ]
+    assert "CartesianProduct" not in offers._jdf.queryExecution().executedPlan().toString()
+    row = to_offer_coverage(to_item_cooccurrence_offers(cooc_groups, cooc_bought, as_of=AS_OF), top_n=3).first()
+    # q1, q3, q4, q6, q7, q8 have 3 offers, q2 two; q1, q2, q3, q4, q7 one by co-occurrence
+    assert (row["customers"], row["full"], row["with_lift"], row["with_cooccurrence"]) == (7, 6, 0, 5)
+
+
+def test_offers_method_is_checked() -> None:
+    assert OffersConfig().method == "group_lift"
+    assert OffersConfig(method="item_cooccurrence").method == "item_cooccurrence"
+    with pytest.raises(ValueError, match="method"):
+        OffersConfig(method="als")
