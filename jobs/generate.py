@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 
 if __package__ in (None, ""):  # run as a file: spark-submit jobs/generate.py
     import _bootstrap  # noqa: F401
 
+from pyspark.sql import DataFrame, SparkSession
+
 from seglake import tables
+from seglake.config import SeglakeConfig
 from seglake.errors import UserError
 from seglake.job import Job, StageResult, job_log, run_job
 from seglake.lake import Lake
@@ -54,25 +58,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(lake: Lake, *, clean: bool = False, overwrite: bool = False) -> StageResult:
-    """Generate the synthetic lake the ``generate`` config section describes; ``clean``: no defects.
+@dataclass(frozen=True)
+class GenerationPlan:
+    """The lazily planned synthetic data of one ``generate`` run (theta already calibrated)."""
 
-    Refuses (before writing anything) to replace an existing bronze/receipts unless ``overwrite``.
+    params: GeneratorParams
+    customers: DataFrame
+    receipts: DataFrame  # with the ``_defect`` column; to_bronze_receipts makes the bronze rows
+    theta: float
+    partitions: int
+
+
+def plan_generation(spark: SparkSession, seglake_config: SeglakeConfig, *, clean: bool = False) -> GenerationPlan:
+    """Customers, calibrated theta (one pass over the customers) and the receipts to write.
+
+    ``make bench`` writes the same plan to Spark's ``noop`` sink to split the job's time
+    into generating the rows and writing them.
     """
     log = job_log("generate")
-    if not overwrite and lake.exists("bronze/receipts"):
-        raise UserError(
-            f"bronze/receipts already exists at {lake.path('bronze/receipts')}: generate replaces it with "
-            "synthetic receipts only with --overwrite"
-        )
-    spark, config = lake.spark, lake.config.generate
+    config = seglake_config.generate
     params = GeneratorParams(
         start_date=config.start_date,
         end_date=config.end_date,
         seed=config.seed,
         defect_rates={} if clean else config.effective_defect_rates(),
-        currency_rates={code: float(rate) for code, rate in lake.config.currency.rates.items()},
-        base_currency=lake.config.currency.base,
+        currency_rates={code: float(rate) for code, rate in seglake_config.currency.rates.items()},
+        base_currency=seglake_config.currency.base,
     )
     cores = spark.sparkContext.defaultParallelism
     # whole waves of tasks, about 2M receipts each, at least two per core
@@ -87,22 +98,37 @@ def run(lake: Lake, *, clean: bool = False, overwrite: bool = False) -> StageRes
     receipts = to_receipts(customers, params, theta)
     if params.defect_rates:
         receipts = with_defects(receipts, params)
+    return GenerationPlan(params, customers, receipts, theta, partitions)
 
+
+def run(lake: Lake, *, clean: bool = False, overwrite: bool = False) -> StageResult:
+    """Generate the synthetic lake the ``generate`` config section describes; ``clean``: no defects.
+
+    Refuses (before writing anything) to replace an existing bronze/receipts unless ``overwrite``.
+    """
+    log = job_log("generate")
+    if not overwrite and lake.exists("bronze/receipts"):
+        raise UserError(
+            f"bronze/receipts already exists at {lake.path('bronze/receipts')}: generate replaces it with "
+            "synthetic receipts only with --overwrite"
+        )
+    config = lake.config.generate
+    plan = plan_generation(lake.spark, lake.config, clean=clean)
     started = time.perf_counter()
-    written = lake.write(to_bronze_receipts(receipts), "bronze/receipts", mode="overwrite")
+    written = lake.write(to_bronze_receipts(plan.receipts), "bronze/receipts", mode="overwrite")
     seconds = time.perf_counter() - started
     log.info(f"bronze/receipts: {written:,} rows in {seconds:.1f}s ({written / seconds:,.0f} receipts/s)")
 
-    lake.write(to_customer_dimension(customers, params), "bronze/customers", mode="overwrite")
-    defects = lake.write(to_generator_truth(receipts), "bronze/_generator_truth", mode="overwrite")
+    lake.write(to_customer_dimension(plan.customers, plan.params), "bronze/customers", mode="overwrite")
+    defects = lake.write(to_generator_truth(plan.receipts), "bronze/_generator_truth", mode="overwrite")
     log.info(f"bronze/customers: {config.customers:,} rows; {defects:,} defective rows recorded")
     log.info(f"lake: {tables.lake_root(lake.config)}")
     details = {
         "receipts_written": written,
         "write_seconds": round(seconds, 3),
         "receipts_per_second": round(written / seconds),
-        "theta": theta,
-        "partitions": partitions,
+        "theta": plan.theta,
+        "partitions": plan.partitions,
     }
     return StageResult(rows_out=written, details=details)
 

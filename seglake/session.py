@@ -97,10 +97,10 @@ def configure_builder(builder: SparkSession.Builder, spark_config: SparkConfig) 
         # An aggregation over rows that arrive sorted by its keys (after a window, say)
         # streams instead of building a hash map (and falling back to a sort).
         .config("spark.sql.execution.replaceHashWithSortAgg", "true")
-        # A task writing rows of several partitions (months, say) keeps a file open per
-        # partition instead of sorting its rows by partition first (Delta's writer falls
-        # back to the sort beyond this many open files in a task).
-        .config("spark.sql.maxConcurrentOutputFileWriters", "64")
+        # Cached tables (the features job's rollup, kept for the profile) are stored
+        # uncompressed: compressing the rollup's wide rows as the write builds the cache cost
+        # more than the cache saved (BENCHMARKS.md, features).
+        .config("spark.sql.inMemoryColumnarStorage.compressed", "false")
         .config("spark.sql.session.timeZone", spark_config.timezone)
         .config("spark.ui.showConsoleProgress", str(_console_progress(spark_config.console_progress)).lower())
         # Keep tables readable by delta-rs, DuckDB, Trino: no deletion vectors etc.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
@@ -12,6 +13,8 @@ from pyspark.sql import functions as F
 from seglake import catalog
 from seglake.config import OffersConfig
 from transforms.offers import (
+    COOCCURRENCE,
+    PER_CUSTOMER,
     to_category_lift,
     to_customer_categories,
     to_item_cooccurrence_offers,
@@ -471,3 +474,70 @@ def test_offers_method_is_checked() -> None:
     assert OffersConfig(method="item_cooccurrence").method == "item_cooccurrence"
     with pytest.raises(ValueError, match="method"):
         OffersConfig(method="als")
+
+
+# --- the segment job with offers.method: item_cooccurrence ---------------------------------------
+
+JOB_SILVER = (
+    "receipt_id string, customer_id string, receipt_ts timestamp, amount decimal(18,2), currency string, "
+    "channel string, store_id string, region string, category string, item_count int, "
+    "discount_amount decimal(18,2), coupon_used boolean, source_file string, row_key string, "
+    "ingested_at timestamp, cleanse_run_id string, receipt_month string"
+)
+
+
+def test_the_segment_job_offers_by_item_cooccurrence(spark: SparkSession, tmp_path: Path) -> None:
+    """features then segment on four customers, all purchases in May 2024, as of 2024-06-30.
+
+    Bought: A food, wine; B food, wine, cheese; C food, cheese; D food. Buyers: food 4, wine 2,
+    cheese 2. Bought together by >= 2 customers: food-wine (A, B), food-cheese (B, C); wine-cheese
+    only by B. P(wine | food) = P(cheese | food) = 2/4, P(food | wine) = P(food | cheese) = 2/2.
+    A: cheese (0.5 from food); C: wine (0.5 from food); D: cheese and wine, 0.5 each, equal
+    buyers, so by name; nothing left to fill up. B bought everything: no offer.
+    """
+    from jobs import features as features_job
+    from jobs import segment as segment_job
+    from seglake import tables
+    from seglake.config import load_config
+
+    lake = tmp_path / "lake"
+    bought = {"A": ["food", "wine"], "B": ["food", "wine", "cheese"], "C": ["food", "cheese"], "D": ["food"]}
+    rows = [
+        (
+            f"{customer}{i}",
+            customer,
+            dt.datetime(2024, 5, 3 + i, 12),
+            Decimal("10.00"),
+            "EUR",
+            "store",
+            "S1",
+            "North",
+            category,
+            1,
+            Decimal("0.00"),
+            False,
+            "test",
+            f"{customer}{i}",
+            dt.datetime(2024, 7, 1),
+            "run-0",
+            "2024-05",
+        )
+        for customer, categories in bought.items()
+        for i, category in enumerate(categories)
+    ]
+    config = load_config(None, [f"lake.root={lake}"])
+    tables.write_table(spark.createDataFrame(rows, JOB_SILVER), config, "silver/receipts")
+    argv = ["--set", f"lake.root={lake}", "--as-of", "2024-06-30"]
+    assert features_job.main(argv) == 0
+    assert segment_job.main([*argv, "--set", "offers.method=item_cooccurrence", "--set", "rfm.campaigns=null"]) == 0
+    offers = spark.read.format("delta").load(str(lake / "gold" / "next_best_offer"))
+    got = {
+        (r["customer_id"], r["rank"]): (r["offer_category"], r["source"], r["lift"], r["customer_group"])
+        for r in offers.collect()
+    }
+    assert got == {
+        ("A", 1): ("cheese", COOCCURRENCE, 0.5, PER_CUSTOMER),
+        ("C", 1): ("wine", COOCCURRENCE, 0.5, PER_CUSTOMER),
+        ("D", 1): ("cheese", COOCCURRENCE, 0.5, PER_CUSTOMER),
+        ("D", 2): ("wine", COOCCURRENCE, 0.5, PER_CUSTOMER),
+    }
