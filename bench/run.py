@@ -88,11 +88,13 @@ def timed(action: Callable[[], object]) -> float:
 def bench_generate(sizes: list[int], spark_overrides: list[str]) -> str:
     """generate at each size; then the same rows rewritten month-partitioned by Spark and DuckDB."""
     from jobs import generate as generate_job
+    from jobs.generate import plan_generation
+    from transforms.generate import to_bronze_receipts
 
     rows = [
-        "| receipts (target) | written | generate s | receipts/s | rewrite: Spark s | "
-        "rewrite: DuckDB s | Spark / DuckDB |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| receipts (target) | written | generate s | receipts/s | rows only s | rows only /s | "
+        "rewrite: Spark s | rewrite: DuckDB s | Spark / DuckDB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size in sizes:
         lake = OUT / f"lake-{label(size)}"
@@ -106,6 +108,12 @@ def bench_generate(sizes: list[int], spark_overrides: list[str]) -> str:
         runs = spark.read.format("delta").load(f"{lake}/ops/runs").where("job = 'generate' AND status = 'succeeded'")
         written = runs.orderBy("started_at", ascending=False).first()["rows_out"]
 
+        # the same rows generated again into Spark's noop sink: the job's CPU cost without any write
+        sizes_set = [f"generate.customers={customers}", f"generate.receipts={size}"]
+        plan = plan_generation(spark, load_config(None, [*spark_overrides, *sizes_set]))
+        rows_only_s = timed(
+            lambda plan=plan: to_bronze_receipts(plan.receipts).write.format("noop").mode("overwrite").save()
+        )
         bronze = spark.read.format("delta").load(f"{lake}/bronze/receipts")
         spark_s = timed(
             lambda bronze=bronze, lake=lake: (
@@ -124,6 +132,7 @@ def bench_generate(sizes: list[int], spark_overrides: list[str]) -> str:
         )
         rows.append(
             f"| {label(size)} | {written:,} | {seconds:.1f} | {written / seconds:,.0f} | "
+            f"{rows_only_s:.1f} | {written / rows_only_s:,.0f} | "
             f"{spark_s:.1f} | {duck_s:.1f} | {spark_s / duck_s:.1f}x |"
         )
         print(rows[-1], flush=True)
@@ -133,7 +142,9 @@ def bench_generate(sizes: list[int], spark_overrides: list[str]) -> str:
         [
             "`generate` end to end (customers = receipts / 10, 2022-01-01..2024-12-31, 2% dirty),",
             "wall time of the job including the calibration pass, the month-partitioned",
-            "bronze/receipts commit, bronze/customers and the truth table. Then the written",
+            "bronze/receipts commit, bronze/customers and the truth table. *Rows only*: the same",
+            "receipts planned again (`plan_generation`) and written to Spark's `noop` sink, i.e. the",
+            "cost of making the rows without any file written (CPU-bound or write-bound). Then the written",
             "rows are rewritten month-partitioned by Spark (Delta) and by DuckDB (Parquet,",
             "reading the same files): the write path of both engines on identical data.",
             "",

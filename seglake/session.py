@@ -87,6 +87,11 @@ def _console_progress(setting: str) -> bool:
     return sys.stderr.isatty() and "PYTEST_CURRENT_TEST" not in os.environ
 
 
+# Receipt-grain columns with (nearly) one value per row; also the customer key, with one
+# value per customer-month or profile row.
+UNIQUE_VALUED_COLUMNS = ("receipt_id", "row_key", "customer_id", "receipt_ts", "amount", "raw_record")
+
+
 def configure_builder(builder: SparkSession.Builder, spark_config: SparkConfig) -> SparkSession.Builder:
     """Delta extension + catalog, AQE, time zone, console progress, extra settings."""
     builder = (
@@ -106,6 +111,12 @@ def configure_builder(builder: SparkSession.Builder, spark_config: SparkConfig) 
         # Keep tables readable by delta-rs, DuckDB, Trino: no deletion vectors etc.
         .config("spark.databricks.delta.properties.defaults.enableDeletionVectors", "false")
     )
+    # No Parquet dictionary for columns whose values are (nearly) all distinct: the writer
+    # builds a dictionary per column chunk, overflows it and falls back to plain encoding.
+    # That cost a fifth of the generator's bronze write, and the files came out larger
+    # (BENCHMARKS.md, generate). Other columns keep the dictionary.
+    for column in UNIQUE_VALUED_COLUMNS:
+        builder = builder.config(f"spark.hadoop.parquet.enable.dictionary#{column}", "false")
     extra_java = spark_config.conf.get("spark.driver.extraJavaOptions", "")
     if not under_spark_submit():
         check_delta_package(spark_config.delta_package, pyspark.__version__)
