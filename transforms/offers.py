@@ -269,11 +269,15 @@ def _offers(
             ),
         )
     )
-    exploded = picked.select(
-        "customer_id",
-        "customer_group",
-        F.posexplode(F.concat("lift_picks", "popular_picks")).alias("position", "offer"),
-    )
+    return _ranked_rows(picked, F.concat("lift_picks", "popular_picks"), as_of=as_of, grouping=grouping)
+
+
+def _ranked_rows(
+    picked: DataFrame, offers: Column, *, as_of: dt.date, grouping: str, group_share: bool = True
+) -> DataFrame:
+    """One gold/next_best_offer row per element of ``offers`` (structs of category, source,
+    lift, overall_share and, with ``group_share``, group_share), ranked from 1 in array order."""
+    exploded = picked.select("customer_id", "customer_group", F.posexplode(offers).alias("position", "offer"))
     return exploded.select(
         F.lit(as_of).alias("as_of_date"),
         "customer_id",
@@ -283,7 +287,7 @@ def _offers(
         F.col("offer.category").alias("offer_category"),
         F.col("offer.source").alias("source"),
         F.col("offer.lift").alias("lift"),
-        F.col("offer.group_share").alias("group_share"),
+        (F.col("offer.group_share") if group_share else F.lit(None).cast("double")).alias("group_share"),
         F.col("offer.overall_share").alias("overall_share"),
     )
 
@@ -577,18 +581,4 @@ def to_item_cooccurrence_offers(
             ),
         )
     )
-    exploded = picked.select(
-        "customer_id", "customer_group", F.posexplode(F.concat("picks", "fill")).alias("position", "offer")
-    )
-    return exploded.select(
-        F.lit(as_of).alias("as_of_date"),
-        "customer_id",
-        F.lit(grouping).alias("grouping"),
-        "customer_group",
-        (F.col("position") + 1).cast("int").alias("rank"),
-        F.col("offer.category").alias("offer_category"),
-        F.col("offer.source").alias("source"),
-        F.col("offer.lift").alias("lift"),
-        F.lit(None).cast("double").alias("group_share"),
-        F.col("offer.overall_share").alias("overall_share"),
-    )
+    return _ranked_rows(picked, F.concat("picks", "fill"), as_of=as_of, grouping=grouping, group_share=False)
