@@ -31,9 +31,8 @@ from pyspark.ml.recommendation import ALS
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from transforms.offers import POPULAR
+from transforms.offers import PER_CUSTOMER, POPULAR, to_bought_together
 
-PER_CUSTOMER = "(customer)"
 SCORED = "score"  # source of an offer ranked by a method's score
 _SCORED_TYPE = "array<struct<k1:double,k2:double,category:string,score:double,share:double>>"
 
@@ -61,12 +60,8 @@ def category_pairs(bought: DataFrame) -> DataFrame:
     ``category``, ``together``, ``p`` = P(c | b), ``lift`` = P(c | b) / share(c)."""
     held = _held(bought)
     shares = category_shares(bought)
-    together = (
-        held.alias("a")
-        .join(held.alias("b"), "customer_id")
-        .where(F.col("a.category") != F.col("b.category"))
-        .groupBy(F.col("a.category").alias("antecedent"), F.col("b.category").alias("category"))
-        .agg(F.count("*").alias("together"))
+    together = to_bought_together(held.withColumnRenamed("category", "item")).select(
+        F.col("item").alias("antecedent"), F.col("neighbour").alias("category"), "together"
     )
     ante = shares.select(F.col("category").alias("antecedent"), F.col("buyers").alias("antecedent_buyers"))
     cons = shares.select("category", "share")

@@ -433,6 +433,27 @@ def to_offer_hit_rate(
 # --- per customer: item co-occurrence ("customers who bought x also bought y") ----------------
 
 
+def _held_items(bought: DataFrame) -> DataFrame:
+    """``customer_id``, ``item``: one row per distinct category a customer bought (nulls dropped)."""
+    return bought.select("customer_id", F.explode(F.array_distinct("categories")).alias("item")).where(
+        F.col("item").isNotNull()
+    )
+
+
+def to_bought_together(held: DataFrame) -> DataFrame:
+    """Grain: (item, neighbour), two different categories some customer bought both of.
+    ``held``: ``customer_id``, ``item``, one row per customer and category
+    (:func:`_held_items`). ``together``: the customers who bought both. A self-join per
+    customer: its cost grows with the square of a customer's distinct categories."""
+    return (
+        held.alias("a")
+        .join(held.alias("b"), "customer_id")
+        .where(F.col("a.item") != F.col("b.item"))
+        .groupBy(F.col("a.item").alias("item"), F.col("b.item").alias("neighbour"))
+        .agg(F.count("*").alias("together"))
+    )
+
+
 def to_item_similarity(
     bought: DataFrame,
     *,
@@ -452,18 +473,9 @@ def to_item_similarity(
         raise ValueError(f"similarity must be one of {', '.join(SIMILARITIES)}, not {similarity!r}")
     if neighbours < 1 or min_together < 1:
         raise ValueError("neighbours and min_together must be at least 1")
-    held = bought.select("customer_id", F.explode(F.array_distinct("categories")).alias("item")).where(
-        F.col("item").isNotNull()
-    )
+    held = _held_items(bought)
     buyers = held.groupBy("item").agg(F.count("*").alias("item_buyers"))
-    pairs = (
-        held.alias("a")
-        .join(held.alias("b"), "customer_id")
-        .where(F.col("a.item") != F.col("b.item"))
-        .groupBy(F.col("a.item").alias("item"), F.col("b.item").alias("neighbour"))
-        .agg(F.count("*").alias("together"))
-        .where(F.col("together") >= min_together)
-    )
+    pairs = to_bought_together(held).where(F.col("together") >= min_together)
     stats = pairs.join(buyers, "item").join(
         buyers.select(F.col("item").alias("neighbour"), F.col("item_buyers").alias("neighbour_buyers")), "neighbour"
     )
