@@ -16,8 +16,14 @@ from pyspark.sql import functions as F
 from jobs import cleanse as cleanse_job
 from jobs import features as features_job
 from jobs import generate as generate_job
-from transforms.calendar import ProfilePeriod, neighbour_months, trend_months
-from transforms.features import to_customer_month, to_customer_month_update, to_customer_profile
+from transforms.calendar import ProfilePeriod, neighbour_months, shift_month, trend_months
+from transforms.features import (
+    to_customer_lifetime,
+    to_customer_month,
+    to_customer_month_update,
+    to_customer_profile,
+    to_lifetime_rows,
+)
 
 RECEIPTS = "receipt_id string, customer_id string, receipt_ts timestamp, amount decimal(18,2)"
 
@@ -73,6 +79,16 @@ def profile_of(
         kept.unpersist()
     profile = {r["customer_id"]: r for r in stored.collect()}
     assert from_kept == profile
+    # from the lifetime state: through D's last whole month, and through two months earlier
+    # (the months after it then come from the rollup)
+    rollup = to_customer_month(receipts, last_k=last_k)
+    last_whole = ProfilePeriod(period["as_of"], window_days).last_whole_month
+    for through in (last_whole, shift_month(last_whole, -2)):
+        state = to_customer_lifetime(
+            to_lifetime_rows(rollup.where(F.col("month") <= through)), through_month=through, last_k=last_k
+        )
+        from_state = to_customer_profile(rollup, receipts, lifetime=state, lifetime_through=through, **period)
+        assert {r["customer_id"]: r for r in from_state.collect()} == profile, f"lifetime state through {through}"
     return profile
 
 

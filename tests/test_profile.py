@@ -10,8 +10,8 @@ import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from transforms.calendar import trend_months
-from transforms.features import to_customer_month, to_customer_profile
+from transforms.calendar import last_whole_month, trend_months
+from transforms.features import to_customer_lifetime, to_customer_month, to_customer_profile, to_lifetime_rows
 from transforms.profile import with_demographics
 
 SOURCE = (
@@ -51,7 +51,17 @@ def profile_of(spark: SparkSession, rows: list[tuple], as_of: str, window_days: 
     day = dt.date.fromisoformat(as_of)
     customer_month = to_customer_month(receipts, last_k=5)
     profile = to_customer_profile(customer_month, receipts, as_of=day, window_days=window_days, last_k=5)
-    return {r["customer_id"]: r for r in profile.collect()}
+    rows = {r["customer_id"]: r for r in profile.collect()}
+    # the same from the lifetime state through D's last whole month (what an incremental run reads)
+    through = last_whole_month(day)
+    state = to_customer_lifetime(
+        to_lifetime_rows(customer_month.where(F.col("month") <= through)), through_month=through, last_k=5
+    )
+    from_state = to_customer_profile(
+        customer_month, receipts, as_of=day, window_days=window_days, last_k=5, lifetime=state, lifetime_through=through
+    )
+    assert {r["customer_id"]: r for r in from_state.collect()} == rows
+    return rows
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,7 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from transforms.calendar import ProfilePeriod, month_of, receipts_of_months
+from transforms.calendar import ProfilePeriod, month_of, receipts_of_months, trend_months
 from transforms.profile import (
     AMOUNT,
     MONTH_360_COLUMNS,
@@ -278,6 +278,64 @@ def to_customer_month_update(
     return with_gaps.where(~F.col("is_anchor")).select(*CUSTOMER_MONTH_COLUMNS)
 
 
+# silver/customer_lifetime: per customer, the lifetime values of the rollup's whole months up
+# to ``through_month``, merged (the columns of CUSTOMER_MONTH_COLUMNS that add up over a
+# lifetime, plus the months with a purchase).
+LIFETIME_VALUE_COLUMNS = (
+    "orders",
+    "purchase_amount",
+    "net_amount",
+    "first_purchase_ts",
+    "last_purchase_ts",
+    "gap_count",
+    "gap_sum_days",
+    "gap_sumsq_days",
+    "last_purchase_dates",
+    "first_purchase_channel",
+    "max_receipt_amount",
+    "active_months",
+)
+CUSTOMER_LIFETIME_COLUMNS = ("customer_id", "through_month", *LIFETIME_VALUE_COLUMNS)
+
+
+def to_lifetime_rows(customer_month: DataFrame) -> DataFrame:
+    """Rollup rows -> rows shaped like silver/customer_lifetime's values (one month each:
+    ``active_months`` is 1 for a month with a purchase)."""
+    return customer_month.select(
+        "customer_id",
+        *[c for c in LIFETIME_VALUE_COLUMNS if c != "active_months"],
+        F.when(F.col("orders") > 0, 1).otherwise(0).cast("long").alias("active_months"),
+    )
+
+
+def to_customer_lifetime(lifetime_rows: DataFrame, *, through_month: str, last_k: int) -> DataFrame:
+    """Grain: customer. Merges rows shaped by :func:`to_lifetime_rows` (months, or earlier
+    lifetime rows of disjoint months) into one row per customer covering them all.
+
+    Every value merges exactly: counts and sums add, first/last take min/max, the last ``k``
+    dates are the latest ``k`` of all, the first channel follows the earliest purchase.
+    The caller says which months the rows cover: all whole months up to ``through_month``.
+    """
+    has_orders = F.col("orders") > 0
+    return lifetime_rows.groupBy("customer_id").agg(
+        F.lit(through_month).alias("through_month"),
+        sum_long(F.col("orders")).alias("orders"),
+        sum_amount(F.col("purchase_amount")).alias("purchase_amount"),
+        sum_amount(F.col("net_amount")).alias("net_amount"),
+        F.min("first_purchase_ts").alias("first_purchase_ts"),
+        F.max("last_purchase_ts").alias("last_purchase_ts"),
+        sum_long(F.col("gap_count")).alias("gap_count"),
+        sum_long(F.col("gap_sum_days")).alias("gap_sum_days"),
+        sum_long(F.col("gap_sumsq_days")).alias("gap_sumsq_days"),
+        _last_dates(F.flatten(F.collect_list("last_purchase_dates")), last_k).alias("last_purchase_dates"),
+        F.min_by("first_purchase_channel", F.when(has_orders, F.col("first_purchase_ts"))).alias(
+            "first_purchase_channel"
+        ),
+        F.max("max_receipt_amount").cast(AMOUNT).alias("max_receipt_amount"),
+        sum_long(F.col("active_months")).alias("active_months"),
+    )
+
+
 def _cut_rollup(receipts: DataFrame, period: ProfilePeriod, last_k: int) -> DataFrame:
     """The cut months rolled up from their receipts dated <= D, by (customer, month,
     is_lifetime, is_window): ``is_lifetime`` for D's month (when D cuts it), ``is_window``
@@ -300,24 +358,67 @@ def _cut_rollup(receipts: DataFrame, period: ProfilePeriod, last_k: int) -> Data
 
 
 def to_span_rows(
-    customer_month: DataFrame, receipts: DataFrame, period: ProfilePeriod, last_k: int, *, partitions: int | None = None
+    customer_month: DataFrame,
+    receipts: DataFrame,
+    period: ProfilePeriod,
+    last_k: int,
+    *,
+    partitions: int | None = None,
+    lifetime: DataFrame | None = None,
+    lifetime_through: str | None = None,
 ) -> DataFrame:
-    """Rollup-shaped rows flagged ``is_lifetime`` / ``is_window`` / ``is_rollup``: the whole
-    months up to D from the rollup (all lifetime; window when wholly inside it), then the
-    cut months from the receipts (:func:`_cut_rollup`), hash-partitioned by customer into
-    ``partitions`` when given (to line up with a rollup partitioned so)."""
-    whole = customer_month.where(F.col("month") <= period.last_whole_month).select(
-        *CUSTOMER_MONTH_COLUMNS,
-        F.lit(True).alias("is_lifetime"),
-        (F.col("month") >= period.first_whole_window_month).alias("is_window"),
-        F.lit(True).alias("is_rollup"),
-    )
+    """Rollup-shaped rows flagged ``is_lifetime`` / ``is_window`` / ``is_rollup``, with
+    ``active_months`` (months with a purchase the row stands for; cut months count by name).
+
+    Without ``lifetime``: the whole months up to D from the rollup (all lifetime; window when
+    wholly inside it). With ``lifetime`` (silver/customer_lifetime through the month
+    ``lifetime_through``, at most D's last whole month): one row per customer for those
+    months, plus from the rollup only the months after it (lifetime) and the window's and
+    the spend trend's months (not lifetime when the state covers them). Then the cut months
+    from the receipts (:func:`_cut_rollup`), hash-partitioned by customer into ``partitions``
+    when given (to line up with a rollup partitioned so)."""
+    month = F.col("month")
+    active = F.when(F.col("orders") > 0, 1).otherwise(0).cast("long").alias("active_months")
+    in_window = (month >= period.first_whole_window_month).alias("is_window")
+    whole_months = customer_month.where(month <= period.last_whole_month)
+    if lifetime is None:
+        whole = whole_months.select(
+            *CUSTOMER_MONTH_COLUMNS, active, F.lit(True).alias("is_lifetime"), in_window, F.lit(True).alias("is_rollup")
+        )
+    else:
+        if lifetime_through is None or lifetime_through > period.last_whole_month:
+            raise ValueError(
+                f"a lifetime state through {lifetime_through} cannot serve as of {period.as_of} "
+                f"(last whole month {period.last_whole_month})"
+            )
+        last_3, previous_3 = trend_months(period.last_whole_month)
+        needed = (
+            (month > lifetime_through) | (month >= period.first_whole_window_month) | month.isin(*last_3, *previous_3)
+        )
+        months = whole_months.where(needed).select(
+            *CUSTOMER_MONTH_COLUMNS,
+            active,
+            (month > lifetime_through).alias("is_lifetime"),
+            in_window,
+            F.lit(True).alias("is_rollup"),
+        )
+        state = lifetime.select(
+            "customer_id",
+            F.lit(None).cast("string").alias("month"),
+            *LIFETIME_VALUE_COLUMNS,
+            F.lit(True).alias("is_lifetime"),
+            F.lit(False).alias("is_window"),
+            F.lit(True).alias("is_rollup"),
+        )
+        whole = state.unionByName(months, allowMissingColumns=True)
     if not period.cut_months:
         return whole
-    cut = _cut_rollup(receipts, period, last_k).withColumn("is_rollup", F.lit(False))
+    cut = _cut_rollup(receipts, period, last_k).withColumns(
+        {"active_months": F.lit(0).cast("long"), "is_rollup": F.lit(False)}
+    )
     if partitions:
         cut = cut.repartition(partitions, "customer_id")
-    return whole.unionByName(cut)
+    return whole.unionByName(cut, allowMissingColumns=True)
 
 
 def _last_dates(dates: Column, last_k: int) -> Column:
@@ -407,6 +508,8 @@ def to_customer_profile(
     window_days: int,
     last_k: int,
     partitions: int | None = None,
+    lifetime: DataFrame | None = None,
+    lifetime_through: str | None = None,
 ) -> DataFrame:
     """Grain: customer (with a purchase on or before ``as_of``). The core RFM / LRFMP
     columns (:data:`PROFILE_CORE_COLUMNS`) and the 360° columns, in one aggregation.
@@ -416,9 +519,20 @@ def to_customer_profile(
     ``partitions``, ``customer_month`` is taken to be hash-partitioned by customer into that
     many partitions (``to_customer_month(..., partitions=)``, persisted): only the cut
     months' rows are shuffled to join it, and the rollup is not shuffled again.
+    With ``lifetime`` (silver/customer_lifetime through ``lifetime_through``) the lifetime
+    values come from it and only the window's months are read from the rollup
+    (:func:`to_span_rows`): the cost follows the customers, not the months of history.
     """
     period = ProfilePeriod(as_of, window_days)
-    rows = to_span_rows(customer_month, receipts, period, last_k, partitions=partitions)
+    rows = to_span_rows(
+        customer_month,
+        receipts,
+        period,
+        last_k,
+        partitions=partitions,
+        lifetime=lifetime,
+        lifetime_through=lifetime_through,
+    )
     flags = SpanFlags(F.col("is_lifetime"), F.col("is_window"), F.col("is_rollup"))
     # Clustered and sorted by customer first, the aggregation streams in one pass per
     # partition; left to itself Spark would aggregate partially before the shuffle,

@@ -181,7 +181,7 @@ def profile_360_aggregates(flags: SpanFlags, last_whole_month: str, cut_months: 
     lifetime, window, rollup = flags.lifetime, flags.window, flags.rollup
     has_orders = F.col("orders") > 0
     last_3, previous_3 = trend_months(last_whole_month)
-    in_trend = lifetime & rollup
+    in_trend = rollup  # whole months (a lifetime state row has no month)
     month_of_year = F.substring("month", 6, 2).cast("int")
 
     def cut_months_with_orders(span: Column) -> Column:
@@ -194,7 +194,9 @@ def profile_360_aggregates(flags: SpanFlags, last_whole_month: str, cut_months: 
         F.min_by("first_purchase_channel", F.when(lifetime & has_orders, F.col("first_purchase_ts"))).alias(
             "first_channel"
         ),
-        (F.count(F.when(rollup & has_orders, 1)) + cut_months_with_orders(lifetime)).alias("months_active_lifetime"),
+        (sum_long(F.when(lifetime & rollup, F.col("active_months"))) + cut_months_with_orders(lifetime)).alias(
+            "months_active_lifetime"
+        ),
         sum_amount(F.when(lifetime, F.col("purchase_amount"))).alias("gross_spend_lifetime"),
         F.max(F.when(lifetime, F.col("max_receipt_amount"))).alias("max_receipt_amount_lifetime"),
         sum_amount(F.when(in_trend & F.col("month").isin(last_3), F.col("net_amount"))).alias("spend_last_3_months"),
