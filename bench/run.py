@@ -5,6 +5,7 @@
     python -m bench.run --only generate
     python -m bench.run --only segment --sizes 100k   # sizes are customers for segment
     python -m bench.run --only offers                 # next-best-offer hit rate on real data (no sizes)
+    python -m bench.run --only incremental --sizes 10M  # a new month: incremental vs. full run
 
 Each section is measured in one run and rewritten in BENCHMARKS.md between its
 ``<!-- bench:NAME -->`` markers, with the machine it ran on.
@@ -28,6 +29,7 @@ from pathlib import Path
 import duckdb
 from pyspark.sql import Column, DataFrame, SparkSession
 
+from bench.incremental import bench_incremental
 from bench.offers import bench_offers
 from seglake.config import load_config
 from seglake.session import build_session
@@ -831,6 +833,7 @@ SECTIONS: dict[str, Callable[[list[int], list[str]], str]] = {
     "segment": bench_segment,
     "clusters": bench_clusters,
     "offers": bench_offers,  # a fixed real data set: no sizes
+    "incremental": lambda sizes, overrides: bench_incremental(sizes, overrides, OUT),
 }
 DEFAULT_SIZES = {
     "generate": "1M,10M",
@@ -839,6 +842,7 @@ DEFAULT_SIZES = {
     "features": "10M,50M",
     "segment": "1M,5M",
     "clusters": "1M,5M",
+    "incremental": "50M",
 }
 
 

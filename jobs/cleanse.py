@@ -1,7 +1,11 @@
 """``cleanse``: bronze/receipts -> silver/receipts + silver/receipts_quarantine.
 
-Incremental by default: only bronze rows whose ``row_key`` is in neither silver nor
-the quarantine are processed, so a rerun adds nothing. ``--full`` reprocesses all of
+Incremental by default: only the rows appended to bronze since the version the last
+succeeded cleanse run read are processed (bronze's Change Data Feed reads just the files
+those commits added), so a rerun adds nothing. When bronze's history was rewritten since
+(an ingest ``--mode overwrite``, a RESTORE, ...) or no version is recorded, the run says so in
+one line and processes the bronze rows whose ``row_key`` is in neither silver nor the
+quarantine instead (comparing the full tables). ``--full`` reprocesses all of
 bronze and replaces both tables. The books must balance (rows in = clean + quarantined)
 before anything is written, and again after both commits, counted as committed (the
 rows carrying the run's id in each table at the version it committed); a run whose
@@ -44,6 +48,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from seglake import catalog
+from seglake.changes import Appended, appended_since
 from seglake.config import SeglakeConfig
 from seglake.errors import UserError
 from seglake.job import Job, StageResult, job_log, run_job
@@ -62,6 +67,8 @@ from transforms.cleanse import (
 from transforms.quality import Check, quarantine_rate_checks, row_drop_check, to_column_profile
 
 FAULT_ENV = "SEGLAKE_FAULT"
+# New rows up to this many are checked for duplicates by broadcasting their receipt ids.
+FEW_NEW_ROWS = 5_000_000
 FAULT_EXIT_STATUS = 86
 
 
@@ -134,18 +141,16 @@ def run(lake: Lake, *, full: bool = False, no_profile: bool = False) -> StageRes
     rewrite = repair_incomplete_run(lake)
     full = full or rewrite or not lake.exists("silver/receipts")
     kept: DataFrame | None = None
-    todo = bronze
+    todo, appended = bronze, None
     if not full:
         kept = lake.read("silver/receipts")
-        done = kept.select("row_key")
-        if lake.exists("silver/receipts_quarantine"):
-            done = done.unionByName(lake.read("silver/receipts_quarantine").select("row_key"))
-        todo = bronze.join(done, "row_key", "left_anti")
+        todo, appended = rows_to_cleanse(lake, bronze, kept)
     log.info(f"{'full' if full else 'incremental'} run over bronze/receipts v{lake.tables_read['bronze/receipts']}")
 
     rules = rules_from(config)
     checked = with_reject_reason(with_normalised_values(todo, rules), rules)
-    classified = with_duplicate_reasons(checked, kept).persist(StorageLevel.MEMORY_AND_DISK)
+    few = appended is not None and appended.count <= FEW_NEW_ROWS
+    classified = with_duplicate_reasons(checked, kept, few=few).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = {r["reject_reason"]: int(r["rows"]) for r in to_reason_counts(classified).collect()}
         rows_in = todo.count()
@@ -201,6 +206,40 @@ def run(lake: Lake, *, full: bool = False, no_profile: bool = False) -> StageRes
         "reasons": dict(sorted(counts.items())),
     }
     return StageResult(rows_in=rows_in, rows_out=clean, details=details)
+
+
+def last_bronze_version(lake: Lake) -> int | None:
+    """The bronze/receipts version the last succeeded cleanse run read (None: none recorded)."""
+    if not lake.exists("ops/runs"):
+        return None
+    read = F.col("tables_read")
+    is_cleanse = (
+        (F.col("job") == "cleanse") & (F.col("status") == "succeeded") & F.map_contains_key(read, "bronze/receipts")
+    )
+    last = lake.read("ops/runs").where(is_cleanse).orderBy(F.desc("ended_at")).select("tables_read").first()
+    return int(last["tables_read"]["bronze/receipts"]) if last else None
+
+
+def rows_to_cleanse(lake: Lake, bronze: DataFrame, kept: DataFrame) -> tuple[DataFrame, Appended | None]:
+    """The bronze rows an incremental run cleanses, and what bronze's log said.
+
+    The rows appended to bronze/receipts since the version the last succeeded cleanse read
+    (its Change Data Feed: only the files added since). When that cannot be told (no version
+    recorded, history rewritten, no feed), the rows whose ``row_key`` is in neither silver
+    nor the quarantine, found by comparing the full tables, said in one line.
+    """
+    since = last_bronze_version(lake)
+    appended = appended_since(lake, "bronze/receipts", since) if since is not None else None
+    if appended is not None and appended.reason is None and appended.rows is not None:
+        rows = f"{appended.count:,} row{'' if appended.count == 1 else 's'}"
+        log.info(f"{rows} appended to bronze/receipts since v{since} (its change data feed)")
+        return appended.rows, appended
+    why = appended.reason if appended is not None else "no earlier cleanse run recorded the bronze version it read"
+    log.info(f"new bronze rows found by comparing row keys with silver and the quarantine: {why}")
+    done = kept.select("row_key")
+    if lake.exists("silver/receipts_quarantine"):
+        done = done.unionByName(lake.read("silver/receipts_quarantine").select("row_key"))
+    return bronze.join(done, "row_key", "left_anti"), None
 
 
 def check_threshold_config(config: SeglakeConfig) -> None:

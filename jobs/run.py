@@ -41,7 +41,17 @@ log = job_log("run")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stages", help=f"comma-separated subset of: {', '.join(STAGES)}")
-    parser.add_argument("--full", action="store_true", help="cleanse: reprocess all of bronze")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument(
+        "--full",
+        action="store_true",
+        help="rebuild everything: cleanse all of bronze, rewrite silver/customer_month and the lifetime state",
+    )
+    how.add_argument(
+        "--incremental",
+        action="store_true",
+        help="process only what was appended since the last run (the default once silver/customer_lifetime exists)",
+    )
     parser.add_argument(
         "--sample",
         action="store_true",
@@ -133,9 +143,20 @@ def generate_sample_lake(lake: Lake, *, pipeline_run: str) -> None:
 
 
 def run(
-    lake: Lake, *, as_of: dt.date | None, stages: str | None = None, full: bool = False, sample: bool = False
+    lake: Lake,
+    *,
+    as_of: dt.date | None,
+    stages: str | None = None,
+    full: bool = False,
+    incremental: bool = False,
+    sample: bool = False,
 ) -> StageResult:
     """Every stage of ``stages`` (default: all) for one as-of date (default: the last complete day).
+
+    Incremental (``incremental``, and by default once silver/customer_lifetime exists): cleanse
+    takes the rows appended to bronze since its last run and features rebuilds only the months
+    they touch and merges them into the lifetime state (each stage falls back to a full
+    rebuild, saying why in one line, when history was rewritten). ``full`` rebuilds everything.
 
     Without bronze/receipts, the sample lake is generated first on the default local lake
     or with ``sample``; anywhere else that is a one-line error (a mistyped production
@@ -154,7 +175,11 @@ def run(
     else:
         log.info(f"as of {as_of} (--as-of)")
     logs.set_as_of(as_of)
-    options: dict[str, dict[str, Any]] = {"cleanse": {"full": full}}
+    incremental = not full and (incremental or lake.exists(features.LIFETIME))
+    if "features" in wanted:
+        how = "incremental" if incremental else ("full (--full)" if full else "full (no lifetime state yet)")
+        log.info(f"{how} run: features {'updates' if incremental else 'rewrites'} the rollup and the lifetime state")
+    options: dict[str, dict[str, Any]] = {"cleanse": {"full": full}, "features": {"incremental": incremental}}
     results: dict[str, StageResult] = {}
     for name in wanted:
         stage = Lake(lake.spark, lake.config, job=name)
@@ -212,7 +237,12 @@ JOB = Job(
     run=run,
     as_of_from="pipeline",
     add_arguments=add_arguments,
-    options=lambda args: {"stages": args.stages, "full": bool(args.full), "sample": bool(args.sample)},
+    options=lambda args: {
+        "stages": args.stages,
+        "full": bool(args.full),
+        "incremental": bool(args.incremental),
+        "sample": bool(args.sample),
+    },
 )
 
 

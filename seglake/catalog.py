@@ -39,6 +39,9 @@ RECEIPT_STATS = "receipt_ts,customer_id,amount"
 # The rollup and the profile are read by partition (month, as_of_date: no statistics
 # needed) and looked up by customer; statistics on their ~40 other columns cost write time.
 CUSTOMER_STATS = "customer_id"
+# Incremental runs read the rows appended since the last run from the Change Data Feed
+# (Delta writer feature, protocol writer version 4; readers need nothing new).
+CHANGE_DATA_FEED = {"delta.enableChangeDataFeed": "true"}
 
 
 _SIMPLE_TYPES: dict[str, T.DataType] = {
@@ -231,7 +234,7 @@ TABLES: tuple[Table, ...] = (
         written_by=("generate", "ingest"),
         write_mode="append",
         partition_by=("receipt_month",),
-        properties={"delta.dataSkippingStatsColumns": RECEIPT_STATS},
+        properties={"delta.dataSkippingStatsColumns": RECEIPT_STATS, **CHANGE_DATA_FEED},
         columns=(
             *RECEIPT_COLUMNS,
             *LINEAGE_COLUMNS,
@@ -284,7 +287,7 @@ TABLES: tuple[Table, ...] = (
         written_by=("cleanse",),
         write_mode="append",
         partition_by=("receipt_month",),
-        properties={"delta.dataSkippingStatsColumns": f"{RECEIPT_STATS},cleanse_run_id"},
+        properties={"delta.dataSkippingStatsColumns": f"{RECEIPT_STATS},cleanse_run_id", **CHANGE_DATA_FEED},
         columns=(
             Col("receipt_id", "string", "Receipt identifier, unique in the table."),
             Col("customer_id", "string", "Customer identifier, trimmed and case-normalised."),
@@ -387,6 +390,38 @@ TABLES: tuple[Table, ...] = (
             ),
             Col("region_orders", "map<string,bigint>", "Purchases per sales region (region -> count)."),
             Col("store_orders", "map<string,bigint>", "Purchases per store (store_id -> count)."),
+        ),
+    ),
+    Table(
+        name="silver/customer_lifetime",
+        grain="customer (with a rollup row up to through_month)",
+        written_by=("features",),
+        write_mode="overwrite",
+        properties={"delta.dataSkippingStatsColumns": CUSTOMER_STATS},
+        columns=(
+            Col("customer_id", "string", "Customer identifier (as in silver/receipts)."),
+            Col(
+                "through_month",
+                "string",
+                "The state covers the customer's silver/customer_month rows up to this month (YYYY-MM), the same "
+                "for every row: an incremental features run adds the months after it.",
+            ),
+            Col("orders", "bigint", "Purchases (receipts with amount > 0) up to through_month."),
+            Col("purchase_amount", "decimal(18,2)", "Sum of those purchases' amounts, base currency."),
+            Col("net_amount", "decimal(18,2)", "Purchases + returns up to through_month, base currency."),
+            Col("first_purchase_ts", "timestamp", "Time of the first purchase; null without purchases."),
+            Col("last_purchase_ts", "timestamp", "Time of the last purchase up to through_month; null without."),
+            Col("gap_count", "bigint", "Purchases with an earlier purchase: one gap each (sum of the months')."),
+            Col("gap_sum_days", "bigint", "Sum of the whole days between consecutive purchase dates."),
+            Col("gap_sumsq_days", "bigint", "Sum of the squares of those gaps (for periodicity)."),
+            Col(
+                "last_purchase_dates",
+                "array<date>",
+                "The last k purchase dates up to through_month, latest first (k = features.recency_last_k).",
+            ),
+            Col("first_purchase_channel", "string", "Channel of the first purchase (earliest time, then receipt id)."),
+            Col("max_receipt_amount", "decimal(18,2)", "Largest purchase amount, base currency; null without."),
+            Col("active_months", "bigint", "Calendar months with a purchase up to through_month."),
         ),
     ),
     Table(

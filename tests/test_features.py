@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from jobs import cleanse as cleanse_job
 from jobs import features as features_job
 from jobs import generate as generate_job
+from tests.conftest import assert_same_rows
 from transforms.calendar import ProfilePeriod, neighbour_months, shift_month, trend_months
 from transforms.features import (
     to_customer_lifetime,
@@ -741,3 +742,53 @@ def test_incremental_rollup_in_another_zone_than_cleanse_reads_the_neighbouring_
         spark.conf.set("spark.sql.session.timeZone", zone)
     # Tokyo 2024-03-01 -> 2024-04-01: a 31-day gap in April
     assert [(r["month"], r["orders"], r["gap_sum_days"]) for r in t_months] == [("2024-03", 1, 0), ("2024-04", 1, 31)]
+
+
+def read_table(spark: SparkSession, lake: Path, table: str) -> DataFrame:
+    return spark.read.format("delta").load(f"{lake}/{table}")
+
+
+def test_incremental_runs_equal_a_full_rebuild_of_the_same_receipts(
+    spark: SparkSession, lake: Path, tmp_path: Path, capsys
+) -> None:
+    """Three runs on lake A: full as of April 30 (state through April), then two incremental
+    runs after appends: late receipts in months the state covers plus a cut June, then July.
+    Lake B gets all receipts at once and full runs as of the same dates: every table equal."""
+    june = [
+        ("n1", "N", "2024-05-03", "12.00"),  # a new customer in May: the state must gain May
+        ("n2", "N", "2024-06-10", "4.00"),  # June, cut by D = June 15
+        ("c3", "C", "2024-06-14 23:30", "-2.00"),  # a return only
+    ]
+    july = [("a5", "A", "2024-07-01", "10.00"), ("n3", "N", "2024-07-31 23:59", "1.00")]
+    root = f"--set=lake.root={lake}"
+    append_silver(spark, lake, FIRST_BATCH)
+    assert features_job.main([root, "--as-of=2024-04-30"]) == 0
+    append_silver(spark, lake, LATE_BATCH + june)
+    capsys.readouterr()
+    assert features_job.main([root, "--as-of=2024-06-15", "--incremental"]) == 0
+    log = capsys.readouterr().err
+    assert "5 receipts appended to silver/receipts since v0 (its change data feed)" in log
+    # a4 (February) and its next month (March) lie in the state's months: A is recomputed
+    assert "late receipts in 2024-02, 2024-03: their customers recomputed" in log
+    assert "months 2024-05..2024-05 added" in log
+    append_silver(spark, lake, july)
+    assert features_job.main([root, "--as-of=2024-07-31", "--incremental"]) == 0
+    log = capsys.readouterr().err
+    assert "months 2024-06..2024-07 added" in log
+    details = json.loads(last_features_run(spark, lake)["details"])
+    assert details["rebuilt_months"] == ["2024-07"]
+    assert details["rollup"]["lifetime"]["through_month"] == "2024-07"
+
+    full_lake = tmp_path / "full"
+    full_lake.mkdir()
+    append_silver(spark, full_lake, FIRST_BATCH + LATE_BATCH + june + july)
+    for day in ("2024-06-15", "2024-07-31"):
+        assert features_job.main([f"--set=lake.root={full_lake}", f"--as-of={day}"]) == 0
+    for table in ("silver/customer_month", "silver/customer_lifetime", "gold/customer_profile"):
+        ours = read_table(spark, lake, table)
+        if table == "gold/customer_profile":
+            ours = ours.where("as_of_date <> DATE'2024-04-30'")
+        assert_same_rows(ours, read_table(spark, full_lake, table).select(*ours.columns), table)
+    a = read_table(spark, lake, "silver/customer_lifetime").where("customer_id = 'A'").first()
+    # A: 01-10, 02-20, 03-05, 05-20, 07-01: gaps 41, 14, 76, 42
+    assert (a["orders"], a["gap_count"], a["gap_sum_days"], a["active_months"]) == (5, 4, 173, 5)

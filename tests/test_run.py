@@ -224,3 +224,59 @@ def test_the_sample_lake_puts_every_customer_in_a_named_segment(spark: SparkSess
     first = offers.where("rank = 1").select("customer_id", F.col("offer_category").alias("first_offer"))
     carried = audiences.where(F.col("as_of_date") == as_of).join(first, "customer_id", "left")
     assert carried.where(~F.col("offer_category").eqNullSafe(F.col("first_offer"))).count() == 0
+
+
+# gold tables that compare with the lake's earlier run (which only the incremental lake has)
+EARLIER_RUN_TABLES = ("gold/segment_migration", "gold/clusters", "gold/cluster_profiles")
+
+
+@pytest.mark.slow  # three pipeline runs on two small generated lakes
+def test_an_incremental_run_after_a_new_month_equals_a_full_rebuild(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """History (Jan-Dec 2024) run in full, January 2025 appended to bronze, then the default
+    run is incremental; `run --full` on a lake with the same receipts gives the same gold."""
+    from seglake.config import load_config
+
+    source, ours = tmp_path / "source", tmp_path / "ours"
+    settings = ["--set", "clusters.k_max=4", "--set", f"report.root={tmp_path / 'reports'}"]
+    generate = ["--customers=300", "--receipts=3000", "--start=2024-01-01", "--end=2025-01-31"]
+    from jobs import generate as generate_job
+
+    assert generate_job.main([f"--set=lake.root={source}", *generate]) == 0
+    bronze = spark.read.format("delta").load(f"{source}/bronze/receipts")
+    config = load_config(None, [f"lake.root={ours}"])
+    is_new = F.col("receipt_month") == "2025-01"
+    tables.write_table(bronze.where(~is_new), config, "bronze/receipts", mode="overwrite")
+    customers = spark.read.format("delta").load(f"{source}/bronze/customers")
+    tables.write_table(customers, config, "bronze/customers", mode="overwrite")
+    assert run_job.main([f"--set=lake.root={ours}", *settings, "--as-of=2024-12-31"]) == 0
+    tables.write_table(bronze.where(is_new), config, "bronze/receipts", mode="append")
+    capsys.readouterr()
+    assert run_job.main([f"--set=lake.root={ours}", *settings, "--as-of=2025-01-31"]) == 0
+    log = capsys.readouterr().err
+    new_rows = bronze.where(is_new).count()
+    assert "incremental run: features updates the rollup and the lifetime state" in log
+    assert f"{new_rows:,} rows appended to bronze/receipts since v0" in log
+    assert "month(s) rebuilt: 2025-01;" in log  # no generated receipt is late: only the new month
+    assert "silver/customer_lifetime:" in log and "months 2025-01..2025-01 added" in log
+    assert run_job.main([f"--set=lake.root={source}", *settings, "--as-of=2025-01-31", "--full"]) == 0
+
+    compared = []
+    for name, table in catalog.CATALOG.items():
+        if not table.is_as_of_partitioned or name in EARLIER_RUN_TABLES:
+            continue
+        if not tables.table_exists(spark, f"{source}/{name}"):
+            continue
+        rows = [
+            spark.read.format("delta").load(f"{lake}/{name}").where("as_of_date = DATE'2025-01-31'")
+            for lake in (ours, source)
+        ]
+        assert rows[1].count() > 0, name
+        assert_same_rows(rows[0], rows[1], name)
+        compared.append(name)
+    assert "gold/customer_profile" in compared and "gold/rfm_segments" in compared and len(compared) >= 8
+    for name in ("silver/customer_month", "silver/customer_lifetime"):
+        assert_same_rows(
+            spark.read.format("delta").load(f"{ours}/{name}"), spark.read.format("delta").load(f"{source}/{name}"), name
+        )

@@ -201,11 +201,13 @@ def _content(prefix: str = "") -> Column:
     return F.struct(*[F.col(f"{prefix}{c}").alias(c) for c in CONTENT])
 
 
-def with_duplicate_reasons(checked: DataFrame, kept: DataFrame | None) -> DataFrame:
+def with_duplicate_reasons(checked: DataFrame, kept: DataFrame | None, *, few: bool = False) -> DataFrame:
     """Mark duplicates and receipt id conflicts among rows that passed the rules.
 
     ``kept`` is silver (canonical columns) for the receipt ids at stake; its rows win.
-    One shuffle: a window partitioned by receipt id.
+    One shuffle: a window partitioned by receipt id. ``few``: the rows checked are few
+    against ``kept`` (an incremental run's new rows), so their receipt ids are broadcast to
+    pick silver's rows at stake while it is scanned, rather than shuffling all of silver.
     """
     candidates = checked.where(F.col("reject_reason").isNull()).select(
         "*",
@@ -225,7 +227,8 @@ def with_duplicate_reasons(checked: DataFrame, kept: DataFrame | None) -> DataFr
         ).alias("_content"),
     )
     if kept is not None:
-        existing = kept.join(candidates.select("receipt_id").distinct(), "receipt_id", "left_semi")
+        ids = candidates.select("receipt_id").distinct()
+        existing = kept.join(F.broadcast(ids) if few else ids, "receipt_id", "left_semi")
         candidates = candidates.unionByName(
             existing.select(
                 "receipt_id", "ingested_at", "row_key", F.lit(True).alias("_is_kept"), _content().alias("_content")
