@@ -329,9 +329,8 @@ def rebuild_months(
     if months:
         quoted = ", ".join(f"'{m}'" for m in months)
         recorded = previous.get("lifetime")
-        state_through = str(recorded["through_month"]) if recorded else None
-        state_fits = state_through is not None and state_through < months[0]
-        if state_fits and lifetime_mismatch(lake, recorded, last_k) is None:
+        state_through = str(recorded["through_month"]) if recorded else ""
+        if state_through and state_through < months[0] and lifetime_mismatch(lake, recorded, last_k) is None:
             # the state stands in for every month up to its end (one anchor row per customer)
             anchors = lake.read(LIFETIME).select(
                 "customer_id", F.lit(state_through).alias("month"), "orders", "last_purchase_ts"
