@@ -1,16 +1,25 @@
-"""``features``: silver/receipts -> silver/customer_month -> gold/customer_profile.
+"""``features``: silver/receipts -> silver/customer_month -> silver/customer_lifetime ->
+gold/customer_profile.
 
 The rollup ``silver/customer_month`` is rewritten in full (overwrite) from all of
-silver. With ``--incremental`` only the months that changed since the silver version
-the rollup was last built from are rebuilt (``replaceWhere`` on ``month``): the months
-of receipts added or removed since, plus, per customer with a changed purchase, the
-next month with a purchase (its first gap changes). It falls back to the full rewrite
-when the last run's bookkeeping (``ops/runs`` details) does not match the tables,
-``features.recency_last_k`` changed, or the rollup has other columns (written by another
-seglake version). The profile for the as-of date D (``--as-of``, default: the last day with
-receipts in silver) is derived from the rollup plus the receipts of the at most two
-months that D and the window start cut (see ``transforms/features.py``), and
-replaces the ``as_of_date = D`` partition of ``gold/customer_profile`` atomically.
+silver. With ``--incremental`` (``run``'s default once the lifetime state exists) the
+receipts appended to silver since the version the last run read come from the table's
+Change Data Feed (:mod:`seglake.changes`), and only the months they touch are rebuilt
+(``replaceWhere`` on ``month``): their own months plus, per customer with a new purchase,
+the next month with a purchase (its first gap changes). It falls back to the full rewrite,
+in one line, when silver's history was rewritten since (an overwrite, a RESTORE, ...),
+the last run's bookkeeping (``ops/runs`` details) does not match the tables,
+``features.recency_last_k`` or the time zone changed, or the rollup has other columns
+(written by another seglake version).
+
+``silver/customer_lifetime`` holds per customer the lifetime values of the rollup's whole
+months up to D's last whole month; an incremental run merges it with the months after
+its end (customers with late receipts in months it covers are recomputed from the
+rollup). The profile for the as-of date D (``--as-of``, default: the last day with
+receipts in silver) takes its lifetime values from that state and reads from the rollup
+only the window's months, plus the receipts of the at most two months that D and the
+window start cut (see ``transforms/features.py``); it replaces the ``as_of_date = D``
+partition of ``gold/customer_profile`` atomically.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from seglake.config import SeglakeConfig
 from seglake.errors import UserError
 from seglake.job import Job, Laps, StageResult, job_log, run_job
 from seglake.lake import Lake
+from seglake.runlog import last_rollup, rollup_mismatch
 from seglake.segment_maps import (
     OTHER,
     CampaignSettings,
@@ -52,11 +53,13 @@ from seglake.segment_maps import (
     load_segment_map,
     population_parts,
 )
+from transforms.calendar import last_whole_month
 from transforms.offers import (
     ITEM_COOCCURRENCE,
     OFFER_COLUMNS,
     to_customer_categories,
     to_item_cooccurrence_offers,
+    to_lifetime_categories,
     to_next_best_offer,
     to_offer_coverage,
     to_offer_groups,
@@ -97,6 +100,7 @@ RFM_SEGMENT_COLUMNS = [
 ]
 VALUE = "gold/customer_value"
 MONTHS = "silver/customer_month"
+LIFETIME = "silver/customer_lifetime"
 VALUE_COLUMNS = ["clv_amount", "clv_decile", "probability_alive"]  # joined from VALUE for segments and rules
 
 
@@ -143,7 +147,7 @@ def next_best_offers(lake: Lake, scored: DataFrame, as_of: dt.date, details: dic
         log.info("next-best-offer: " + ("off (offers.enabled)" if not offers_config.enabled else f"no {MONTHS}"))
         details["next_best_offer"] = None
         return no_offers
-    bought = to_customer_categories(lake.read(MONTHS), as_of=as_of)
+    bought = bought_categories(lake, as_of)
     if offers_config.method == ITEM_COOCCURRENCE:
         offers = to_item_cooccurrence_offers(
             scored.select("customer_id"),
@@ -182,6 +186,28 @@ def next_best_offers(lake: Lake, scored: DataFrame, as_of: dt.date, details: dic
         f"{coverage['with_cooccurrence']:,} with a co-occurrence offer"
     )
     return written.where(F.col("rank") == 1).select("customer_id", "offer_category")
+
+
+def bought_categories(lake: Lake, as_of: dt.date) -> DataFrame:
+    """Per customer, the categories bought up to the last whole month on or before ``as_of``.
+
+    From silver/customer_lifetime when the last features run left it through exactly that
+    month and the tables are the ones it recorded (one row per customer: no months of
+    history read); else from every month of silver/customer_month.
+    """
+    built = last_rollup(lake) if lake.exists(LIFETIME) else None
+    state = (built or {}).get("lifetime") or {}
+    month = last_whole_month(as_of)
+    if (
+        built is not None
+        and state.get("through_month") == month
+        and state.get("version") == lake.version(LIFETIME)
+        and rollup_mismatch(lake, built) is None
+    ):
+        log.info(f"next-best-offer: bought categories from {LIFETIME} (through {month})")
+        return to_lifetime_categories(lake.read(LIFETIME))
+    log.info(f"next-best-offer: bought categories from every month up to {month} of {MONTHS}")
+    return to_customer_categories(lake.read(MONTHS), as_of=as_of)
 
 
 def value_partition(lake: Lake, as_of: dt.date, details: dict[str, Any]) -> DataFrame | None:

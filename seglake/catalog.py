@@ -422,6 +422,12 @@ TABLES: tuple[Table, ...] = (
             Col("first_purchase_channel", "string", "Channel of the first purchase (earliest time, then receipt id)."),
             Col("max_receipt_amount", "decimal(18,2)", "Largest purchase amount, base currency; null without."),
             Col("active_months", "bigint", "Calendar months with a purchase up to through_month."),
+            Col(
+                "categories_bought",
+                "array<string>",
+                "Product categories with a positive purchase amount in some month up to through_month, sorted "
+                "(the bought categories next-best-offer never offers).",
+            ),
         ),
     ),
     Table(

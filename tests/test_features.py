@@ -80,16 +80,15 @@ def profile_of(
         kept.unpersist()
     profile = {r["customer_id"]: r for r in stored.collect()}
     assert from_kept == profile
-    # from the lifetime state: through D's last whole month, and through two months earlier
-    # (the months after it then come from the rollup)
+    # from a lifetime state ending two months before D's last whole month: the months after
+    # it come from the rollup (tests/test_profile.py: a state through the last whole month)
     rollup = to_customer_month(receipts, last_k=last_k)
-    last_whole = ProfilePeriod(period["as_of"], window_days).last_whole_month
-    for through in (last_whole, shift_month(last_whole, -2)):
-        state = to_customer_lifetime(
-            to_lifetime_rows(rollup.where(F.col("month") <= through)), through_month=through, last_k=last_k
-        )
-        from_state = to_customer_profile(rollup, receipts, lifetime=state, lifetime_through=through, **period)
-        assert {r["customer_id"]: r for r in from_state.collect()} == profile, f"lifetime state through {through}"
+    through = shift_month(ProfilePeriod(period["as_of"], window_days).last_whole_month, -2)
+    state = to_customer_lifetime(
+        to_lifetime_rows(rollup.where(F.col("month") <= through)), through_month=through, last_k=last_k
+    )
+    from_state = to_customer_profile(rollup, receipts, lifetime=state, lifetime_through=through, **period)
+    assert {r["customer_id"]: r for r in from_state.collect()} == profile, f"lifetime state through {through}"
     return profile
 
 

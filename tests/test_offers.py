@@ -12,6 +12,9 @@ from pyspark.sql import functions as F
 
 from seglake import catalog
 from seglake.config import OffersConfig
+from tests.conftest import with_catalog_columns
+from transforms.calendar import last_whole_month
+from transforms.features import to_customer_lifetime, to_lifetime_rows
 from transforms.offers import (
     COOCCURRENCE,
     PER_CUSTOMER,
@@ -19,6 +22,7 @@ from transforms.offers import (
     to_customer_categories,
     to_item_cooccurrence_offers,
     to_item_similarity,
+    to_lifetime_categories,
     to_month_categories,
     to_next_best_offer,
     to_offer_coverage,
@@ -223,6 +227,11 @@ def test_categories_bought_up_to_the_last_whole_month(spark: SparkSession, as_of
     )
     rows = to_customer_categories(rollup, as_of=as_of).collect()
     assert {r["customer_id"]: r["categories"] for r in rows} == expected
+    # the same from the lifetime state through that month (what an incremental run reads)
+    through = last_whole_month(as_of)
+    months = with_catalog_columns(rollup.where(F.col("month") <= through), "silver/customer_month")
+    state = to_customer_lifetime(to_lifetime_rows(months), through_month=through, last_k=5)
+    assert {r["customer_id"]: r["categories"] for r in to_lifetime_categories(state).collect()} == expected
     month = to_month_categories(rollup, month="2024-03").collect()
     assert {r["customer_id"]: r["categories"] for r in month} == {"u1": ["A", "D"], "u3": ["A"]}
 

@@ -52,6 +52,13 @@ the customer's next month with a purchase: ``to_changed_months`` names those mon
 the previous purchase with its ``last_purchase_ts``), so the rollup can be kept up to
 date without reading all receipts.
 
+The lifetime values of the whole months also merge exactly per customer: the
+``silver/customer_lifetime`` state (:func:`to_customer_lifetime` over
+:func:`to_lifetime_rows`) sums, mins and maxes them up to a month, and
+:func:`to_customer_profile` given that state reads from the rollup only the months after
+it and those of the window and the spend trend, so a profile's cost follows the
+customers, not the months of history.
+
 Periodicity is ``stddev_samp`` of the gaps, from count ``n``, sum ``s`` and sum of
 squares ``q``: ``sqrt((n*q - s*s) / (n*(n-1)))``, null for ``n < 2`` (fewer than three
 purchases).
@@ -65,6 +72,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from transforms.calendar import ProfilePeriod, month_of, receipts_of_months, trend_months
+from transforms.offers import positive_categories
 from transforms.profile import (
     AMOUNT,
     MONTH_360_COLUMNS,
@@ -294,17 +302,20 @@ LIFETIME_VALUE_COLUMNS = (
     "first_purchase_channel",
     "max_receipt_amount",
     "active_months",
+    "categories_bought",
 )
 CUSTOMER_LIFETIME_COLUMNS = ("customer_id", "through_month", *LIFETIME_VALUE_COLUMNS)
 
 
 def to_lifetime_rows(customer_month: DataFrame) -> DataFrame:
     """Rollup rows -> rows shaped like silver/customer_lifetime's values (one month each:
-    ``active_months`` is 1 for a month with a purchase)."""
+    ``active_months`` is 1 for a month with a purchase; ``categories_bought`` the month's
+    categories with a positive purchase amount)."""
     return customer_month.select(
         "customer_id",
-        *[c for c in LIFETIME_VALUE_COLUMNS if c != "active_months"],
+        *[c for c in LIFETIME_VALUE_COLUMNS if c not in ("active_months", "categories_bought")],
         F.when(F.col("orders") > 0, 1).otherwise(0).cast("long").alias("active_months"),
+        positive_categories(F.col("category_amounts")).alias("categories_bought"),
     )
 
 
@@ -333,6 +344,7 @@ def to_customer_lifetime(lifetime_rows: DataFrame, *, through_month: str, last_k
         ),
         F.max("max_receipt_amount").cast(AMOUNT).alias("max_receipt_amount"),
         sum_long(F.col("active_months")).alias("active_months"),
+        F.array_sort(F.array_distinct(F.flatten(F.collect_list("categories_bought")))).alias("categories_bought"),
     )
 
 

@@ -116,14 +116,14 @@ def _empty_categories() -> Column:
     return F.array().cast("array<string>")
 
 
-def _positive_categories(amounts: Column) -> Column:
+def positive_categories(amounts: Column) -> Column:
     """Keys of a ``category -> amount`` map with a positive amount (null for a null map)."""
     return F.map_keys(F.map_filter(amounts, lambda _category, amount: amount > 0))
 
 
 def _categories_per_customer(months: DataFrame) -> DataFrame:
     """customer_id, categories: the distinct positive-amount categories of the rows, sorted."""
-    positive = F.flatten(F.collect_list(_positive_categories(F.col("category_amounts"))))
+    positive = F.flatten(F.collect_list(positive_categories(F.col("category_amounts"))))
     return months.groupBy("customer_id").agg(F.array_sort(F.array_distinct(positive)).alias("categories"))
 
 
@@ -136,6 +136,14 @@ def to_customer_categories(customer_month: DataFrame, *, as_of: dt.date) -> Data
     without a positive category amount gets an empty array.
     """
     return _categories_per_customer(customer_month.where(F.col("month") <= last_whole_month(as_of)))
+
+
+def to_lifetime_categories(customer_lifetime: DataFrame) -> DataFrame:
+    """:func:`to_customer_categories` from silver/customer_lifetime, whose
+    ``categories_bought`` are those of every month up to its ``through_month``: the same
+    rows when that month is the last whole month on or before the as-of date, without
+    reading the months of history."""
+    return customer_lifetime.select("customer_id", F.col("categories_bought").alias("categories"))
 
 
 def to_month_categories(customer_month: DataFrame, *, month: str) -> DataFrame:

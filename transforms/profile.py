@@ -174,9 +174,12 @@ MONTHS_OF_YEAR = range(1, 13)
 def profile_360_aggregates(flags: SpanFlags, last_whole_month: str, cut_months: list[str]) -> list[Column]:
     """Per-customer aggregates over rollup-shaped rows flagged with :class:`SpanFlags`.
 
-    Rollup rows are one per month; a cut month can give two rows (inside and before the
-    window), so months are counted once each: rollup rows by count, cut months by name.
-    The spend trend compares whole calendar months only.
+    Rollup rows are one per month (``active_months`` 1 with a purchase), or one lifetime
+    state row per customer standing for many (its ``active_months``, no ``month``); a cut
+    month can give two rows (inside and before the window), so months are counted once
+    each: rollup rows by ``active_months``, cut months by name. The spend trend compares
+    whole calendar months only (rollup rows of those months, whether or not the state
+    already counts them for the lifetime).
     """
     lifetime, window, rollup = flags.lifetime, flags.window, flags.rollup
     has_orders = F.col("orders") > 0
