@@ -7,7 +7,7 @@ VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 WHEEL   := dist/seglake-$(VERSION)-py3-none-any.whl
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-slow test-cluster test-deploy lint bench bench-offers package docs clean screenshot
+.PHONY: help setup run test test-slow test-cluster test-deploy lint bench bench-offers bench-scale package docs clean screenshot
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ lint: setup ## ruff (lint + format check) and mypy (strict on transforms/)
 
 bench: setup ## benchmarks: throughput vs. an independent engine, next-best-offer hit rate; writes BENCHMARKS.md
 	$(PY) -m bench.run $(ARGS)
+
+bench-scale: setup ## the whole pipeline at 250M receipts against 50M: per-stage times, ratio, peak disk (hours; ARGS="--receipts 2M --base 1M" to try it small); writes BENCHMARKS.md
+	$(PY) -m bench.scale $(ARGS)
 
 bench-offers: setup ## next-best-offer hit@3 vs. popularity on the Complete Journey sample (5-20 min; ARGS="--data online_retail": Online Retail products, 30 min); writes BENCHMARKS.md
 	$(PY) -m bench.offers $(ARGS)

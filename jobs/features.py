@@ -118,6 +118,17 @@ def run(lake: Lake, *, as_of: dt.date, incremental: bool = False) -> StageResult
     return StageResult(rows_in=rows_in, rows_out=customers_written, details=details)
 
 
+def persist_and_write(lake: Lake, frame: DataFrame, table: str) -> tuple[DataFrame, int]:
+    """``frame`` persisted while Delta overwrites ``table`` with it (the write fills the cache,
+    so the profile reuses its partitions); the persisted frame and the rows written."""
+    kept = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        return kept, lake.write(kept, table, mode="overwrite")
+    except BaseException:
+        kept.unpersist()
+        raise
+
+
 def current_rollup(lake: Lake) -> DataFrame:
     """silver/customer_month as this run left it (the version it wrote, else the one it read)."""
     return lake.read_written(ROLLUP) if ROLLUP in lake.tables_written else lake.read(ROLLUP)
@@ -239,12 +250,8 @@ def update_lifetime(
             parts.append(to_lifetime_rows(added))
             how += f"; months {shift_month(state_through, 1)}..{through} added"
         rows = reduce(DataFrame.unionByName, parts).repartition(partitions, "customer_id")
-    lifetime = to_customer_lifetime(rows, through_month=through, last_k=last_k).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        written = lake.write(lifetime, LIFETIME, mode="overwrite")
-    except BaseException:
-        lifetime.unpersist()
-        raise
+    merged = to_customer_lifetime(rows, through_month=through, last_k=last_k)
+    lifetime, written = persist_and_write(lake, merged, LIFETIME)
     details["rollup"]["lifetime"] = {
         "through_month": through,
         "version": lake.tables_written[LIFETIME],
@@ -297,12 +304,7 @@ def update_customer_month(
             reason = f"full rewrite: {appended.reason}"
         else:
             return rebuild_months(lake, appended.rows, receipts, previous, details, bookkeeping, appended.count)
-    rollup = to_customer_month(receipts, last_k=last_k, partitions=partitions).persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        written = lake.write(rollup, ROLLUP, mode="overwrite")
-    except BaseException:
-        rollup.unpersist()
-        raise
+    rollup, written = persist_and_write(lake, to_customer_month(receipts, last_k=last_k, partitions=partitions), ROLLUP)
     details["rollup"] = {**bookkeeping, "customer_month_version": lake.version(ROLLUP)}
     log.info(
         f"{ROLLUP}: {written:,} customer-months ({reason}; {partitions} partitions by customer, kept for the profile)"

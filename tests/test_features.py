@@ -359,6 +359,32 @@ def test_the_profile_from_a_kept_rollup_shuffles_only_the_cut_months(spark: Spar
             assert not [op for op in ancestors(plan, scan) if "Exchange" in op], plan
         assert exchanges, plan  # the cut month's receipts are shuffled
         assert {r["customer_id"]: r["frequency"] for r in profile.collect()} == {"A": 1, "B": 0}
+        # the full run's way: the lifetime state aggregated from the kept rollup (no shuffle
+        # either), kept too, then the profile from both
+        through = "2024-02"
+        lifetime = to_customer_lifetime(
+            to_lifetime_rows(kept.where(F.col("month") <= through)), through_month=through, last_k=3
+        ).persist()
+        try:
+            lifetime.count()
+            from_state = to_customer_profile(
+                kept,
+                receipts,
+                as_of=d("2024-03-25"),
+                window_days=60,
+                last_k=3,
+                partitions=4,
+                lifetime=lifetime,
+                lifetime_through=through,
+            )
+            plan = from_state._jdf.queryExecution().executedPlan().toString()
+            scans = [i for i, line in enumerate(plan.splitlines()) if "InMemoryTableScan" in line]
+            assert len(scans) >= 2, plan
+            for scan in scans:
+                assert not [op for op in ancestors(plan, scan) if "Exchange" in op], plan
+            assert {r["customer_id"]: r["frequency"] for r in from_state.collect()} == {"A": 1, "B": 0}
+        finally:
+            lifetime.unpersist()
     finally:
         kept.unpersist()
 
