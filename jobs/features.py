@@ -41,7 +41,7 @@ from pyspark.sql import functions as F
 from seglake.changes import appended_since
 from seglake.job import Job, StageResult, job_log, run_job
 from seglake.lake import Lake
-from seglake.runlog import last_rollup, rollup_mismatch
+from seglake.runlog import LIFETIME, last_rollup, lifetime_mismatch, rollup_mismatch
 from transforms.calendar import ProfilePeriod, last_whole_month, month_of, shift_month
 from transforms.features import (
     CUSTOMER_MONTH_COLUMNS,
@@ -57,7 +57,6 @@ from transforms.profile import with_demographics
 from transforms.segments import with_value_tier
 
 ROLLUP = "silver/customer_month"
-LIFETIME = "silver/customer_lifetime"
 log = job_log("features")
 
 
@@ -138,8 +137,8 @@ def write_profile(
     lake: Lake,
     receipts: DataFrame,
     update: RollupUpdate,
-    lifetime: DataFrame | None,
-    through: str | None,
+    lifetime: DataFrame,
+    through: str,
     *,
     as_of: dt.date,
     partitions: int,
@@ -155,7 +154,7 @@ def write_profile(
     """
     config = lake.config
     window_days, last_k = config.features.window_days, config.features.recency_last_k
-    use_state = lifetime is not None and through is not None and through <= last_whole_month(as_of)
+    use_state = through <= last_whole_month(as_of)
     if update.kept is not None:
         customer_month = update.kept
     elif use_state:
@@ -190,22 +189,9 @@ def write_profile(
     return lake.replace_as_of(profile, "gold/customer_profile", as_of)
 
 
-def lifetime_mismatch(lake: Lake, recorded: dict[str, Any] | None, last_k: int) -> str | None:
-    """Why silver/customer_lifetime is not the state the last features run recorded; None when it is."""
-    if recorded is None:
-        return "the last features run recorded no lifetime state"
-    if not lake.exists(LIFETIME):
-        return f"no {LIFETIME} at {lake.path(LIFETIME)}"
-    if recorded.get("version") != lake.version(LIFETIME):
-        return f"{LIFETIME} was written by something else since the last features run"
-    if recorded.get("recency_last_k") != last_k:
-        return f"features.recency_last_k changed ({recorded.get('recency_last_k')} -> {last_k})"
-    return None
-
-
 def update_lifetime(
     lake: Lake, update: RollupUpdate, *, as_of: dt.date, details: dict[str, Any], partitions: int
-) -> tuple[DataFrame | None, str | None]:
+) -> tuple[DataFrame, str]:
     """Bring silver/customer_lifetime up to D's last whole month (or keep it where it is, when
     it already runs later); the state persisted and the month it runs through.
 

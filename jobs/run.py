@@ -175,7 +175,7 @@ def run(
     else:
         log.info(f"as of {as_of} (--as-of)")
     logs.set_as_of(as_of)
-    incremental = not full and (incremental or lake.exists(features.LIFETIME))
+    incremental = not full and (incremental or lake.exists(runlog.LIFETIME))
     if "features" in wanted:
         how = "incremental" if incremental else ("full (--full)" if full else "full (no lifetime state yet)")
         log.info(f"{how} run: features {'updates' if incremental else 'rewrites'} the rollup and the lifetime state")

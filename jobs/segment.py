@@ -39,7 +39,7 @@ from seglake.config import SeglakeConfig
 from seglake.errors import UserError
 from seglake.job import Job, Laps, StageResult, job_log, run_job
 from seglake.lake import Lake
-from seglake.runlog import last_rollup, rollup_mismatch
+from seglake.runlog import LIFETIME, last_rollup, lifetime_mismatch, rollup_mismatch
 from seglake.segment_maps import (
     OTHER,
     CampaignSettings,
@@ -100,7 +100,6 @@ RFM_SEGMENT_COLUMNS = [
 ]
 VALUE = "gold/customer_value"
 MONTHS = "silver/customer_month"
-LIFETIME = "silver/customer_lifetime"
 VALUE_COLUMNS = ["clv_amount", "clv_decile", "probability_alive"]  # joined from VALUE for segments and rules
 
 
@@ -201,7 +200,7 @@ def bought_categories(lake: Lake, as_of: dt.date) -> DataFrame:
     if (
         built is not None
         and state.get("through_month") == month
-        and state.get("version") == lake.version(LIFETIME)
+        and lifetime_mismatch(lake, state, lake.config.features.recency_last_k) is None
         and rollup_mismatch(lake, built) is None
     ):
         log.info(f"next-best-offer: bought categories from {LIFETIME} (through {month})")

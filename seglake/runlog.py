@@ -153,3 +153,19 @@ def rollup_mismatch(
             f"v{silver_version} (`seglake features` brings it up to date)"
         )
     return None
+
+
+LIFETIME = "silver/customer_lifetime"
+
+
+def lifetime_mismatch(lake: Lake, recorded: dict[str, Any] | None, last_k: int) -> str | None:
+    """Why silver/customer_lifetime is not the state the last features run recorded; None when it is."""
+    if recorded is None:
+        return "the last features run recorded no lifetime state"
+    if not lake.exists(LIFETIME):
+        return f"no {LIFETIME} at {lake.path(LIFETIME)}"
+    if recorded.get("version") != lake.version(LIFETIME):
+        return f"{LIFETIME} was written by something else since the last features run"
+    if recorded.get("recency_last_k") != last_k:
+        return f"features.recency_last_k changed ({recorded.get('recency_last_k')} -> {last_k})"
+    return None
