@@ -537,6 +537,7 @@ def keys(spark: SparkSession, lake: Path, table: str) -> list[str]:
     return sorted(r["row_key"] for r in load(spark, lake, table).select("row_key").collect())
 
 
+@pytest.mark.slow  # several job runs over a lake: `make test-slow`
 def test_books_are_counted_in_the_committed_tables_and_a_run_that_does_not_balance_there_is_undone(
     spark: SparkSession, lake: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -654,6 +655,7 @@ def test_a_failed_threshold_writes_nothing_and_stops_in_one_line(
     assert (run["status"], run["error"]) == ("failed", message)
 
 
+@pytest.mark.slow  # several job runs over a lake: `make test-slow`
 def test_an_incremental_run_reads_the_rows_appended_to_bronze_and_compares_keys_after_a_rewrite(
     spark: SparkSession, lake: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

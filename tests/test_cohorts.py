@@ -259,6 +259,7 @@ def test_matrix_equals_duckdb_on_a_generated_lake_from_the_receipts_and_from_the
     assert "silver/customer_month" in last["tables_read"] and '"source": "silver/customer_month"' in last["details"]
 
 
+@pytest.mark.slow  # several job runs over a lake: `make test-slow`
 def test_a_stale_rollup_or_another_time_zone_falls_back_to_the_receipts(
     spark: SparkSession, cohort_lake: Path, tmp_path: Path, capsys
 ) -> None:

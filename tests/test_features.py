@@ -64,21 +64,31 @@ def months_of(spark: SparkSession, rows: list[tuple[str, str, str, str]], last_k
 
 
 def profile_of(
-    spark: SparkSession, rows: list[tuple[str, str, str, str]], as_of: str, *, window_days: int = 365, last_k: int = 5
+    spark: SparkSession,
+    rows: list[tuple[str, str, str, str]],
+    as_of: str,
+    *,
+    window_days: int = 365,
+    last_k: int = 5,
+    every_path: bool = True,
 ) -> dict[str, Row]:
-    """The profile as of ``as_of``, computed both ways the job does: from the stored rollup
-    (shuffled by customer) and from the rollup kept partitioned by customer (a full rewrite);
-    the two must agree row for row."""
+    """The profile as of ``as_of``, computed every way the job does: from the stored rollup
+    (shuffled by customer), from the rollup kept partitioned by customer (a full rewrite) and
+    from a lifetime state (an incremental run); they must agree row for row. ``every_path``
+    False computes the first only (data inside one or two months, where the other paths have
+    nothing of their own to show: it keeps `make test` short)."""
     receipts = receipts_of(spark, rows)
     period = {"as_of": dt.date.fromisoformat(as_of), "window_days": window_days, "last_k": last_k}
     stored = to_customer_profile(to_customer_month(receipts, last_k=last_k), receipts, **period)
+    profile = {r["customer_id"]: r for r in stored.collect()}
+    if not every_path:
+        return profile
     kept = to_customer_month(receipts, last_k=last_k, partitions=3).persist()
     try:
         kept.count()
         from_kept = {r["customer_id"]: r for r in to_customer_profile(kept, receipts, partitions=3, **period).collect()}
     finally:
         kept.unpersist()
-    profile = {r["customer_id"]: r for r in stored.collect()}
     assert from_kept == profile
     # from a lifetime state ending two months before D's last whole month: the months after
     # it come from the rollup (tests/test_profile.py: a state through the last whole month)
@@ -201,6 +211,7 @@ def test_population_is_customers_with_a_purchase_up_to_as_of(spark: SparkSession
             ("r4", "RET", "2024-06-01", "-5.00"),  # only a return
         ],
         "2024-06-15",
+        every_path=False,
     )
     assert set(profile) == {"A"}
     assert profile["A"]["recency_days"] == 0
@@ -474,12 +485,16 @@ def test_customer_who_bought_only_before_the_window_has_frequency_zero(spark: Sp
 
 
 def test_periodicity_is_null_with_two_purchases(spark: SparkSession) -> None:
-    profile = profile_of(spark, [("r1", "A", "2024-01-01", "1.00"), ("r2", "A", "2024-01-11", "1.00")], "2024-01-31")
+    profile = profile_of(
+        spark, [("r1", "A", "2024-01-01", "1.00"), ("r2", "A", "2024-01-11", "1.00")], "2024-01-31", every_path=False
+    )
     assert profile["A"]["periodicity_days"] is None
 
 
 def test_recency_last_k_with_fewer_than_k_purchases_averages_those_there_are(spark: SparkSession) -> None:
-    profile = profile_of(spark, [("r1", "A", "2024-01-01", "1.00"), ("r2", "A", "2024-01-11", "1.00")], "2024-01-31")
+    profile = profile_of(
+        spark, [("r1", "A", "2024-01-01", "1.00"), ("r2", "A", "2024-01-11", "1.00")], "2024-01-31", every_path=False
+    )
     # k = 5, two purchases: (30 + 20) / 2 = 25
     assert profile["A"]["recency_last_k_days"] == pytest.approx(25.0)
 
@@ -494,7 +509,7 @@ FOUR_PURCHASES = [
 
 
 def test_periodicity_of_four_purchases_is_the_sample_stddev_of_the_gaps(spark: SparkSession) -> None:
-    profile = profile_of(spark, FOUR_PURCHASES, "2024-03-10")
+    profile = profile_of(spark, FOUR_PURCHASES, "2024-03-10", every_path=False)  # every path: the test below (k = 3)
     # gaps 3, 0, 31: mean 34/3; squares 9 + 0 + 961 = 970
     # sample variance = (3 * 970 - 34^2) / (3 * 2) = (2910 - 1156) / 6 = 292.333...; sd = 17.0978...
     assert profile["A"]["periodicity_days"] == pytest.approx(math.sqrt(1754 / 6))
@@ -718,6 +733,7 @@ def test_incremental_rollup_rebuilds_only_changed_months_and_nothing_when_nothin
     assert "silver/customer_month" not in rerun["tables_written"]
 
 
+@pytest.mark.slow  # several job runs over a lake: `make test-slow`
 def test_incremental_rollup_of_another_version_or_time_zone_is_rewritten_whole(
     spark: SparkSession, lake: Path, monkeypatch, capsys
 ) -> None:
@@ -744,6 +760,7 @@ def test_incremental_rollup_of_another_version_or_time_zone_is_rewritten_whole(
     assert json.loads(last_features_run(spark, lake)["details"])["rollup"]["timezone"] == "America/New_York"
 
 
+@pytest.mark.slow  # several job runs over a lake: `make test-slow`
 def test_incremental_rollup_in_another_zone_than_cleanse_reads_the_neighbouring_partitions(
     spark: SparkSession, lake: Path
 ) -> None:
@@ -773,6 +790,7 @@ def read_table(spark: SparkSession, lake: Path, table: str) -> DataFrame:
     return spark.read.format("delta").load(f"{lake}/{table}")
 
 
+@pytest.mark.slow  # several job runs over a lake: `make test-slow`
 def test_incremental_runs_equal_a_full_rebuild_of_the_same_receipts(
     spark: SparkSession, lake: Path, tmp_path: Path, capsys
 ) -> None:

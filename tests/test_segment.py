@@ -767,6 +767,7 @@ def read(spark: SparkSession, lake: Path, table: str, as_of: dt.date) -> DataFra
     return spark.read.format("delta").load(f"{lake}/{table}").where(F.col("as_of_date") == F.lit(as_of))
 
 
+@pytest.mark.slow  # several job runs over a lake: `make test-slow`
 def test_migration_over_three_dates_run_out_of_order(spark: SparkSession, profile_lake: Path) -> None:
     lake = profile_lake
     for as_of in (D3, D1):
