@@ -170,7 +170,7 @@ def test_generate_job_writes_bronze_truth_customers_and_a_run(spark: SparkSessio
     assert customers.select("customer_id").distinct().count() == 1000
     assert bronze.columns[-1] == "receipt_month"
     properties = spark.sql(f"DESCRIBE DETAIL delta.`{lake}/bronze/receipts`").first()["properties"]
-    assert properties["delta.dataSkippingStatsColumns"] == "receipt_ts,customer_id,amount"
+    assert properties["delta.dataSkippingStatsColumns"] == "receipt_ts,customer_id,amount,row_key"
     assert bronze.where(F.col("receipt_month") != F.date_format("receipt_ts", "yyyy-MM")).count() == 0
     assert truth.join(bronze, "row_key", "left_anti").count() == 0
     assert set(truth.columns) == {"row_key", "defect", "expected_outcome"}

@@ -24,10 +24,12 @@ from seglake.mapping import Mapping, MappingError, load_mapping
 from tests.conftest import SHARED_DATA
 from transforms.ingest import (
     ingest_summary,
+    row_key_prefix,
     to_bronze_customers,
     to_bronze_receipts,
     to_parsed_lines,
     to_receipts,
+    with_key_prefixes,
     with_raw_text,
 )
 
@@ -254,6 +256,47 @@ def test_ingesting_the_same_files_again_adds_nothing(spark: SparkSession, tmp_pa
     assert details[1]["receipts_already_in_bronze"] == 5 and details[1]["lines_read"] == 9
     assert run_ingest(spark, lake, "--mapping", mapping, "--source", source, "--mode", "overwrite") == 0
     assert spark.read.format("delta").load(str(lake / "bronze/receipts")).count() == 5
+
+
+def test_key_prefixes_select_every_key_of_their_files(spark: SparkSession) -> None:
+    keys = ["m:a.csv:1", "m:a.csv:zz", "m:a.csv:", "m:a.csv;x", "m:a.csv", "m:ab.csv:1", "n:a.csv:1", "m:a\U0010ffff:1"]
+    frame = spark.createDataFrame([(k,) for k in keys], "row_key string")
+    prefixes = {r["row_key"]: r["p"] for r in frame.select("row_key", row_key_prefix().alias("p")).collect()}
+    assert prefixes["m:a.csv:zz"] == "m:a.csv" and prefixes["m:a.csv"] == "m:a.csv"
+    assert prefixes["m:ab.csv:1"] == "m:ab.csv" and prefixes["m:a.csv;x"] == "m:a.csv;x"  # one colon: the key
+
+    def selected(wanted: list[str]) -> set[str]:
+        return {r["row_key"] for r in frame.where(with_key_prefixes(wanted)).collect()}
+
+    # every key starting with the prefix, and no other file's keys ("m:a.csv;x" starts with it too)
+    assert selected(["m:a.csv"]) == {"m:a.csv:1", "m:a.csv:zz", "m:a.csv:", "m:a.csv;x", "m:a.csv"}
+    assert selected(["m:ab.csv", "n:a.csv"]) == {"m:ab.csv:1", "n:a.csv:1"}
+    # the last character cannot be raised: no upper bound, every key from the prefix on
+    assert selected(["m:a\U0010ffff"]) == {"m:a\U0010ffff:1", "n:a.csv:1"}
+    assert selected([]) == set()
+    assert selected(["", "m:ab.csv"]) == set(keys)
+    # each key is selected by its own prefix: the check can never miss a key already there
+    for key, prefix in prefixes.items():
+        assert key in selected([prefix])
+
+
+def test_a_new_files_append_reads_no_bronze_file_of_other_source_files(
+    spark: SparkSession, tmp_path: Path, lake: Path
+) -> None:
+    mapping = write_mapping(tmp_path, LINE_MAPPING)
+    day1 = write_text(tmp_path / "in" / "day1.csv.gz", LINES_CSV)
+    day2 = write_text(tmp_path / "in" / "day2.csv.gz", LINES_CSV)  # same lines, another file: new row keys
+    assert run_ingest(spark, lake, "--mapping", mapping, "--source", day1) == 0
+    # day1's rows are gone from disk (the log still lists them): a run that reads them fails
+    day1_files = list((lake / "bronze/receipts").rglob("*.parquet"))
+    assert day1_files
+    for file in day1_files:
+        file.unlink()
+    assert run_ingest(spark, lake, "--mapping", mapping, "--source", day2) == 0
+    assert run_ingest(spark, lake, "--mapping", mapping, "--source", day2) == 0  # again: adds nothing
+    assert run_ingest(spark, lake, "--mapping", mapping, "--source", day1) != 0  # day1's keys must be read
+    runs = spark.read.format("delta").load(str(lake / "ops/runs")).where("status = 'succeeded'").orderBy("started_at")
+    assert [json.loads(r["details"])["receipts_written"] for r in runs.collect()] == [5, 5, 0]
 
 
 def mapping_error(tmp_path: Path, data: dict[str, Any], spark: SparkSession | None = None) -> str:

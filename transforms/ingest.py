@@ -30,6 +30,7 @@ receipt-grain rows and customers, so identical source rows still get distinct ke
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -407,6 +408,40 @@ def to_bronze_receipts(receipts: DataFrame, *, ingested_at: dt.datetime) -> Data
 def filter_new(rows: DataFrame, existing_keys: DataFrame) -> DataFrame:
     """Rows whose ``row_key`` is not in ``existing_keys`` (idempotent re-ingest)."""
     return rows.join(existing_keys.select("row_key"), on="row_key", how="left_anti")
+
+
+def row_key_prefix(row_key: str | Column = "row_key") -> Column:
+    """``<mapping>:<file>`` of a row key: its text before the second colon (all of it without one).
+
+    Row keys start with the mapping and the source file's name, so the keys of one source
+    file share this prefix (a name holding a colon only makes it shorter: still a prefix).
+    """
+    return F.substring_index(F.col(row_key) if isinstance(row_key, str) else row_key, ":", 2)
+
+
+def _after_every_string_starting_with(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix`` (its last character
+    raised by one code point; UTF-8 keeps code point order), or None when there is none."""
+    point = ord(prefix[-1]) + 1
+    point = 0xE000 if 0xD800 <= point <= 0xDFFF else point  # surrogates are not characters
+    return None if point > 0x10FFFF else prefix[:-1] + chr(point)
+
+
+def with_key_prefixes(prefixes: list[str], row_key: str = "row_key") -> Column:
+    """True for the row keys that start with one of ``prefixes`` (and some more, never fewer).
+
+    Written as ranges, ``prefix <= key < the prefix with its last character raised``, which
+    Delta's data skipping answers from the per-file min/max of ``row_key``: files of other
+    source files are not read. An empty list selects nothing; an empty prefix everything.
+    """
+    key = F.col(row_key)
+    ranges = []
+    for prefix in sorted(set(prefixes)):
+        if not prefix:
+            return F.lit(True)
+        after = _after_every_string_starting_with(prefix)
+        ranges.append((key >= F.lit(prefix)) & (key < F.lit(after)) if after is not None else key >= F.lit(prefix))
+    return functools.reduce(lambda either, other: either | other, ranges, F.lit(False))
 
 
 def ingest_summary(receipts: DataFrame) -> DataFrame:
