@@ -89,11 +89,15 @@ def cleanse_classification_sql(files_param: str, rules: CleanseRules) -> str:
     """
 
 
-def connect(threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect(threads: int | None = None, memory_gib: int | None = None) -> duckdb.DuckDBPyConnection:
+    """DuckDB in this process; ``memory_gib`` caps it (beside a Spark driver in the same box,
+    DuckDB's default of 80% of the RAM gets the JVM killed by the kernel at 50M rows)."""
     connection = duckdb.connect()
     connection.execute("SET TimeZone = 'UTC'")
     if threads:
         connection.execute(f"SET threads = {threads}")
+    if memory_gib:
+        connection.execute(f"SET memory_limit = '{memory_gib}GiB'")
     return connection
 
 

@@ -167,6 +167,18 @@ def versus_row(rows: int, spark_s: float, duck_s: float, stage: str | None = Non
     return row
 
 
+def duckdb_memory_gib(spark_overrides: list[str]) -> int:
+    """What DuckDB may use beside the Spark driver: the RAM less the driver's heap and 4 GiB
+    (the JVM's own memory above its heap, the Python workers, the page cache)."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    heap = load_config(None, spark_overrides).spark.conf.get("spark.driver.memory", "1g").strip().lower()
+    gib_per_unit = {"k": 2**-20, "m": 2**-10, "g": 1.0, "t": 2**10}  # a bare number is MiB in Spark
+    heap = heap.removesuffix("b")  # 12gb = 12g
+    number, unit = (heap[:-1], heap[-1]) if heap[-1] in gib_per_unit else (heap, "m")
+    heap_gib = float(number) * gib_per_unit[unit]
+    return max(2, int(ram - heap_gib - 4))
+
+
 def ensure_lake(size: int, spark_overrides: list[str]) -> Path:
     """A generated lake of ``size`` receipts under bench/out (made once, then reused)."""
     from jobs import generate as generate_job
@@ -195,7 +207,7 @@ def bench_cleanse(sizes: list[int], spark_overrides: list[str]) -> str:
         rows_in = bronze.count()
         files = [f.removeprefix("file:") for f in bronze.inputFiles()]
         rules = cleanse_job.rules_from(load_config(None, [f"lake.root={lake}"]))
-        duck = connect(os.cpu_count())
+        duck = connect(os.cpu_count(), duckdb_memory_gib(spark_overrides))
         out = lake / "duckdb-cleanse"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
@@ -255,7 +267,7 @@ def bench_ingest(sizes: list[int], spark_overrides: list[str]) -> str:
         print(f"bench ingest {label(size)} ...", flush=True)
         spark_s = timed(lambda argv=argv: ingest_job.main(argv))
         written = spark.read.format("delta").load(f"{target}/bronze/receipts").count()
-        duck = connect(os.cpu_count())
+        duck = connect(os.cpu_count(), duckdb_memory_gib(spark_overrides))
         out = lake / "duckdb-ingest.parquet"
 
         def duckdb_ingest(duck=duck, csv_dir=csv_dir, out=out) -> None:
@@ -317,7 +329,7 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
         rows_in = silver.count()
         files = [f.removeprefix("file:") for f in silver.inputFiles()]
         argv = ["--set", f"lake.root={lake}", "--as-of", as_of.isoformat(), *set_flags(spark_overrides)]
-        duck = connect(os.cpu_count())
+        duck = connect(os.cpu_count(), duckdb_memory_gib(spark_overrides))
         params = {
             "files": files,
             "as_of": as_of,
