@@ -382,7 +382,8 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
             "one sort for the gaps and both aggregations, the profile cached for `approxQuantile`).",
             "`cohorts` (run after `features`): monthly retention, overall and by first",
             "channel, from the `silver/customer_month` rollup that run wrote, against DuckDB's monthly",
-            "retention matrix from the receipts.",
+            "retention matrix from the receipts. DuckDB runs in the bench's process beside the Spark",
+            "driver, its memory capped at the RAM less the driver's heap and 4 GiB (`duckdb_memory_gib`).",
             "",
             *rows,
         ]

@@ -4,24 +4,30 @@
     python -m bench.scale --receipts 2M --base 1M           # the same steps, small
 
 For the base size and then the large one (customers = receipts / 10, 36 months): generate
-a fresh lake under bench/out/scale-<size>, then ``seglake run --full`` as of the last day.
-Each stage's wall time comes from ops/runs; disk is sampled every few seconds while the
-size runs (the file system's used bytes above those before it started: the lake, Spark's
+a lake under bench/out/scale-<size>, then each stage as ``seglake run --full --stages
+<stage>`` as of the last day, one process per stage. Each stage's wall time comes from
+ops/runs; disk is sampled every few seconds while a stage runs (the lake before it, plus
+the file system's used bytes above the level when it started: the stage's tables, Spark's
 shuffle and spill files, everything), and the lake's size is measured at the end. The
 section ``scale`` of BENCHMARKS.md gets both sizes and the large/base time ratio per stage
 (linear: the size ratio, e.g. 5.0 for 250M/50M). A base lake is removed before the large
 one is made (``--keep`` keeps both), so the disk figures do not add up.
+
+The run takes longer than a working session: every finished stage is recorded in
+bench/out/scale-<size>.json, and the same command run again goes on from the first stage
+not recorded (a stage that was interrupted runs again whole; ``--fresh`` starts over).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import shutil
 import sys
 import threading
-import time
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import functions as F
 
@@ -62,50 +68,84 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def stage_seconds(lake: Path, overrides: list[str]) -> dict[str, float]:
-    """Seconds per job of the lake's runs (generate, then the stages of the last ``run``)."""
+def stage_seconds(lake: Path, stage: str, overrides: list[str]) -> float:
+    """Seconds of the latest succeeded run of ``stage`` (a job name) in the lake's ops/runs."""
     spark = build_session(load_config(None, overrides).spark)
     runs = spark.read.format("delta").load(f"{lake}/ops/runs").where("status = 'succeeded'")
     seconds = (F.col("ended_at").cast("double") - F.col("started_at").cast("double")).alias("s")
-    last = runs.where("job = 'run'").orderBy(F.desc("started_at")).first()
-    stages = runs.where(
-        (F.get_json_object("details", "$.pipeline_run") == last["run_id"]) | (F.col("job") == "generate")
-    )
-    return {r["job"]: r["s"] for r in stages.select("job", seconds).collect()}
+    last = runs.where(F.col("job") == stage).orderBy(F.desc("started_at")).select(seconds).first()
+    if last is None:
+        raise SystemExit(f"bench scale: no succeeded {stage} run in {lake}/ops/runs")
+    return float(last["s"])
 
 
-def run_size(receipts: int, overrides: list[str]) -> dict[str, object]:
-    """Generate ``receipts`` and run the pipeline in full: seconds per stage, peak disk, lake size."""
+def progress_path(receipts: int) -> Path:
+    return OUT / f"scale-{label(receipts)}.json"
+
+
+def load_progress(receipts: int) -> dict[str, Any]:
+    path = progress_path(receipts)
+    if path.exists():
+        progress: dict[str, Any] = json.loads(path.read_text())
+        return progress
+    return {"receipts": receipts, "stages": {}}
+
+
+def run_stage(lake: Path, stage: str, receipts: int, overrides: list[str]) -> None:
+    """One stage in the lake, as its own job run (generate: a new lake)."""
     from jobs import generate as generate_job
     from jobs import run as run_job
 
     flags = [arg for override in overrides for arg in ("--set", override)]
-    lake = OUT / f"scale-{label(receipts)}"
-    shutil.rmtree(lake, ignore_errors=True)
-    customers = max(receipts // 10, 1)
-    print(f"bench scale {label(receipts)}: generate, then run --full ...", flush=True)
-    started = time.perf_counter()
-    with DiskPeak(OUT) as disk:
-        argv = [f"--set=lake.root={lake}", f"--set=report.root={lake}/reports", *flags]
-        generated = generate_job.main(
+    argv = [f"--set=lake.root={lake}", f"--set=report.root={lake}/reports", *flags]
+    if stage == "generate":
+        shutil.rmtree(lake, ignore_errors=True)
+        customers = max(receipts // 10, 1)
+        code = generate_job.main(
             [*argv, "--customers", str(customers), "--receipts", str(receipts), "--start", START, "--end", END]
         )
-        if generated != 0:
-            raise SystemExit(f"bench scale: generate failed at {label(receipts)}")
-        if run_job.main([*argv, f"--as-of={END}", "--full"]) != 0:
-            raise SystemExit(f"bench scale: run failed at {label(receipts)}")
-    result: dict[str, object] = {
-        "receipts": receipts,
-        "seconds": stage_seconds(lake, overrides),
-        "wall": time.perf_counter() - started,
-        "peak_disk": disk.peak,
-        "lake_bytes": folder_bytes(lake),
-    }
-    print(f"  {result}", flush=True)
-    return result
+    else:
+        code = run_job.main([*argv, f"--as-of={END}", "--full", f"--stages={stage}"])
+    if code != 0:
+        raise SystemExit(f"bench scale: {stage} failed at {label(receipts)} (run the same command to retry it)")
 
 
-def section(base: dict, large: dict) -> str:
+def run_size(receipts: int, overrides: list[str]) -> dict[str, Any]:
+    """Every stage not yet recorded for ``receipts``: seconds, peak disk, then the lake's size."""
+    progress = load_progress(receipts)
+    lake = OUT / f"scale-{label(receipts)}"
+    for stage in STAGES:
+        if stage in progress["stages"]:
+            continue
+        print(f"bench scale {label(receipts)}: {stage} ...", flush=True)
+        before = folder_bytes(lake) if lake.exists() and stage != "generate" else 0
+        with DiskPeak(OUT) as disk:
+            run_stage(lake, stage, receipts, overrides)
+        progress["stages"][stage] = {
+            "seconds": stage_seconds(lake, stage, overrides),
+            "peak_disk": before + disk.peak,
+            "date": dt.date.today().isoformat(),
+            "machine": machine(),
+        }
+        progress_path(receipts).write_text(json.dumps(progress, indent=2))
+        print(f"  {stage}: {progress['stages'][stage]['seconds']:.1f} s", flush=True)
+    if "lake_bytes" not in progress:
+        progress["lake_bytes"] = folder_bytes(lake)
+        progress_path(receipts).write_text(json.dumps(progress, indent=2))
+    return progress
+
+
+def peak_disk(progress: dict[str, Any]) -> int:
+    return max(int(stage["peak_disk"]) for stage in progress["stages"].values())
+
+
+def machines(*sizes: dict[str, Any]) -> str:
+    """The distinct (date, machine) pairs the stages ran on: a resumed run may span several."""
+    seen = sorted({(stage["date"], stage["machine"]) for size in sizes for stage in size["stages"].values()})
+    return "; ".join(f"{day} on {machine}" for day, machine in seen)
+
+
+def section(base: dict[str, Any], large: dict[str, Any]) -> str:
     """The BENCHMARKS.md section: both sizes per stage, and the ratio."""
     size_ratio = large["receipts"] / base["receipts"]
     rows = [
@@ -113,25 +153,26 @@ def section(base: dict, large: dict) -> str:
         "|---|---:|---:|---:|",
     ]
     for stage in STAGES:
-        small, big = base["seconds"].get(stage), large["seconds"].get(stage)
-        if small is None or big is None:
-            continue
+        small, big = base["stages"][stage]["seconds"], large["stages"][stage]["seconds"]
         rows.append(f"| {stage} | {small:.1f} | {big:.1f} | {big / small:.2f}x |")
-    total_small, total_big = sum(base["seconds"].values()), sum(large["seconds"].values())
+    total_small = sum(stage["seconds"] for stage in base["stages"].values())
+    total_big = sum(stage["seconds"] for stage in large["stages"].values())
     rows.append(f"| **all stages** | {total_small:.1f} | {total_big:.1f} | {total_big / total_small:.2f}x |")
     gib = 1024**3
     return "\n".join(
         [
             f"`python -m bench.scale --receipts {label(large['receipts'])} --base {label(base['receipts'])}`:"
             " a fresh generated lake per size (customers = receipts / 10,",
-            f"{START}..{END}), then `seglake run --full` as of {END}; seconds per stage from",
-            "ops/runs. Disk: the file system's peak use above its level before the size started",
-            "(lake, shuffle and spill files), and the lake's size at the end.",
+            f"{START}..{END}), then each stage as `seglake run --full --stages <stage>` as of {END},",
+            "one process per stage; seconds per stage from ops/runs. Disk: the lake before a stage plus",
+            "the file system's peak use above its level when the stage started (its tables, shuffle and",
+            "spill files), the largest over the stages; and the lake's size at the end. Days and machines",
+            "of the stages: " + machines(base, large) + ".",
             "",
             *rows,
             "",
-            f"Peak disk: {base['peak_disk'] / gib:.1f} GiB at {label(base['receipts'])}, "
-            f"{large['peak_disk'] / gib:.1f} GiB at {label(large['receipts'])}; lake at the end: "
+            f"Peak disk: {peak_disk(base) / gib:.1f} GiB at {label(base['receipts'])}, "
+            f"{peak_disk(large) / gib:.1f} GiB at {label(large['receipts'])}; lake at the end: "
             f"{base['lake_bytes'] / gib:.1f} GiB and {large['lake_bytes'] / gib:.1f} GiB.",
         ]
     )
@@ -142,15 +183,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--receipts", default="250M", help="the large size (default 250M)")
     parser.add_argument("--base", default="50M", help="the size to compare with (default 50M)")
     parser.add_argument("--keep", action="store_true", help="keep the base lake while the large one runs")
+    parser.add_argument("--fresh", action="store_true", help="forget the recorded stages and start over")
     parser.add_argument("--set", action="append", default=[], help="config override for every run")
     args = parser.parse_args(argv)
     overrides = ["spark.console_progress=off", *args.set]
     OUT.mkdir(parents=True, exist_ok=True)
-    header = f"Measured {dt.date.today().isoformat()} on {machine()}."
-    base = run_size(parse_size(args.base), overrides)
+    sizes = [parse_size(args.base), parse_size(args.receipts)]
+    if args.fresh:
+        for size in sizes:
+            progress_path(size).unlink(missing_ok=True)
+    base = run_size(sizes[0], overrides)
     if not args.keep:
-        shutil.rmtree(OUT / f"scale-{label(parse_size(args.base))}", ignore_errors=True)
-    large = run_size(parse_size(args.receipts), overrides)
+        shutil.rmtree(OUT / f"scale-{label(sizes[0])}", ignore_errors=True)
+    large = run_size(sizes[1], overrides)
+    header = f"Measured {dt.date.today().isoformat()}; the stages' days and machines are listed below."
     write_section("scale", section(base, large), header)
     print("bench: wrote section scale of BENCHMARKS.md", flush=True)
     return 0
