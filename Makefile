@@ -58,7 +58,7 @@ lint: setup ## ruff (lint + format check) and mypy (strict on transforms/)
 bench: setup ## benchmarks: throughput vs. an independent engine, next-best-offer hit rate; writes BENCHMARKS.md
 	$(PY) -m bench.run $(ARGS)
 
-bench-scale: setup ## the whole pipeline at 250M receipts against 50M: per-stage times, ratio, peak disk (hours; ARGS="--receipts 2M --base 1M" to try it small); writes BENCHMARKS.md
+bench-scale: setup ## the whole pipeline at 250M receipts against 50M: per-stage times, ratio, peak disk (hours; resumes at the stage it was in; ARGS="--receipts 2M --base 1M" to try it small); writes BENCHMARKS.md
 	$(PY) -m bench.scale $(ARGS)
 
 bench-offers: setup ## next-best-offer hit@3 vs. popularity on the Complete Journey sample (5-20 min; ARGS="--data online_retail": Online Retail products, 30 min); writes BENCHMARKS.md
