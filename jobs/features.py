@@ -219,7 +219,10 @@ def update_lifetime(
         stale = [m for m in update.months if m <= state_through]
         if not stale and through == state_through:
             details["rollup"]["lifetime"] = recorded
-            log.info(f"{LIFETIME}: through {through}, unchanged (no receipts for its months, D's month not whole)")
+            log.info(
+                f"{LIFETIME}: through {through}, unchanged (no receipts appended for its months, and D's last "
+                "whole month is not after it)"
+            )
             return state.repartition(partitions, "customer_id"), through
         parts = []
         if stale and update.appended is not None:
