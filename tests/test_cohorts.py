@@ -294,6 +294,7 @@ def test_a_stale_rollup_or_another_time_zone_falls_back_to_the_receipts(
     assert matrix(spark, lake, as_of) == duckdb_matrix(spark, lake, as_of)  # without the deleted customer
 
 
+@pytest.mark.slow  # several job runs over a lake: `make test-slow`
 def test_rerun_replaces_its_date_and_keeps_other_dates(spark: SparkSession, cohort_lake: Path) -> None:
     argv = [f"--set=lake.root={cohort_lake}"]
     assert cohorts_job.main([*argv, "--as-of=2024-06-30"]) == 0

@@ -495,6 +495,7 @@ JOB_SILVER = (
 )
 
 
+@pytest.mark.slow  # a whole segment job over a lake: `make test-slow`
 def test_the_segment_job_offers_by_item_cooccurrence(spark: SparkSession, tmp_path: Path) -> None:
     """features then segment on four customers, all purchases in May 2024, as of 2024-06-30.
 
