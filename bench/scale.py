@@ -5,13 +5,14 @@
 
 For the base size and then the large one (customers = receipts / 10, 36 months): generate
 a lake under bench/out/scale-<size>, then each stage as ``seglake run --full --stages
-<stage>`` as of the last day, one process per stage. Each stage's wall time comes from
-ops/runs; disk is sampled every few seconds while a stage runs (the lake before it, plus
-the file system's used bytes above the level when it started: the stage's tables, Spark's
-shuffle and spill files, everything), and the lake's size is measured at the end. The
-section ``scale`` of BENCHMARKS.md gets both sizes and the large/base time ratio per stage
-(linear: the size ratio, e.g. 5.0 for 250M/50M). A base lake is removed before the large
-one is made (``--keep`` keeps both), so the disk figures do not add up.
+<stage>`` as of the last day, one job run per stage (all in the bench's process and Spark
+session). Each stage's wall time comes from ops/runs; disk is sampled every few seconds
+while a stage runs (the lake before it, plus the file system's used bytes above the level
+when it started: the stage's tables, Spark's shuffle and spill files, everything), and the
+lake's size is measured at the end. The section ``scale`` of BENCHMARKS.md gets both sizes
+and the large/base time ratio per stage (linear: the size ratio, e.g. 5.0 for 250M/50M).
+A base lake is removed before the large one is made (``--keep`` keeps both), so the disk
+figures do not add up.
 
 The run takes longer than a working session: every finished stage is recorded in
 bench/out/scale-<size>.json, and the same command run again goes on from the first stage
@@ -164,7 +165,7 @@ def section(base: dict[str, Any], large: dict[str, Any]) -> str:
             f"`python -m bench.scale --receipts {label(large['receipts'])} --base {label(base['receipts'])}`:"
             " a fresh generated lake per size (customers = receipts / 10,",
             f"{START}..{END}), then each stage as `seglake run --full --stages <stage>` as of {END},",
-            "one process per stage; seconds per stage from ops/runs. Disk: the lake before a stage plus",
+            "one job run per stage in one process; seconds per stage from ops/runs. Disk: the lake before a stage plus",
             "the file system's peak use above its level when the stage started (its tables, shuffle and",
             "spill files), the largest over the stages; and the lake's size at the end. Days and machines",
             "of the stages: " + machines(base, large) + ".",
