@@ -5,11 +5,12 @@ the cluster projection in BENCHMARKS.md (section ``scale``).
     python -m bench.stage_metrics --out bench/out/stages-250M.json --summary
 
 It polls Spark's monitoring REST API (the driver's UI, 127.0.0.1:4040 by default) every
-few seconds and keeps every completed stage it has seen, keyed by application, stage and
-attempt, so that stages the UI forgets (``spark.ui.retainedStages``) are not lost. Each
+20 seconds (``--every``) and keeps every completed stage it has seen, keyed by application,
+stage and attempt, so that stages the UI forgets (``spark.ui.retainedStages``) are not lost. Each
 stage is attributed to the seglake job named in its description ("seglake cleanse as of
 ... (run ...)", set by ``seglake.job``). ``--summary`` prints, per job: input, output,
-shuffle write and read, spill, the largest task count of a stage and the executors' run time.
+shuffle write and read, spill to disk, the executors' run time and the largest task count
+of a stage.
 """
 
 from __future__ import annotations
@@ -35,6 +36,16 @@ SUMMED = (
     "executorRunTime",
 )
 JOB_NAME = re.compile(r"^seglake (\S+)")
+# --summary's columns: title, summed field, unit
+SUMMARY_COLUMNS = (
+    ("input GiB", "inputBytes", 1024**3),
+    ("output GiB", "outputBytes", 1024**3),
+    ("shuffle w GiB", "shuffleWriteBytes", 1024**3),
+    ("shuffle r GiB", "shuffleReadBytes", 1024**3),
+    ("spill GiB", "diskBytesSpilled", 1024**3),
+    ("task hours", "executorRunTime", 3_600_000),
+    ("max tasks", "maxTasks", 1),
+)
 
 
 def fetch(url: str) -> Any:
@@ -82,13 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     seen: dict[str, dict[str, Any]] = json.loads(args.out.read_text()) if args.out.exists() else {}
     if args.summary:
-        gib = 1024**3
-        header = ("job", "input GiB", "output GiB", "shuffle w GiB", "spill GiB", "max tasks")
-        print(f"{header[0]:<10} " + " ".join(f"{name:>13}" for name in header[1:]))
+        print(f"{'job':<10} " + " ".join(f"{title:>13}" for title, _, _ in SUMMARY_COLUMNS))
         for job, sums in sorted(summary(seen).items()):
-            fields = ("inputBytes", "outputBytes", "shuffleWriteBytes", "diskBytesSpilled")
-            sizes = [sums[field] / gib for field in fields]
-            print(f"{job:<10} " + " ".join(f"{size:>13.2f}" for size in sizes) + f" {sums['maxTasks']:>13}")
+            cells = [
+                f"{sums[field] / unit:>13,.2f}" if unit > 1 else f"{sums[field]:>13,}"
+                for _, field, unit in SUMMARY_COLUMNS
+            ]
+            print(f"{job:<10} " + " ".join(cells))
         return 0
     while True:
         try:
