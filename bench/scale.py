@@ -16,7 +16,9 @@ figures do not add up.
 
 The run takes longer than a working session: every finished stage is recorded in
 bench/out/scale-<size>.json, and the same command run again goes on from the first stage
-not recorded (a stage that was interrupted runs again whole; ``--fresh`` starts over).
+not recorded (a stage that was interrupted runs again whole; ``--fresh`` starts over;
+``--redo features`` runs that stage of the large size again, on the lake as it is, and
+records the new figures: each stage's record names the commit it ran).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import argparse
 import datetime as dt
 import json
 import shutil
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -127,6 +130,7 @@ def run_size(receipts: int, overrides: list[str]) -> dict[str, Any]:
             "peak_disk": before + disk.peak,
             "date": dt.date.today().isoformat(),
             "machine": machine(),
+            "commit": commit(),
         }
         progress_path(receipts).write_text(json.dumps(progress, indent=2))
         print(f"  {stage}: {progress['stages'][stage]['seconds']:.1f} s", flush=True)
@@ -134,6 +138,24 @@ def run_size(receipts: int, overrides: list[str]) -> dict[str, Any]:
         progress["lake_bytes"] = folder_bytes(lake)
         progress_path(receipts).write_text(json.dumps(progress, indent=2))
     return progress
+
+
+def commit() -> str:
+    """The checked-out commit (with ``+changes`` when the work tree differs), or "unknown"."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
+
+
+def commits(large: dict[str, Any]) -> str:
+    """Which commit each of the large size's stages ran (recorded since stages can be redone)."""
+    by_commit: dict[str, list[str]] = {}
+    for stage in STAGES:
+        by_commit.setdefault(large["stages"][stage].get("commit", "not recorded"), []).append(stage)
+    return "; ".join(f"{', '.join(stages)} at {code}" for code, stages in by_commit.items())
 
 
 def peak_disk(progress: dict[str, Any]) -> int:
@@ -168,7 +190,11 @@ def section(base: dict[str, Any], large: dict[str, Any]) -> str:
             "one job run per stage in one process; seconds per stage from ops/runs. Disk: the lake before a stage plus",
             "the file system's peak use above its level when the stage started (its tables, shuffle and",
             "spill files), the largest over the stages; and the lake's size at the end. Days and machines",
-            "of the stages: " + machines(base, large) + ".",
+            "of the stages: "
+            + machines(base, large)
+            + f". Code of the {label(large['receipts'])} stages: "
+            + commits(large)
+            + ".",
             "",
             *rows,
             "",
@@ -185,6 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", default="50M", help="the size to compare with (default 50M)")
     parser.add_argument("--keep", action="store_true", help="keep the base lake while the large one runs")
     parser.add_argument("--fresh", action="store_true", help="forget the recorded stages and start over")
+    parser.add_argument(
+        "--redo",
+        action="append",
+        default=[],
+        choices=STAGES[1:],
+        help="run this stage of the large size again and record it (repeatable)",
+    )
     parser.add_argument("--set", action="append", default=[], help="config override for every run")
     args = parser.parse_args(argv)
     overrides = ["spark.console_progress=off", *args.set]
@@ -193,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.fresh:
         for size in sizes:
             progress_path(size).unlink(missing_ok=True)
+    if args.redo:
+        progress = load_progress(sizes[1])
+        for stage in args.redo:
+            progress["stages"].pop(stage, None)
+        progress.pop("lake_bytes", None)
+        progress_path(sizes[1]).write_text(json.dumps(progress, indent=2))
     base = run_size(sizes[0], overrides)
     if not args.keep:
         shutil.rmtree(OUT / f"scale-{label(sizes[0])}", ignore_errors=True)

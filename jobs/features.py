@@ -46,6 +46,7 @@ from transforms.calendar import ProfilePeriod, last_whole_month, month_of, shift
 from transforms.features import (
     CUSTOMER_MONTH_COLUMNS,
     LIFETIME_VALUE_COLUMNS,
+    rollup_partitions,
     to_changed_months,
     to_customer_lifetime,
     to_customer_month,
@@ -95,7 +96,8 @@ def run(lake: Lake, *, as_of: dt.date, incremental: bool = False) -> StageResult
         f"({window_days} days), k = {last_k}; months read from receipts: {', '.join(period.cut_months) or 'none'}"
     )
     details: dict[str, Any] = {}
-    partitions = int(lake.spark.conf.get("spark.sql.shuffle.partitions") or "200")
+    partitions = partitions_by_customer(lake)
+    details["partitions"] = partitions
     update = update_customer_month(lake, receipts, incremental=incremental, details=details, partitions=partitions)
     lifetime: DataFrame | None = None
     try:
@@ -115,6 +117,20 @@ def run(lake: Lake, *, as_of: dt.date, incremental: bool = False) -> StageResult
     log.info(f"gold/customer_profile: {customers_written:,} customers as of {as_of}")
     rows_in = update.appended_rows if update.appended is not None else receipts.count()
     return StageResult(rows_in=rows_in, rows_out=customers_written, details=details)
+
+
+def partitions_by_customer(lake: Lake) -> int:
+    """The fixed partition count of the rollup and profile (see :func:`rollup_partitions`)."""
+    configured = int(lake.spark.conf.get("spark.sql.shuffle.partitions") or "200")
+    bytes_per_partition = lake.config.features.partition_bytes
+    receipts_bytes = lake.size_bytes("silver/receipts")
+    partitions = rollup_partitions(configured, receipts_bytes, bytes_per_partition)
+    if partitions > configured and bytes_per_partition is not None:
+        log.info(
+            f"{partitions} partitions by customer: one per {bytes_per_partition / 2**20:,.0f} MiB of silver/receipts "
+            f"({receipts_bytes / 2**30:,.1f} GiB; spark.sql.shuffle.partitions is {configured})"
+        )
+    return partitions
 
 
 def persist_and_write(lake: Lake, frame: DataFrame, table: str) -> tuple[DataFrame, int]:

@@ -238,6 +238,13 @@ class ValueTiersConfig(_Section):
 class FeaturesConfig(_Section):
     window_days: int = Field(365, ge=1, description="Review window W in days.")
     recency_last_k: int = Field(5, ge=1, description="k of LRFMP recency: mean days since the last k purchases.")
+    partition_bytes: int | None = Field(
+        128 * 1024 * 1024,
+        ge=1,
+        description="Bytes of silver/receipts per partition of the rollup and profile: spark.sql.shuffle.partitions, "
+        "raised to one partition per this many bytes (fewer, larger partitions spill to disk); null: "
+        "spark.sql.shuffle.partitions as is.",
+    )
     value_tiers: ValueTiersConfig = Field(default_factory=ValueTiersConfig)
 
 

@@ -60,6 +60,10 @@ class Lake:
         """The table's latest committed version (not recorded: nothing is read)."""
         return tables.table_version(self.spark, self.path(table))
 
+    def size_bytes(self, table: str) -> int:
+        """Bytes of the table's data files at its latest version (not recorded: nothing is read)."""
+        return tables.table_size_bytes(self.spark, self.path(table))
+
     def read(self, table: str, *, hint: str = "") -> DataFrame:
         """``table`` pinned at the version this run first read (its latest then), recorded.
 

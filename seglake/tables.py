@@ -73,6 +73,11 @@ def table_version(spark: SparkSession, path: str) -> int:
     return int(first_row(DeltaTable.forPath(spark, path).history(1).select("version"))[0])
 
 
+def table_size_bytes(spark: SparkSession, path: str) -> int:
+    """Bytes of the data files of the Delta table's latest version (from its log: no file is read)."""
+    return int(first_row(DeltaTable.forPath(spark, path).detail().select("sizeInBytes"))[0] or 0)
+
+
 def ensure_properties(spark: SparkSession, path: str, properties: Mapping[str, str]) -> None:
     """Give an existing table the catalog's Delta properties (one metadata commit, only when
     one differs). Writer options set them on a new table only: an overwrite of an existing one

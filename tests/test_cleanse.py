@@ -362,6 +362,7 @@ def test_profile_describes_each_source_column(spark: SparkSession, generated_lak
     assert profile["amount"]["p25"] is not None and profile["category"]["p25"] is None
 
 
+@pytest.mark.slow  # two cleanse runs over a generated lake: `make test-slow`
 def test_rerun_adds_nothing_and_new_bronze_rows_are_processed(spark: SparkSession, generated_lake: Path) -> None:
     config = load_config(None, [f"lake.root={generated_lake}"])
     before = load(spark, generated_lake, "silver/receipts").count()

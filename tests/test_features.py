@@ -19,6 +19,7 @@ from jobs import generate as generate_job
 from tests.conftest import assert_same_rows
 from transforms.calendar import ProfilePeriod, neighbour_months, shift_month, trend_months
 from transforms.features import (
+    rollup_partitions,
     to_customer_lifetime,
     to_customer_month,
     to_customer_month_update,
@@ -710,6 +711,30 @@ def last_features_run(spark: SparkSession, lake: Path) -> Row:
     return runs.orderBy(F.desc("started_at")).first()
 
 
+def test_rollup_partitions_rise_with_the_receipts_bytes_and_never_fall_below_the_configured() -> None:
+    assert rollup_partitions(16, 0, 128) == 16
+    assert rollup_partitions(16, 16 * 128, 128) == 16  # exactly one partition's bytes each
+    assert rollup_partitions(16, 16 * 128 + 1, 128) == 17  # one byte more: one more partition
+    assert rollup_partitions(16, 8_300_000_000, 128 * 2**20) == 62  # 250M receipts' silver
+    assert rollup_partitions(16, 10**12, None) == 16  # null: the configured count as is
+
+
+def test_the_features_job_takes_its_partition_count_from_silver_bytes_on_disk(spark: SparkSession, lake: Path) -> None:
+    from seglake.config import load_config
+    from seglake.lake import Lake
+
+    append_silver(spark, lake, FIRST_BATCH)
+    append_silver(spark, lake, LATE_BATCH)  # two commits: the latest version's files, both
+    silver = lake / "silver" / "receipts"
+    on_disk = sum(f.stat().st_size for f in silver.rglob("*.parquet") if "_delta_log" not in f.parts)
+    assert on_disk > 2000
+    config = load_config(None, [f"lake.root={lake}", "features.partition_bytes=1000"])
+    assert features_job.partitions_by_customer(Lake(spark, config, "features")) == math.ceil(on_disk / 1000)
+    default = load_config(None, [f"lake.root={lake}"])
+    assert features_job.partitions_by_customer(Lake(spark, default, "features")) == 2  # the suite's shuffle partitions
+
+
+@pytest.mark.slow  # several job runs over a lake: `make test-slow`
 def test_incremental_rollup_rebuilds_only_changed_months_and_nothing_when_nothing_changed(
     spark: SparkSession, lake: Path
 ) -> None:
