@@ -10,7 +10,7 @@ stage and attempt, so that stages the UI forgets (``spark.ui.retainedStages``) a
 stage is attributed to the seglake job named in its description ("seglake cleanse as of
 ... (run ...)", set by ``seglake.job``). ``--summary`` prints, per job: input, output,
 shuffle write and read, spill to disk, the executors' run time and the largest task count
-of a stage.
+of a stage; with ``--by-run``, per job run (a stage run again is its own line).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ SUMMED = (
     "executorRunTime",
 )
 JOB_NAME = re.compile(r"^seglake (\S+)")
+RUN_ID = re.compile(r"\(run ([0-9a-f]+)\)")
 # --summary's columns: title, summed field, unit
 SUMMARY_COLUMNS = (
     ("input GiB", "inputBytes", 1024**3),
@@ -71,12 +72,15 @@ def poll_once(ui: str, seen: dict[str, dict[str, Any]]) -> int:
     return new
 
 
-def summary(seen: dict[str, dict[str, Any]]) -> dict[str, dict[str, int]]:
-    """Per seglake job: the summed metrics, the largest stage's task count, the stage count."""
+def summary(seen: dict[str, dict[str, Any]], *, by_run: bool = False) -> dict[str, dict[str, int]]:
+    """Per seglake job (or job run, ``by_run``: "features 186fd584"): the summed metrics, the
+    largest stage's task count, the stage count."""
     jobs: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for stage in seen.values():
         match = JOB_NAME.match(stage["description"])
-        job = jobs[match.group(1).rstrip(":") if match else "(other)"]
+        name = match.group(1).rstrip(":") if match else "(other)"
+        run = RUN_ID.search(stage["description"])
+        job = jobs[f"{name} {run.group(1)[:8]}" if by_run and match and run else name]
         for field in SUMMED:
             job[field] += int(stage[field])
         job["maxTasks"] = max(job["maxTasks"], int(stage["numTasks"]))
@@ -90,23 +94,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ui", default="http://127.0.0.1:4040", help="the Spark driver's UI")
     parser.add_argument("--every", type=float, default=20.0, help="seconds between polls")
     parser.add_argument("--summary", action="store_true", help="print the per-job sums of --out and stop")
+    parser.add_argument("--by-run", action="store_true", help="with --summary: one line per job run")
     args = parser.parse_args(argv)
     seen: dict[str, dict[str, Any]] = json.loads(args.out.read_text()) if args.out.exists() else {}
     if args.summary:
-        print(f"{'job':<10} " + " ".join(f"{title:>13}" for title, _, _ in SUMMARY_COLUMNS))
-        for job, sums in sorted(summary(seen).items()):
+        width = 18 if args.by_run else 10
+        print(f"{'job':<{width}} " + " ".join(f"{title:>13}" for title, _, _ in SUMMARY_COLUMNS))
+        for job, sums in sorted(summary(seen, by_run=args.by_run).items()):
             cells = [
                 f"{sums[field] / unit:>13,.2f}" if unit > 1 else f"{sums[field]:>13,}"
                 for _, field, unit in SUMMARY_COLUMNS
             ]
-            print(f"{job:<10} " + " ".join(cells))
+            print(f"{job:<{width}} " + " ".join(cells))
         return 0
     while True:
         try:
             if poll_once(args.ui, seen):
                 args.out.write_text(json.dumps(seen))
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass  # between jobs no driver is listening
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            pass  # between jobs no driver is listening, or one that is stopping answers with no JSON
         time.sleep(args.every)
 
 

@@ -227,6 +227,7 @@ def matrix(spark: SparkSession, lake: Path, as_of: dt.date) -> list[tuple]:
     return sorted(tuple(r) for r in got.collect())
 
 
+@pytest.mark.slow  # a generated lake through cleanse and features, then DuckDB: `make test-slow`
 def test_matrix_equals_duckdb_on_a_generated_lake_from_the_receipts_and_from_the_rollup(
     spark: SparkSession, cohort_lake: Path, capsys
 ) -> None:
