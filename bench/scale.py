@@ -18,7 +18,8 @@ The run takes longer than a working session: every finished stage is recorded in
 bench/out/scale-<size>.json, and the same command run again goes on from the first stage
 not recorded (a stage that was interrupted runs again whole; ``--fresh`` starts over;
 ``--redo features`` runs that stage of the large size again, on the lake as it is, and
-records the new figures: each stage's record names the commit it ran).
+records the new figures: each stage's record names the code version its run recorded in
+ops/runs).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import argparse
 import datetime as dt
 import json
 import shutil
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -72,15 +72,16 @@ def folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def stage_seconds(lake: Path, stage: str, overrides: list[str]) -> float:
-    """Seconds of the latest succeeded run of ``stage`` (a job name) in the lake's ops/runs."""
+def stage_run(lake: Path, stage: str, overrides: list[str]) -> tuple[float, str]:
+    """Seconds and code version (seglake version + git commit) of the latest succeeded run of
+    ``stage`` (a job name) in the lake's ops/runs."""
     spark = build_session(load_config(None, overrides).spark)
     runs = spark.read.format("delta").load(f"{lake}/ops/runs").where("status = 'succeeded'")
     seconds = (F.col("ended_at").cast("double") - F.col("started_at").cast("double")).alias("s")
-    last = runs.where(F.col("job") == stage).orderBy(F.desc("started_at")).select(seconds).first()
+    last = runs.where(F.col("job") == stage).orderBy(F.desc("started_at")).select(seconds, "code_version").first()
     if last is None:
         raise SystemExit(f"bench scale: no succeeded {stage} run in {lake}/ops/runs")
-    return float(last["s"])
+    return float(last["s"]), str(last["code_version"])
 
 
 def progress_path(receipts: int) -> Path:
@@ -125,12 +126,13 @@ def run_size(receipts: int, overrides: list[str]) -> dict[str, Any]:
         before = folder_bytes(lake) if lake.exists() and stage != "generate" else 0
         with DiskPeak(OUT) as disk:
             run_stage(lake, stage, receipts, overrides)
+        seconds, code_version = stage_run(lake, stage, overrides)
         progress["stages"][stage] = {
-            "seconds": stage_seconds(lake, stage, overrides),
+            "seconds": seconds,
             "peak_disk": before + disk.peak,
             "date": dt.date.today().isoformat(),
             "machine": machine(),
-            "commit": commit(),
+            "commit": code_version,
         }
         progress_path(receipts).write_text(json.dumps(progress, indent=2))
         print(f"  {stage}: {progress['stages'][stage]['seconds']:.1f} s", flush=True)
@@ -138,16 +140,6 @@ def run_size(receipts: int, overrides: list[str]) -> dict[str, Any]:
         progress["lake_bytes"] = folder_bytes(lake)
         progress_path(receipts).write_text(json.dumps(progress, indent=2))
     return progress
-
-
-def commit() -> str:
-    """The checked-out commit (with ``+changes`` when the work tree differs), or "unknown"."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
 def commits(large: dict[str, Any]) -> str:
