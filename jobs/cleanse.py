@@ -150,7 +150,12 @@ def run(lake: Lake, *, full: bool = False, no_profile: bool = False) -> StageRes
     rules = rules_from(config)
     checked = with_reject_reason(with_normalised_values(todo, rules), rules)
     few = appended is not None and appended.count <= FEW_NEW_ROWS
-    classified = with_duplicate_reasons(checked, kept, few=few).persist(StorageLevel.MEMORY_AND_DISK)
+    partitions = None
+    if full:  # an incremental run's new rows are few: adaptive execution sizes their shuffle
+        partitions, why = lake.partitions_by_size("bronze/receipts", config.cleanse.partition_bytes)
+        log.info(f"duplicates by receipt id: {why}")
+    classified = with_duplicate_reasons(checked, kept, few=few, partitions=partitions)
+    classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts = {r["reject_reason"]: int(r["rows"]) for r in to_reason_counts(classified).collect()}
         rows_in = todo.count()
@@ -204,6 +209,7 @@ def run(lake: Lake, *, full: bool = False, no_profile: bool = False) -> StageRes
         "quarantined": quarantined,
         "full": full,
         "reasons": dict(sorted(counts.items())),
+        "partitions": partitions,
     }
     return StageResult(rows_in=rows_in, rows_out=clean, details=details)
 

@@ -46,7 +46,6 @@ from transforms.calendar import ProfilePeriod, last_whole_month, month_of, shift
 from transforms.features import (
     CUSTOMER_MONTH_COLUMNS,
     LIFETIME_VALUE_COLUMNS,
-    rollup_partitions,
     to_changed_months,
     to_customer_lifetime,
     to_customer_month,
@@ -120,16 +119,12 @@ def run(lake: Lake, *, as_of: dt.date, incremental: bool = False) -> StageResult
 
 
 def partitions_by_customer(lake: Lake) -> int:
-    """The fixed partition count of the rollup and profile (see :func:`rollup_partitions`)."""
-    configured = int(lake.spark.conf.get("spark.sql.shuffle.partitions") or "200")
-    bytes_per_partition = lake.config.features.partition_bytes
-    receipts_bytes = lake.size_bytes("silver/receipts")
-    partitions = rollup_partitions(configured, receipts_bytes, bytes_per_partition)
-    if partitions > configured and bytes_per_partition is not None:
-        log.info(
-            f"{partitions} partitions by customer: one per {bytes_per_partition / 2**20:,.0f} MiB of silver/receipts "
-            f"({receipts_bytes / 2**30:,.1f} GiB; spark.sql.shuffle.partitions is {configured})"
-        )
+    """The fixed partition count of the rollup and profile: one per
+    ``features.partition_bytes`` of silver/receipts, at least spark.sql.shuffle.partitions
+    (:func:`seglake.lake.partitions_for_bytes`). Fixed for the whole job: the profile
+    aggregates the rollup's partitions as they are."""
+    partitions, why = lake.partitions_by_size("silver/receipts", lake.config.features.partition_bytes)
+    log.info(f"rollup and profile by customer: {why}")
     return partitions
 
 

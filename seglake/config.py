@@ -199,6 +199,13 @@ class CleanseConfig(_Section):
         description="Canonical channel -> source words (compared trimmed, lower case).",
     )
     profile_sample_rows: int = Field(1_000_000, ge=1000, description="Rows sampled for the top values in ops/profile.")
+    partition_bytes: int | None = Field(
+        128 * 1024 * 1024,
+        ge=1,
+        description="Bytes of bronze/receipts per partition of a full run's shuffle by receipt id: "
+        "spark.sql.shuffle.partitions, raised to one partition per this many bytes (fewer, larger partitions "
+        "spill their sort to disk); null: spark.sql.shuffle.partitions as is.",
+    )
     thresholds: CleanseThresholds = Field(default_factory=CleanseThresholds)
 
     @model_validator(mode="after")

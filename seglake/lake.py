@@ -35,6 +35,20 @@ CLEANSE_PAIR = ("silver/receipts_quarantine", "silver/receipts")
 CLEANSE_COMMIT = "seglake cleanse run "  # + run id: the Delta userMetadata of cleanse's commits
 
 
+def partitions_for_bytes(configured: int, table_bytes: int, bytes_per_partition: int | None) -> int:
+    """A shuffle's partition count: ``configured`` (spark.sql.shuffle.partitions), raised to
+    one per ``bytes_per_partition`` of the table it shuffles; ``None``: ``configured`` as is.
+
+    For shuffles whose partitions adaptive execution cannot coalesce or split (a fixed
+    partitioning the job reuses, a window): a count that suits 50M receipts leaves each task
+    of a 250M run five times the rows, and its sort or aggregation spills to disk
+    (BENCHMARKS.md, scale).
+    """
+    if bytes_per_partition is None:
+        return configured
+    return max(configured, -(-table_bytes // bytes_per_partition))
+
+
 def new_run_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -63,6 +77,21 @@ class Lake:
     def size_bytes(self, table: str) -> int:
         """Bytes of the table's data files at its latest version (not recorded: nothing is read)."""
         return tables.table_size_bytes(self.spark, self.path(table))
+
+    def partitions_by_size(self, table: str, bytes_per_partition: int | None) -> tuple[int, str]:
+        """The partition count of a shuffle of ``table`` (:func:`partitions_for_bytes` of its
+        data files' bytes at its latest version), and a line saying why, for the job's log."""
+        configured = int(self.spark.conf.get("spark.sql.shuffle.partitions") or "200")
+        if bytes_per_partition is None:
+            return configured, f"{configured} partitions (spark.sql.shuffle.partitions)"
+        table_bytes = self.size_bytes(table)
+        partitions = partitions_for_bytes(configured, table_bytes, bytes_per_partition)
+        if partitions == configured:
+            return configured, f"{configured} partitions (spark.sql.shuffle.partitions)"
+        return partitions, (
+            f"{partitions} partitions: one per {bytes_per_partition / 2**20:,.0f} MiB of {table} "
+            f"({table_bytes / 2**30:,.1f} GiB; spark.sql.shuffle.partitions is {configured})"
+        )
 
     def read(self, table: str, *, hint: str = "") -> DataFrame:
         """``table`` pinned at the version this run first read (its latest then), recorded.

@@ -23,6 +23,7 @@ from seglake.errors import ConfigError
 from seglake.lake import CLEANSE_PAIR, Lake
 from tests.conftest import PROJECT_ROOT
 from transforms.cleanse import (
+    CONTENT_OF_CHECKED,
     REASONS,
     CleanseRules,
     to_silver_receipts,
@@ -30,6 +31,7 @@ from transforms.cleanse import (
     with_normalised_values,
     with_reject_reason,
 )
+from transforms.ingest import RECEIPT_COLUMNS
 from transforms.quality import Check, quarantine_rate_checks, row_drop_check
 
 BRONZE = (
@@ -272,6 +274,56 @@ def test_receipts_already_in_silver_win(spark: SparkSession) -> None:
     assert classify(spark, rows, kept=silver) == {"a-again": "duplicate_row", "a-other": "receipt_id_conflict"}
 
 
+def test_receipts_compare_every_receipt_column_but_the_id() -> None:
+    # a column added to the receipts must take part in telling a duplicate from a conflict
+    assert tuple(CONTENT_OF_CHECKED.values()) == tuple(c for c in RECEIPT_COLUMNS if c != "receipt_id")
+
+
+def test_missing_values_compare_equal_to_missing_values_only(spark: SparkSession) -> None:
+    rows = [
+        receipt("a-first", receipt_id="R1", region=None, coupon_used=None),
+        receipt("b-same", receipt_id="R1", region=None, coupon_used=False),  # silver holds a missing flag as false
+        receipt("c-region", receipt_id="R1", region="North", coupon_used=None),  # null against a value
+        receipt("d-first", receipt_id="R2", store_id="S1"),
+        receipt("e-no-store", receipt_id="R2", store_id=None),  # a value against null
+    ]
+    expected = {
+        "a-first": None,
+        "b-same": "duplicate_row",
+        "c-region": "receipt_id_conflict",
+        "d-first": None,
+        "e-no-store": "receipt_id_conflict",
+    }
+    assert classify(spark, rows) == expected
+    # the same with silver's row as the one kept: its canonical columns stand for the content
+    bronze = spark.createDataFrame([receipt("k", receipt_id="R1", region=None, coupon_used=None)], BRONZE)
+    silver = to_silver_receipts(
+        with_duplicate_reasons(with_reject_reason(with_normalised_values(bronze, RULES), RULES), None), "r0"
+    )
+    assert classify(spark, [rows[1], rows[2]], kept=silver) == {
+        "b-same": "duplicate_row",
+        "c-region": "receipt_id_conflict",
+    }
+
+
+def test_the_receipt_id_shuffle_takes_the_partition_count_given(spark: SparkSession) -> None:
+    rows = [receipt("a", receipt_id="R1"), receipt("b", receipt_id="R1"), receipt("c", receipt_id="R2")]
+    checked = with_reject_reason(with_normalised_values(spark.createDataFrame(rows, BRONZE), RULES), RULES)
+    classified = with_duplicate_reasons(checked, None, partitions=7)
+    plan = classified._jdf.queryExecution().executedPlan().toString()
+    assert re.search(r"hashpartitioning\(receipt_id#\d+, 7\)", plan), plan
+    # the content struct is made after the exchange (above it in the plan): it is not shuffled
+    lines = plan.splitlines()
+    exchange = next(i for i, line in enumerate(lines) if "Exchange hashpartitioning(receipt_id" in line)
+    struct = next(i for i, line in enumerate(lines) if " AS _content#" in line)
+    assert struct < exchange, plan
+    assert {r["row_key"]: r["reject_reason"] for r in classified.collect()} == {
+        "a": None,
+        "b": "duplicate_row",
+        "c": None,
+    }
+
+
 @pytest.fixture(scope="module")
 def generated_lake(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
     lake = tmp_path_factory.mktemp("cleanse") / "lake"
@@ -413,8 +465,10 @@ def test_books_that_do_not_balance_write_nothing(
 ) -> None:
     assert generate_job.main([f"--set=lake.root={lake}", "--customers=50", "--receipts=500"]) == 0
 
-    def loses_a_row(checked: DataFrame, kept: DataFrame | None, *, few: bool = False) -> DataFrame:
-        return with_duplicate_reasons(checked, kept, few=few).orderBy("row_key").offset(1)
+    def loses_a_row(
+        checked: DataFrame, kept: DataFrame | None, *, few: bool = False, partitions: int | None = None
+    ) -> DataFrame:
+        return with_duplicate_reasons(checked, kept, few=few, partitions=partitions).orderBy("row_key").offset(1)
 
     monkeypatch.setattr(cleanse_job, "with_duplicate_reasons", loses_a_row)
     assert cleanse_job.main([f"--set=lake.root={lake}"]) == 1  # a broken invariant: not a user error

@@ -19,7 +19,6 @@ from jobs import generate as generate_job
 from tests.conftest import assert_same_rows
 from transforms.calendar import ProfilePeriod, neighbour_months, shift_month, trend_months
 from transforms.features import (
-    rollup_partitions,
     to_customer_lifetime,
     to_customer_month,
     to_customer_month_update,
@@ -711,12 +710,14 @@ def last_features_run(spark: SparkSession, lake: Path) -> Row:
     return runs.orderBy(F.desc("started_at")).first()
 
 
-def test_rollup_partitions_rise_with_the_receipts_bytes_and_never_fall_below_the_configured() -> None:
-    assert rollup_partitions(16, 0, 128) == 16
-    assert rollup_partitions(16, 16 * 128, 128) == 16  # exactly one partition's bytes each
-    assert rollup_partitions(16, 16 * 128 + 1, 128) == 17  # one byte more: one more partition
-    assert rollup_partitions(16, 8_300_000_000, 128 * 2**20) == 62  # 250M receipts' silver
-    assert rollup_partitions(16, 10**12, None) == 16  # null: the configured count as is
+def test_partitions_rise_with_the_table_bytes_and_never_fall_below_the_configured() -> None:
+    from seglake.lake import partitions_for_bytes
+
+    assert partitions_for_bytes(16, 0, 128) == 16
+    assert partitions_for_bytes(16, 16 * 128, 128) == 16  # exactly one partition's bytes each
+    assert partitions_for_bytes(16, 16 * 128 + 1, 128) == 17  # one byte more: one more partition
+    assert partitions_for_bytes(16, 8_300_000_000, 128 * 2**20) == 62  # 250M receipts' silver
+    assert partitions_for_bytes(16, 10**12, None) == 16  # null: the configured count as is
 
 
 def test_the_features_job_takes_its_partition_count_from_silver_bytes_on_disk(spark: SparkSession, lake: Path) -> None:

@@ -24,7 +24,6 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from transforms.calendar import month_of
-from transforms.ingest import RECEIPT_COLUMNS
 
 # reason code -> what it means (also the ops/data_quality check names), in rule order
 REASONS: dict[str, str] = {
@@ -48,7 +47,6 @@ REASONS: dict[str, str] = {
 }
 
 # what two receipts must share to be the same receipt
-CONTENT = tuple(c for c in RECEIPT_COLUMNS if c != "receipt_id")
 
 AMOUNT_TYPE = "decimal(18,2)"
 # 7 integer digits and 12 decimals: decimal(18,2) x decimal(19,12) is exact in decimal(38,14)
@@ -197,58 +195,79 @@ def with_reject_reason(normalised: DataFrame, rules: CleanseRules) -> DataFrame:
     return normalised.withColumns({"reject_reason": reason, "reject_detail": detail})
 
 
-def _content(prefix: str = "") -> Column:
-    return F.struct(*[F.col(f"{prefix}{c}").alias(c) for c in CONTENT])
+# What makes two rows of one receipt id the same receipt: each receipt column of silver but
+# the id, from the checked row's column (its value as compared: :func:`_as_compared`), and the
+# silver column that supplies it for the rows already kept.
+CONTENT_OF_CHECKED: dict[str, str] = {
+    "_customer_id": "customer_id",
+    "receipt_ts": "receipt_ts",
+    "_amount": "amount",
+    "_currency": "currency",
+    "_channel": "channel",
+    "store_id": "store_id",
+    "region": "region",
+    "category": "category",
+    "item_count": "item_count",
+    "_discount": "discount_amount",
+    "coupon_used": "coupon_used",
+}
 
 
-def with_duplicate_reasons(checked: DataFrame, kept: DataFrame | None, *, few: bool = False) -> DataFrame:
+def _as_compared(name: str) -> Column:
+    """A content value as silver would hold it (amounts in cents; a missing coupon flag is false)."""
+    if name in ("_amount", "_discount"):
+        return F.col(name).cast(AMOUNT_TYPE)
+    if name == "coupon_used":
+        return F.coalesce(F.col(name), F.lit(False))
+    return F.col(name)
+
+
+def with_duplicate_reasons(
+    checked: DataFrame, kept: DataFrame | None, *, few: bool = False, partitions: int | None = None
+) -> DataFrame:
     """Mark duplicates and receipt id conflicts among rows that passed the rules.
 
     ``kept`` is silver (canonical columns) for the receipt ids at stake; its rows win.
-    One shuffle: a window partitioned by receipt id. ``few``: the rows checked are few
-    against ``kept`` (an incremental run's new rows), so their receipt ids are broadcast to
-    pick silver's rows at stake while it is scanned, rather than shuffling all of silver.
+    One shuffle: a window partitioned by receipt id (into ``partitions`` when given, else
+    ``spark.sql.shuffle.partitions``). ``few``: the rows checked are few against ``kept``
+    (an incremental run's new rows), so their receipt ids are broadcast to pick silver's
+    rows at stake while it is scanned, rather than shuffling all of silver.
     """
-    candidates = checked.where(F.col("reject_reason").isNull()).select(
-        "*",
-        F.lit(False).alias("_is_kept"),
-        F.struct(
-            F.col("_customer_id").alias("customer_id"),
-            "receipt_ts",
-            F.col("_amount").cast(AMOUNT_TYPE).alias("amount"),
-            F.col("_currency").alias("currency"),
-            F.col("_channel").alias("channel"),
-            "store_id",
-            "region",
-            "category",
-            "item_count",
-            F.col("_discount").cast(AMOUNT_TYPE).alias("discount_amount"),
-            F.coalesce("coupon_used", F.lit(False)).alias("coupon_used"),
-        ).alias("_content"),
-    )
+    candidates = checked.where(F.col("reject_reason").isNull()).withColumn("_is_kept", F.lit(False))
     if kept is not None:
         ids = candidates.select("receipt_id").distinct()
         existing = kept.join(F.broadcast(ids) if few else ids, "receipt_id", "left_semi")
+        types = dict(candidates.dtypes)
         candidates = candidates.unionByName(
             existing.select(
-                "receipt_id", "ingested_at", "row_key", F.lit(True).alias("_is_kept"), _content().alias("_content")
+                "receipt_id",
+                "ingested_at",
+                "row_key",
+                F.lit(True).alias("_is_kept"),
+                *[F.col(source).cast(types[name]).alias(name) for name, source in CONTENT_OF_CHECKED.items()],
             ),
             allowMissingColumns=True,
         )
+    # The content struct is built after the exchange: the shuffle carries each row's columns once.
+    shuffled = candidates.repartition(partitions, "receipt_id") if partitions else candidates.repartition("receipt_id")
+    with_content = shuffled.withColumn(
+        "_content", F.struct(*[_as_compared(name).alias(name) for name in CONTENT_OF_CHECKED])
+    )
     by_receipt = (
         Window.partitionBy("receipt_id")
         .orderBy(F.desc("_is_kept"), "ingested_at", "row_key")
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
-    ranked = candidates.withColumns(
+    ranked = with_content.withColumns(
         {
             "_rank": F.row_number().over(by_receipt),
             "_winner": F.first("_content").over(by_receipt),
             "_winner_key": F.first("row_key").over(by_receipt),
         }
     ).where(~F.col("_is_kept"))
-    is_duplicate = (F.col("_rank") > 1) & (F.col("_content") == F.col("_winner"))
-    is_conflict = (F.col("_rank") > 1) & (F.col("_content") != F.col("_winner"))
+    same_content = F.col("_content") == F.col("_winner")  # field by field, a null equal to a null
+    is_duplicate = (F.col("_rank") > 1) & same_content
+    is_conflict = (F.col("_rank") > 1) & ~same_content
     deduplicated = ranked.withColumns(
         {
             "reject_reason": F.when(is_duplicate, F.lit("duplicate_row")).when(

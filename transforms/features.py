@@ -103,20 +103,6 @@ CUSTOMER_MONTH_COLUMNS = (
 )
 
 
-def rollup_partitions(configured: int, receipts_bytes: int, bytes_per_partition: int | None) -> int:
-    """Partitions by customer for the rollup and the profile: ``configured``
-    (spark.sql.shuffle.partitions), raised to one per ``bytes_per_partition`` of receipts.
-
-    The count is fixed for the whole job (the profile aggregates the rollup's partitions as
-    they are), so adaptive execution cannot coalesce or split them: a count that suits 50M
-    receipts leaves each task of a 250M run five times the rows, and its aggregation and the
-    Delta writer's sort spill to disk (BENCHMARKS.md, scale).
-    """
-    if bytes_per_partition is None:
-        return configured
-    return max(configured, -(-receipts_bytes // bytes_per_partition))
-
-
 def _needed(receipts: DataFrame) -> DataFrame:
     """The receipt columns the rollup needs."""
     return receipts.select("customer_id", "receipt_id", "receipt_ts", "amount", *PROFILE_SOURCE_COLUMNS)
