@@ -180,6 +180,17 @@ class CleanseThresholds(_Section):
         return rates
 
 
+def partition_bytes_field(table: str, shuffle: str) -> Any:
+    """A stage's ``partition_bytes`` setting (:func:`seglake.lake.partitions_for_bytes`)."""
+    return Field(
+        128 * 1024 * 1024,
+        ge=1,
+        description=f"Bytes of {table} per partition of {shuffle}: spark.sql.shuffle.partitions, raised to one "
+        "partition per this many bytes (fewer, larger partitions spill to disk); null: spark.sql.shuffle.partitions "
+        "as is.",
+    )
+
+
 class CleanseConfig(_Section):
     business_start: dt.date = Field(dt.date(2000, 1, 1), description="Receipts before this day are rejected.")
     future_tolerance_hours: float = Field(24.0, ge=0, description="Slack for receipts stamped after their ingestion.")
@@ -199,13 +210,7 @@ class CleanseConfig(_Section):
         description="Canonical channel -> source words (compared trimmed, lower case).",
     )
     profile_sample_rows: int = Field(1_000_000, ge=1000, description="Rows sampled for the top values in ops/profile.")
-    partition_bytes: int | None = Field(
-        128 * 1024 * 1024,
-        ge=1,
-        description="Bytes of bronze/receipts per partition of a full run's shuffle by receipt id: "
-        "spark.sql.shuffle.partitions, raised to one partition per this many bytes (fewer, larger partitions "
-        "spill their sort to disk); null: spark.sql.shuffle.partitions as is.",
-    )
+    partition_bytes: int | None = partition_bytes_field("bronze/receipts", "a full run's shuffle by receipt id")
     thresholds: CleanseThresholds = Field(default_factory=CleanseThresholds)
 
     @model_validator(mode="after")
@@ -245,13 +250,7 @@ class ValueTiersConfig(_Section):
 class FeaturesConfig(_Section):
     window_days: int = Field(365, ge=1, description="Review window W in days.")
     recency_last_k: int = Field(5, ge=1, description="k of LRFMP recency: mean days since the last k purchases.")
-    partition_bytes: int | None = Field(
-        128 * 1024 * 1024,
-        ge=1,
-        description="Bytes of silver/receipts per partition of the rollup and profile: spark.sql.shuffle.partitions, "
-        "raised to one partition per this many bytes (fewer, larger partitions spill to disk); null: "
-        "spark.sql.shuffle.partitions as is.",
-    )
+    partition_bytes: int | None = partition_bytes_field("silver/receipts", "the rollup and profile")
     value_tiers: ValueTiersConfig = Field(default_factory=ValueTiersConfig)
 
 
