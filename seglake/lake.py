@@ -82,16 +82,15 @@ class Lake:
         """The partition count of a shuffle of ``table`` (:func:`partitions_for_bytes` of its
         data files' bytes at its latest version), and a line saying why, for the job's log."""
         configured = int(self.spark.conf.get("spark.sql.shuffle.partitions") or "200")
-        if bytes_per_partition is None:
-            return configured, f"{configured} partitions (spark.sql.shuffle.partitions)"
-        table_bytes = self.size_bytes(table)
-        partitions = partitions_for_bytes(configured, table_bytes, bytes_per_partition)
-        if partitions == configured:
-            return configured, f"{configured} partitions (spark.sql.shuffle.partitions)"
-        return partitions, (
-            f"{partitions} partitions: one per {bytes_per_partition / 2**20:,.0f} MiB of {table} "
-            f"({table_bytes / 2**30:,.1f} GiB; spark.sql.shuffle.partitions is {configured})"
-        )
+        if bytes_per_partition is not None:  # else no need to read the table's size
+            table_bytes = self.size_bytes(table)
+            partitions = partitions_for_bytes(configured, table_bytes, bytes_per_partition)
+            if partitions > configured:
+                return partitions, (
+                    f"{partitions} partitions: one per {bytes_per_partition / 2**20:,.0f} MiB of {table} "
+                    f"({table_bytes / 2**30:,.1f} GiB; spark.sql.shuffle.partitions is {configured})"
+                )
+        return configured, f"{configured} partitions (spark.sql.shuffle.partitions)"
 
     def read(self, table: str, *, hint: str = "") -> DataFrame:
         """``table`` pinned at the version this run first read (its latest then), recorded.

@@ -46,8 +46,6 @@ REASONS: dict[str, str] = {
     "receipt_id_conflict": "receipt id already kept with different content",
 }
 
-# what two receipts must share to be the same receipt
-
 AMOUNT_TYPE = "decimal(18,2)"
 # 7 integer digits and 12 decimals: decimal(18,2) x decimal(19,12) is exact in decimal(38,14)
 RATE_TYPE = "decimal(19,12)"  # seglake's config refuses a rate that does not fit (RATE_MAX, RATE_MAX_DECIMALS)
