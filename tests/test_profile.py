@@ -169,6 +169,23 @@ EDGES = [
 ]
 
 
+def test_keys_missing_on_a_purchase_count_in_no_map(spark: SparkSession) -> None:
+    """A purchase without a region, store or category counts in the orders but in no map;
+    a key bought twice in a month counts twice (the maps are folded per month, then merged)."""
+    rows = [
+        ("d1", "D", "2024-05-10T10:00:00Z", "10.00", "store", None, None, None, 1, "0.00", False),
+        ("d2", "D", "2024-05-11T10:00:00Z", "20.00", "store", "S1", "North", "food", 1, "0.00", False),
+        ("d3", "D", "2024-05-12T10:00:00Z", "30.00", "store", "S1", "North", "food", 1, "0.00", False),
+        ("d4", "D", "2024-06-01T10:00:00Z", "40.00", "online", "W1", None, "toys", 1, "0.00", False),
+    ]
+    d = profile_of(spark, rows, "2024-06-15")["D"]
+    assert d["frequency"] == 4
+    assert (d["main_region"], d["main_region_share"], d["regions_used_window"]) == ("North", 0.5, 1)  # 2 of 4
+    assert (d["main_store"], d["stores_used_window"]) == ("S1", 2)  # S1 twice, W1 once
+    assert (d["top_category"], d["categories_window"]) == ("food", 2)  # food 20 + 30 = 50, toys 40
+    assert d["top_category_share"] == pytest.approx(50 / 90)  # of the amounts with a category
+
+
 def test_time_zone_moves_receipts_across_the_weekend_the_day_and_the_month(spark: SparkSession, new_york: None) -> None:
     x = profile_of(spark, EDGES, "2024-03-31")["X"]
     assert x["frequency"] == 2  # x2 is on 2024-03-31 in New York, so not after D
