@@ -226,3 +226,26 @@ def test_demographics_come_from_the_latest_customer_row_with_normalised_ids(spar
         "has_email_opt_in",
         "home_region",
     ]
+
+
+CUSTOMERS_DDL = (
+    "customer_id string, age_band string, gender string, is_loyalty_member boolean, has_email_opt_in boolean, "
+    "region string, ingested_at timestamp, row_key string"
+)
+
+
+def test_demographics_tie_on_ingestion_goes_to_the_larger_row_key(spark: SparkSession) -> None:
+    same_time = dt.datetime(2024, 3, 1)
+    customers = spark.createDataFrame(
+        [
+            ("D", "25-34", "F", True, False, "North", same_time, "k9"),  # larger row_key: wins the tie
+            ("d", "35-44", "M", False, True, "South", same_time, "k10"),  # "k10" < "k9" in text order
+            ("E", "55-64", "F", False, False, "West", dt.datetime(2024, 1, 1), "k1"),
+        ],
+        CUSTOMERS_DDL,
+    )
+    profile = spark.createDataFrame([("D", 1), ("E", 2), ("F", 3)], "customer_id string, orders long")
+    rows = {r["customer_id"]: r for r in with_demographics(profile, customers, customer_id_case="upper").collect()}
+    assert (rows["D"]["age_band"], rows["D"]["gender"], rows["D"]["home_region"]) == ("25-34", "F", "North")
+    assert (rows["E"]["age_band"], rows["E"]["orders"]) == ("55-64", 2)
+    assert rows["F"]["age_band"] is None and rows["F"]["orders"] == 3
