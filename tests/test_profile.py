@@ -201,6 +201,12 @@ def test_the_same_receipts_in_utc(spark: SparkSession) -> None:
     assert (x["weekend_order_share"], x["night_order_share"]) == (1.0, 1.0)  # Saturday 03:00
 
 
+CUSTOMERS_DDL = (
+    "customer_id string, age_band string, gender string, is_loyalty_member boolean, has_email_opt_in boolean, "
+    "region string, ingested_at timestamp, row_key string"
+)
+
+
 def test_demographics_come_from_the_latest_customer_row_with_normalised_ids(spark: SparkSession) -> None:
     customers = spark.createDataFrame(
         [
@@ -209,8 +215,7 @@ def test_demographics_come_from_the_latest_customer_row_with_normalised_ids(spar
             ("b ", None, "M", False, False, "East", dt.datetime(2024, 1, 1), "k3"),
             ("", "18-24", "X", False, False, "West", dt.datetime(2024, 1, 1), "k4"),  # no id: dropped
         ],
-        "customer_id string, age_band string, gender string, is_loyalty_member boolean, has_email_opt_in boolean, "
-        "region string, ingested_at timestamp, row_key string",
+        CUSTOMERS_DDL,
     )
     profile = spark.createDataFrame([("A",), ("B",), ("C",)], "customer_id string")
     rows = {r["customer_id"]: r for r in with_demographics(profile, customers, customer_id_case="upper").collect()}
@@ -226,12 +231,6 @@ def test_demographics_come_from_the_latest_customer_row_with_normalised_ids(spar
         "has_email_opt_in",
         "home_region",
     ]
-
-
-CUSTOMERS_DDL = (
-    "customer_id string, age_band string, gender string, is_loyalty_member boolean, has_email_opt_in boolean, "
-    "region string, ingested_at timestamp, row_key string"
-)
 
 
 def test_demographics_tie_on_ingestion_goes_to_the_larger_row_key(spark: SparkSession) -> None:
