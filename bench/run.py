@@ -147,8 +147,8 @@ def bench_generate(sizes: list[int], spark_overrides: list[str]) -> str:
         [
             "`generate` end to end (customers = receipts / 10, 2022-01-01..2024-12-31, 2% dirty),",
             "wall time of the job including the calibration pass, the month-partitioned",
-            "bronze/receipts commit, bronze/customers and the truth table (the Spark session's start",
-            "included when it is the run's first job). *Commit*: the job's own timing of the",
+            "bronze/receipts commit, bronze/customers and the truth table (the Spark session already",
+            "started, as for every figure here). *Commit*: the job's own timing of the",
             "bronze/receipts commit (its log line, `ops/runs.details.write_seconds`). *Rows only*: the same",
             "receipts planned again (`plan_generation`) and written to Spark's `noop` sink, i.e. the",
             "cost of making the rows without any file written (CPU-bound or write-bound). Then the written",
