@@ -600,7 +600,6 @@ def synthetic_profile(spark, customers: int):  # type: ignore[no-untyped-def]
 
 def bench_segment(sizes: list[int], spark_overrides: list[str]) -> str:
     """The segment job on a synthetic gold/customer_profile of ``size`` customers (not the pipeline)."""
-
     from jobs import segment as segment_job
 
     rows = [
