@@ -352,20 +352,34 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
         print(f"bench features {label(size)} ...", flush=True)
         spark_s = timed(lambda argv=argv: features_job.main(argv))
         core_s = duck_time("core", FEATURES_CORE_SQL)
+        duck_360_s = duck_time("360", PROFILE_360_SQL)
         rows.append(versus_row(rows_in, spark_s, core_s, "features vs. DuckDB core"))
-        rows.append(
-            versus_row(rows_in, spark_s, core_s + duck_time("360", PROFILE_360_SQL), "features vs. DuckDB core + 360°")
-        )
+        rows.append(versus_row(rows_in, spark_s, core_s + duck_360_s, "features vs. DuckDB core + 360°"))
         core_period = {
             "as_of": as_of,
             "first_month": period.first_whole_window_month,
             "last_month": period.last_whole_month,
         }
+        core_seconds = {}
         for name, core in (("plain Spark SQL core", plain_spark_core), ("tuned Spark core", tuned_spark_core)):
             out = lake / f"spark-{name.split()[0]}-core.parquet"
-            spark_core_s = timed(functools.partial(core, spark, lake, out, **core_period))
+            core_seconds[name] = timed(functools.partial(core, spark, lake, out, **core_period))
             check_spark_core(duck, lake, out)
-            rows.append(versus_row(rows_in, spark_core_s, core_s, f"{name} vs. DuckDB core"))
+            rows.append(versus_row(rows_in, core_seconds[name], core_s, f"{name} vs. DuckDB core"))
+        out = lake / "spark-plain-360.parquet"
+        spark_360_s = timed(
+            functools.partial(plain_spark_360, spark, lake, out, as_of=as_of, last_3=last_3, previous_3=previous_3)
+        )
+        check_spark_360(duck, lake, out)
+        rows.append(versus_row(rows_in, spark_360_s, duck_360_s, "plain Spark SQL 360° vs. DuckDB 360°"))
+        rows.append(
+            versus_row(
+                rows_in,
+                core_seconds["plain Spark SQL core"] + spark_360_s,
+                core_s + duck_360_s,
+                "plain Spark SQL core + 360° vs. DuckDB core + 360°",
+            )
+        )
         print(f"bench cohorts {label(size)} ...", flush=True)
         spark_s = timed(lambda argv=argv: cohorts_job.main(argv))
         rows.append(versus_row(rows_in, spark_s, duck_time("cohorts", COHORT_SQL), "cohorts"))
@@ -385,6 +399,9 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
             "is the same SQL in Spark (`SPARK_CORE_SQL`: three shuffles, and the profile computed twice",
             "for the quantiles), *tuned* is written for Spark (`tuned_spark_core`: one shuffle and",
             "one sort for the gaps and both aggregations, the profile cached for `approxQuantile`).",
+            "*plain Spark SQL 360°* is `PROFILE_360_SQL` in Spark's dialect (`SPARK_360_SQL`), written",
+            "to Parquet; every value must equal DuckDB's (checked each run). Beside the plain core it is",
+            "the same work as DuckDB's core + 360°, done by Spark SQL as written.",
             "`cohorts` (run after `features`): monthly retention, overall and by first",
             "channel, from the `silver/customer_month` rollup that run wrote, against DuckDB's monthly",
             "retention matrix from the receipts. DuckDB runs in the bench's process beside the Spark",
@@ -433,6 +450,137 @@ SELECT profile.*,
        4 - int(monetary_amount > mq[0]) - int(monetary_amount > mq[1]) - int(monetary_amount > mq[2]) AS m_score
 FROM profile CROSS JOIN q
 """
+
+
+# PROFILE_360_SQL (bench/reference.py) in Spark's SQL dialect, line for line. DuckDB's
+# `first(x ORDER BY ...)` is `min_by(x, struct(...))`, its dayofweek counts from 0 (Spark's from 1),
+# and the top category's share divides doubles (DuckDB divides decimals into a double).
+SPARK_360_SQL = """
+WITH r AS (
+    SELECT *, to_date(receipt_ts) AS day, date_format(receipt_ts, 'yyyy-MM') AS month,
+           CASE WHEN hour(receipt_ts) < 6 THEN 'night' WHEN hour(receipt_ts) < 12 THEN 'morning'
+                WHEN hour(receipt_ts) < 18 THEN 'afternoon' ELSE 'evening' END AS part
+    FROM bench_silver_receipts WHERE to_date(receipt_ts) <= DATE'{as_of}'
+),
+life AS (
+    SELECT customer_id,
+           min_by(channel, struct(receipt_ts, receipt_id)) FILTER (WHERE amount > 0) AS first_channel,
+           count(DISTINCT month) FILTER (WHERE amount > 0) AS months_active_lifetime,
+           sum(amount) FILTER (WHERE amount > 0) AS gross_spend_lifetime,
+           max(amount) FILTER (WHERE amount > 0) AS max_receipt_amount_lifetime,
+           coalesce(sum(amount) FILTER (WHERE month IN ({last_3})), 0) AS spend_last_3_months,
+           coalesce(sum(amount) FILTER (WHERE month IN ({previous_3})), 0) AS spend_previous_3_months
+    FROM r GROUP BY customer_id HAVING count(*) FILTER (WHERE amount > 0) > 0
+),
+w AS (SELECT * FROM r WHERE day > date_sub(DATE'{as_of}', {w})),
+p AS (SELECT * FROM w WHERE amount > 0),
+win AS (
+    SELECT customer_id,
+           count(*) FILTER (WHERE amount > 0) AS orders,
+           count(DISTINCT month) FILTER (WHERE amount > 0) AS months_active_window,
+           coalesce(sum(amount) FILTER (WHERE amount > 0), 0) AS gross,
+           max(amount) FILTER (WHERE amount > 0) AS max_receipt_amount_window,
+           count(*) FILTER (WHERE amount > 0 AND coupon_used) AS coupon_orders_window,
+           coalesce(sum(discount_amount) FILTER (WHERE amount > 0), 0) AS discount_amount_window,
+           coalesce(sum(item_count) FILTER (WHERE amount > 0), 0) AS items_window,
+           count(*) FILTER (WHERE amount > 0 AND dayofweek(receipt_ts) IN (1, 7)) AS weekend,
+           count(*) FILTER (WHERE amount > 0 AND part = 'night') AS night,
+           count(*) FILTER (WHERE amount > 0 AND part = 'morning') AS morning,
+           count(*) FILTER (WHERE amount > 0 AND part = 'afternoon') AS afternoon,
+           count(*) FILTER (WHERE amount > 0 AND part = 'evening') AS evening,
+           count(*) FILTER (WHERE amount > 0 AND channel = 'store') AS store,
+           count(*) FILTER (WHERE amount > 0 AND channel = 'online') AS online,
+           count(*) FILTER (WHERE amount > 0 AND channel = 'app') AS app,
+           count(DISTINCT channel) FILTER (WHERE amount > 0) AS channels_used_window,
+           count(DISTINCT category) FILTER (WHERE amount > 0) AS categories_window,
+           count(DISTINCT store_id) FILTER (WHERE amount > 0) AS stores_used_window,
+           count(*) FILTER (WHERE amount < 0) AS returns_window,
+           coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS return_amount_window
+    FROM w GROUP BY customer_id
+),
+top_category AS (
+    SELECT customer_id, min_by(category, struct(-s, category)) AS top_category,
+           CAST(max(s) AS DOUBLE) / CAST(sum(s) AS DOUBLE) AS top_category_share
+    FROM (SELECT customer_id, category, sum(amount) AS s FROM p WHERE category IS NOT NULL
+          GROUP BY customer_id, category)
+    GROUP BY customer_id
+),
+top_of AS (  -- the key with the most window purchases, per kind; ties: smallest key
+    SELECT customer_id, kind, min_by(k, struct(-n, k)) AS top_key, max(n) AS top_n
+    FROM (
+        SELECT customer_id, kind, k, count(*) AS n FROM (
+            SELECT customer_id, 'channel' AS kind, channel AS k FROM p
+            UNION ALL SELECT customer_id, 'region', region FROM p
+            UNION ALL SELECT customer_id, 'store', store_id FROM p
+        ) WHERE k IS NOT NULL GROUP BY customer_id, kind, k
+    ) GROUP BY customer_id, kind
+),
+peak AS (
+    SELECT customer_id, min_by(m, struct(-n, m)) AS peak_month_of_year, max(n) AS peak_n
+    FROM (SELECT customer_id, month(day) AS m, count(*) AS n FROM p GROUP BY customer_id, month(day))
+    GROUP BY customer_id
+)
+SELECT l.customer_id, first_channel, months_active_lifetime, coalesce(months_active_window, 0),
+       gross_spend_lifetime, coalesce(gross, 0), max_receipt_amount_lifetime, max_receipt_amount_window,
+       spend_last_3_months, spend_previous_3_months, coalesce(categories_window, 0), top_category,
+       top_category_share,
+       CASE WHEN orders > 0 THEN store / orders END, CASE WHEN orders > 0 THEN online / orders END,
+       CASE WHEN orders > 0 THEN app / orders END, coalesce(channels_used_window, 0), ch.top_key,
+       coalesce(coupon_orders_window, 0), CASE WHEN orders > 0 THEN coupon_orders_window / orders END,
+       coalesce(discount_amount_window, 0), coalesce(items_window, 0),
+       CASE WHEN orders > 0 THEN weekend / orders END, CASE WHEN orders > 0 THEN night / orders END,
+       CASE WHEN orders > 0 THEN morning / orders END, CASE WHEN orders > 0 THEN afternoon / orders END,
+       CASE WHEN orders > 0 THEN evening / orders END,
+       CASE WHEN orders > 0 THEN CASE greatest(night, morning, afternoon, evening)
+            WHEN night THEN 'night' WHEN morning THEN 'morning' WHEN afternoon THEN 'afternoon'
+            ELSE 'evening' END END,
+       peak_month_of_year, CASE WHEN orders > 0 THEN peak_n / orders END,
+       coalesce(returns_window, 0), coalesce(return_amount_window, 0),
+       rg.top_key, CASE WHEN orders > 0 THEN rg.top_n / orders END, st.top_key, coalesce(stores_used_window, 0)
+FROM life l
+LEFT JOIN win USING (customer_id)
+LEFT JOIN top_category USING (customer_id)
+LEFT JOIN peak USING (customer_id)
+LEFT JOIN top_of ch ON ch.customer_id = l.customer_id AND ch.kind = 'channel'
+LEFT JOIN top_of rg ON rg.customer_id = l.customer_id AND rg.kind = 'region'
+LEFT JOIN top_of st ON st.customer_id = l.customer_id AND st.kind = 'store'
+"""
+
+
+def plain_spark_360(
+    spark: SparkSession, lake: Path, out: Path, *, as_of: dt.date, last_3: list[str], previous_3: list[str]
+) -> None:
+    """SPARK_360_SQL on the lake's silver receipts, its columns named as PROFILE_360_COLUMNS,
+    written to ``out`` (Parquet)."""
+    from bench.reference import PROFILE_360_COLUMNS
+
+    spark.read.format("delta").load(f"{lake}/silver/receipts").createOrReplaceTempView("bench_silver_receipts")
+    sql = SPARK_360_SQL.format(
+        as_of=as_of.isoformat(),
+        w=365,
+        last_3=", ".join(f"'{month}'" for month in last_3),
+        previous_3=", ".join(f"'{month}'" for month in previous_3),
+    )
+    spark.sql(sql).toDF(*PROFILE_360_COLUMNS).write.mode("overwrite").parquet(str(out))
+
+
+def check_spark_360(duck: duckdb.DuckDBPyConnection, lake: Path, out: Path) -> None:
+    """Fail unless the Spark 360° query (Parquet ``out``) has DuckDB's 360° values, column by
+    column in PROFILE_360_COLUMNS' order (numbers compared as doubles to 9 decimals)."""
+    from bench.reference import PROFILE_360_COLUMNS
+
+    texts = {"customer_id", "first_channel", "top_category", "main_channel", "preferred_part_of_day"}
+    texts |= {"main_region", "main_store"}
+    values = ", ".join(c if c in texts else f"round(CAST({c} AS DOUBLE), 9)" for c in PROFILE_360_COLUMNS)
+    names = ", ".join(PROFILE_360_COLUMNS)
+    spark_rows = f"SELECT {values} FROM read_parquet('{out}/*.parquet')"
+    duck_rows = f"SELECT {values} FROM read_parquet('{lake}/duckdb-360.parquet') AS t({names})"
+    differing = duck.execute(
+        f"SELECT (SELECT count(*) FROM ({spark_rows} EXCEPT ALL {duck_rows})) "
+        f"+ (SELECT count(*) FROM ({duck_rows} EXCEPT ALL {spark_rows}))"
+    ).fetchone()[0]
+    if differing:
+        raise SystemExit(f"bench: {out} differs from DuckDB's 360° values in {differing:,} rows")
 
 
 def plain_spark_core(

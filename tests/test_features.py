@@ -625,6 +625,39 @@ def test_profile_through_customer_month_equals_duckdb_on_the_receipts(
     assert len({r["main_channel"] for r in ours_360.values()}) == 4  # store, online, app and None (lapsed)
 
 
+def test_bench_spark_360_sql_equals_duckdb_and_its_check_catches_a_difference(
+    spark: SparkSession, generated_lake: Path, tmp_path: Path
+) -> None:
+    """make bench times PROFILE_360_SQL in Spark's dialect against DuckDB: both must give the
+    same rows (the bench checks it each run), and the check must notice one changed value."""
+    from bench.reference import PROFILE_360_SQL, connect
+    from bench.run import check_spark_360, plain_spark_360
+
+    as_of = d("2024-03-15")
+    last_3, previous_3 = trend_months(ProfilePeriod(as_of, 365).last_whole_month)
+    files = [
+        f.removeprefix("file:")
+        for f in spark.read.format("delta").load(f"{generated_lake}/silver/receipts").inputFiles()
+    ]
+    duck = connect(threads=2)
+    params = {"files": files, "as_of": as_of, "w": 365, "last_3": last_3, "previous_3": previous_3}
+    duck.execute(f"COPY ({PROFILE_360_SQL}) TO '{tmp_path}/duckdb-360.parquet' (FORMAT parquet)", params)
+    out = tmp_path / "spark-360.parquet"
+    plain_spark_360(spark, generated_lake, out, as_of=as_of, last_3=last_3, previous_3=previous_3)
+    spark_rows = spark.read.parquet(str(out))
+    assert spark_rows.count() > 300
+    check_spark_360(duck, tmp_path, out)
+
+    changed = tmp_path / "changed.parquet"
+    first = spark_rows.agg(F.min("customer_id")).first()[0]
+    share = F.when(F.col("customer_id") == first, F.col("weekend_order_share") + 0.001)
+    spark_rows.withColumn("weekend_order_share", share.otherwise(F.col("weekend_order_share"))).write.parquet(
+        str(changed)
+    )
+    with pytest.raises(SystemExit, match="differs from DuckDB's 360° values in 2 rows"):
+        check_spark_360(duck, tmp_path, changed)
+
+
 def _close_360(ours: Any, reference: Any) -> bool:
     if isinstance(ours, float) and reference is not None:
         return abs(ours - float(reference)) <= 1e-9
