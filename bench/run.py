@@ -575,11 +575,7 @@ def check_spark_360(duck: duckdb.DuckDBPyConnection, lake: Path, out: Path) -> N
     names = ", ".join(PROFILE_360_COLUMNS)
     spark_rows = f"SELECT {values} FROM read_parquet('{out}/*.parquet')"
     duck_rows = f"SELECT {values} FROM read_parquet('{lake}/duckdb-360.parquet') AS t({names})"
-    differing = duck.execute(
-        f"SELECT (SELECT count(*) FROM ({spark_rows} EXCEPT ALL {duck_rows})) "
-        f"+ (SELECT count(*) FROM ({duck_rows} EXCEPT ALL {spark_rows}))"
-    ).fetchone()[0]
-    if differing:
+    if differing := rows_differing(duck, spark_rows, duck_rows):
         raise SystemExit(f"bench: {out} differs from DuckDB's 360° values in {differing:,} rows")
 
 
@@ -676,12 +672,16 @@ def check_spark_core(duck: duckdb.DuckDBPyConnection, lake: Path, out: Path) -> 
     columns = "customer_id, recency_days, frequency, monetary_amount, length_days, gap_count, gap_sum, gap_sumsq"
     spark_rows = f"SELECT {columns} FROM read_parquet('{out}/*.parquet')"
     duck_rows = f"SELECT {columns} FROM read_parquet('{lake}/duckdb-core.parquet')"
-    differing = duck.execute(
-        f"SELECT (SELECT count(*) FROM ({spark_rows} EXCEPT ALL {duck_rows})) "
-        f"+ (SELECT count(*) FROM ({duck_rows} EXCEPT ALL {spark_rows}))"
-    ).fetchone()[0]
-    if differing:
+    if differing := rows_differing(duck, spark_rows, duck_rows):
         raise SystemExit(f"bench: {out} differs from DuckDB's core in {differing:,} rows")
+
+
+def rows_differing(duck: duckdb.DuckDBPyConnection, left_sql: str, right_sql: str) -> int:
+    """Rows of either query missing from the other, duplicates counted (positional columns)."""
+    return duck.execute(
+        f"SELECT (SELECT count(*) FROM ({left_sql} EXCEPT ALL {right_sql})) "
+        f"+ (SELECT count(*) FROM ({right_sql} EXCEPT ALL {left_sql}))"
+    ).fetchone()[0]
 
 
 COHORT_SQL = """
