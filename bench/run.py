@@ -368,7 +368,16 @@ def bench_features(sizes: list[int], spark_overrides: list[str]) -> str:
             rows.append(versus_row(rows_in, core_seconds[name], core_s, f"{name} vs. DuckDB core"))
         out = lake / "spark-plain-360.parquet"
         spark_360_s = timed(
-            functools.partial(plain_spark_360, spark, lake, out, as_of=as_of, last_3=last_3, previous_3=previous_3)
+            functools.partial(
+                plain_spark_360,
+                spark,
+                lake,
+                out,
+                as_of=as_of,
+                window_days=params["w"],
+                last_3=last_3,
+                previous_3=previous_3,
+            )
         )
         check_spark_360(duck, lake, out)
         rows.append(versus_row(rows_in, spark_360_s, duck_360_s, "plain Spark SQL 360° vs. DuckDB 360°"))
@@ -548,7 +557,14 @@ LEFT JOIN top_of st ON st.customer_id = l.customer_id AND st.kind = 'store'
 
 
 def plain_spark_360(
-    spark: SparkSession, lake: Path, out: Path, *, as_of: dt.date, last_3: list[str], previous_3: list[str]
+    spark: SparkSession,
+    lake: Path,
+    out: Path,
+    *,
+    as_of: dt.date,
+    window_days: int,
+    last_3: list[str],
+    previous_3: list[str],
 ) -> None:
     """SPARK_360_SQL on the lake's silver receipts, its columns named as PROFILE_360_COLUMNS,
     written to ``out`` (Parquet)."""
@@ -557,7 +573,7 @@ def plain_spark_360(
     spark.read.format("delta").load(f"{lake}/silver/receipts").createOrReplaceTempView("bench_silver_receipts")
     sql = SPARK_360_SQL.format(
         as_of=as_of.isoformat(),
-        w=365,
+        w=window_days,
         last_3=", ".join(f"'{month}'" for month in last_3),
         previous_3=", ".join(f"'{month}'" for month in previous_3),
     )
@@ -569,8 +585,15 @@ def check_spark_360(duck: duckdb.DuckDBPyConnection, lake: Path, out: Path) -> N
     column in PROFILE_360_COLUMNS' order (numbers compared as doubles to 9 decimals)."""
     from bench.reference import PROFILE_360_COLUMNS
 
-    texts = {"customer_id", "first_channel", "top_category", "main_channel", "preferred_part_of_day"}
-    texts |= {"main_region", "main_store"}
+    texts = {
+        "customer_id",
+        "first_channel",
+        "top_category",
+        "main_channel",
+        "preferred_part_of_day",
+        "main_region",
+        "main_store",
+    }
     values = ", ".join(c if c in texts else f"round(CAST({c} AS DOUBLE), 9)" for c in PROFILE_360_COLUMNS)
     names = ", ".join(PROFILE_360_COLUMNS)
     spark_rows = f"SELECT {values} FROM read_parquet('{out}/*.parquet')"

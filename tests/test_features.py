@@ -643,7 +643,9 @@ def test_bench_spark_360_sql_equals_duckdb_and_its_check_catches_a_difference(
     params = {"files": files, "as_of": as_of, "w": 365, "last_3": last_3, "previous_3": previous_3}
     duck.execute(f"COPY ({PROFILE_360_SQL}) TO '{tmp_path}/duckdb-360.parquet' (FORMAT parquet)", params)
     out = tmp_path / "spark-360.parquet"
-    plain_spark_360(spark, generated_lake, out, as_of=as_of, last_3=last_3, previous_3=previous_3)
+    plain_spark_360(
+        spark, generated_lake, out, as_of=as_of, window_days=params["w"], last_3=last_3, previous_3=previous_3
+    )
     spark_rows = spark.read.parquet(str(out))
     assert spark_rows.count() > 300
     check_spark_360(duck, tmp_path, out)
